@@ -1,0 +1,102 @@
+"""Session fixtures shared by every test in the workspace: real Postgres, NATS JetStream, Temporal.
+
+Each test run owns its infrastructure: a fresh database on the machine's Postgres (or
+`STEPWISE_TEST_PG_ADMIN_URL`), a nats-server with its own JetStream store and a Temporal dev server,
+both started from wheels on free ports. Tests own their data by using a fresh tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+
+from stepwise_cli.infra import nats_server, temporal_dev_server_headless
+from stepwise_contract.db import create_pool
+from stepwise_contract.migrate import migrate
+from stepwise_contract.temporal import connect_temporal
+
+ADMIN_URL = os.environ.get(
+    "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def temporal_address(stack_home: Path) -> Iterator[str]:
+    proc, address = temporal_dev_server_headless(stack_home)
+    proc.start().wait_ready(60)
+    try:
+        yield address
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(stack_home: Path) -> Iterator[str]:
+    proc, url = nats_server(stack_home)
+    proc.start().wait_ready(30)
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+def _db_url(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"stepwise_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(ADMIN_URL)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await migrate(_db_url(name))
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(ADMIN_URL)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    try:
+        yield _db_url(name)
+    finally:
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(database_url, max_size=20)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_address: str) -> Client:
+    return await connect_temporal(temporal_address, "default")
+
+
+@pytest.fixture
+def tenant_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,63 @@
+"""A Temporal data converter that speaks msgspec.
+
+Temporal's default JSON converter cannot encode `msgspec.Struct`. This replaces its `json/plain`
+encoding converter (the shape of `temporalio.contrib.pydantic`) and keeps the others (None, bytes,
+protobuf). Every `Client.connect` in Stepwise passes `data_converter=DATA_CONVERTER`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    EncodingPayloadConverter,
+    JSONPlainPayloadConverter,
+)
+
+_ENCODING = "json/plain"
+
+
+class MsgspecJSONPayloadConverter(EncodingPayloadConverter):
+    """`json/plain` via msgspec; decoders are built once per target type and cached."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+        self._decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+    @property
+    def encoding(self) -> str:
+        return _ENCODING
+
+    def to_payload(self, value: Any) -> Payload | None:
+        try:
+            data = self._encoder.encode(value)
+        except TypeError:
+            return None
+        return Payload(metadata={"encoding": _ENCODING.encode()}, data=data)
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        decoder = self._decoders.get(type_hint)
+        if decoder is None:
+            target: Any = Any if type_hint is None else type_hint
+            decoder = msgspec.json.Decoder(target)
+            self._decoders[type_hint] = decoder
+        return decoder.decode(payload.data)
+
+
+class MsgspecPayloadConverter(CompositePayloadConverter):
+    def __init__(self) -> None:
+        json_converter = MsgspecJSONPayloadConverter()
+        super().__init__(
+            *(
+                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+DATA_CONVERTER = DataConverter(payload_converter_class=MsgspecPayloadConverter)

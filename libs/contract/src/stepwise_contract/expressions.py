@@ -1,0 +1,404 @@
+"""JSONata expressions with Stepwise's allowlist and deterministic limits (SPEC §4).
+
+Used by the worker (inside workflow code: no clock, no I/O), by the router (trigger payload
+mappings) and by the API (publish validation). Sources are compiled once and cached.
+
+- `==` is accepted as `=`; the reference's helpers `nowIso`, `coalesce`, `len`, `toString`,
+  `append` are callable with or without `$`.
+- Only allowlisted functions may be called; `$now`, `$millis`, `$random` and `$eval` are refused
+  (clock and randomness break replay). `nowIso()` reads the caller-supplied clock (workflow time).
+- Evaluation budget: bounded node evaluations and depth — never wall-clock time.
+- The result is capped at 256 KiB of JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import jsonata
+import msgspec
+from jsonata import jexception, utils
+
+MAX_RESULT_BYTES: Final = 256 * 1024
+MAX_WORK: Final = 200_000
+MAX_DEPTH: Final = 200
+
+CUSTOM_FUNCTIONS: Final = frozenset({"nowIso", "coalesce", "len", "toString", "append"})
+
+# JSONata built-ins that are pure and deterministic. Documented in docs/expressions.md.
+SAFE_BUILTINS: Final = frozenset(
+    {
+        # string
+        "string",
+        "length",
+        "substring",
+        "substringBefore",
+        "substringAfter",
+        "uppercase",
+        "lowercase",
+        "trim",
+        "pad",
+        "contains",
+        "split",
+        "join",
+        "replace",
+        "match",
+        "base64encode",
+        "base64decode",
+        "encodeUrlComponent",
+        "encodeUrl",
+        "decodeUrlComponent",
+        "decodeUrl",
+        "formatNumber",
+        "formatBase",
+        "formatInteger",
+        "parseInteger",
+        # numeric
+        "number",
+        "abs",
+        "floor",
+        "ceil",
+        "round",
+        "power",
+        "sqrt",
+        "sum",
+        "max",
+        "min",
+        "average",
+        "count",
+        # array / object
+        "sort",
+        "reverse",
+        "distinct",
+        "zip",
+        "keys",
+        "lookup",
+        "spread",
+        "merge",
+        "each",
+        "shuffle_is_not_allowed",
+        "map",
+        "filter",
+        "reduce",
+        "single",
+        "sift",
+        # boolean / type
+        "boolean",
+        "not",
+        "exists",
+        "type",
+        "assert",
+        "error",
+        # date conversions that do not read the clock
+        "toMillis",
+        "fromMillis",
+    }
+) - {"shuffle_is_not_allowed"}
+
+_BARE_CALL = re.compile(r"(?<![\w$.])(" + "|".join(sorted(CUSTOM_FUNCTIONS)) + r")\s*\(")
+UNDEFINED: Final = msgspec.UNSET  # the final result of an expression that produced nothing
+
+
+class ExpressionError(Exception):
+    """An expression failed to compile or evaluate. `step_path` is filled in by the interpreter."""
+
+    def __init__(self, message: str, *, source: str, step_path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.step_path = step_path
+
+    def with_step(self, step_path: str) -> ExpressionError:
+        return ExpressionError(self.message, source=self.source, step_path=step_path)
+
+    def __str__(self) -> str:
+        where = f" at {self.step_path}" if self.step_path else ""
+        return f"{self.message}{where} (expression: {self.source})"
+
+
+def _rewrite(source: str) -> str:
+    """`==` → `=`, bare helper calls → `$helper(`, leaving string literals and names untouched."""
+    out: list[str] = []
+    i, n = 0, len(source)
+    chunk_start = 0
+
+    def flush(end: int) -> None:
+        code = source[chunk_start:end].replace("==", "=")
+        out.append(_BARE_CALL.sub(lambda m: "$" + m.group(1) + "(", code))
+
+    while i < n:
+        ch = source[i]
+        if ch in "\"'`":
+            flush(i)
+            j = i + 1
+            while j < n and source[j] != ch:
+                j += 2 if source[j] == "\\" else 1
+            out.append(source[i : j + 1])
+            i = j + 1
+            chunk_start = i
+            continue
+        if ch == "/" and i + 1 < n and source[i + 1] == "*":
+            j = source.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            flush(i)
+            out.append(source[i:j])
+            i = j
+            chunk_start = i
+            continue
+        i += 1
+    flush(n)
+    return "".join(out)
+
+
+_AST_SKIP = {"_outer_instance", "token", "position", "signature", "_jsonata_lambda"}
+
+
+def _walk(node: Any, seen: set[int]) -> Any:
+    if isinstance(node, list | tuple):
+        for item in node:
+            yield from _walk(item, seen)
+        return
+    if not hasattr(node, "__dict__") or id(node) in seen:
+        return
+    if type(node).__module__ != "jsonata.parser":
+        return
+    seen.add(id(node))
+    yield node
+    for key, value in vars(node).items():
+        if key not in _AST_SKIP and value is not None:
+            yield from _walk(value, seen)
+
+
+def _check_functions(ast: Any, source: str) -> None:
+    nodes = list(_walk(ast, set()))
+    local_names: set[str] = set()
+    for node in nodes:
+        if node.type == "bind" and getattr(node.lhs, "value", None):
+            local_names.add(str(node.lhs.value))
+        if node.type == "lambda":
+            for arg in node.arguments or []:
+                if getattr(arg, "value", None):
+                    local_names.add(str(arg.value))
+    for node in nodes:
+        if node.type in ("function", "partial"):
+            proc = node.procedure
+            if getattr(proc, "type", None) != "variable":
+                continue
+            name = str(proc.value)
+            if name in CUSTOM_FUNCTIONS or name in SAFE_BUILTINS or name in local_names:
+                continue
+            raise ExpressionError(f"function ${name} is not allowed", source=source)
+        elif node.type == "variable" and node.value in ("now", "millis", "random", "eval"):
+            raise ExpressionError(f"function ${node.value} is not allowed", source=source)
+
+
+class _BudgetExceeded(Exception):
+    pass
+
+
+class _Budget(threading.local):
+    work = 0
+    depth = 0
+
+
+_budget = _Budget()
+
+
+def _on_entry(_expr: Any, _input: Any, env: Any) -> None:
+    _budget.work += 1
+    _budget.depth += 1
+    if _budget.work > MAX_WORK:
+        raise _BudgetExceeded(f"evaluation budget of {MAX_WORK} steps exceeded")
+    if _budget.depth > MAX_DEPTH:
+        raise _BudgetExceeded(f"evaluation deeper than {MAX_DEPTH} levels")
+
+
+def _on_exit(_expr: Any, _input: Any, _env: Any, _res: Any) -> None:
+    _budget.depth -= 1
+
+
+def _to_json(value: Any) -> Any:
+    """Plain JSON values: JSONata sequences become lists, integral floats become ints."""
+    if value is None:
+        return None
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    raise TypeError("an expression may not return a function")
+
+
+def _json_arg(value: Any) -> Any:
+    return None if value is None else _to_json(utils.Utils.convert_nulls(value))
+
+
+def _coalesce(*args: Any) -> Any:
+    for arg in args:
+        if arg is not None and arg is not utils.Utils.NULL_VALUE:
+            return arg
+    return None
+
+
+def _len(value: Any) -> int:
+    value = _json_arg(value)
+    if value is None:
+        return 0
+    if isinstance(value, str | list | dict):
+        return len(value)
+    return len(str(value))
+
+
+def _to_string(value: Any) -> str:
+    value = _json_arg(value)
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+def _append(items: Any, value: Any) -> list[Any]:
+    base = _json_arg(items)
+    base = [] if base is None else (list(base) if isinstance(base, list) else [base])
+    return [*base, _json_arg(value)]
+
+
+class CompiledExpression:
+    """One compiled JSONata source; thread-safe to evaluate (state is per thread)."""
+
+    __slots__ = ("_jsonata", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            compiled = jsonata.Jsonata(_rewrite(source))
+        except jexception.JException as exc:
+            raise ExpressionError(f"syntax error: {exc}", source=source) from None
+        except Exception as exc:
+            raise ExpressionError(f"syntax error: {exc}", source=source) from None
+        _check_functions(compiled.ast, source)
+        compiled.set_output_convert_nulls(False)
+        compiled.environment.set_evaluate_entry_callback(_on_entry)
+        compiled.environment.set_evaluate_exit_callback(_on_exit)
+        compiled.register_lambda("coalesce", _coalesce)
+        compiled.register_lambda("len", _len)
+        compiled.register_lambda("toString", _to_string)
+        compiled.register_lambda("append", _append)
+        self._jsonata = compiled
+
+    def evaluate(self, context: Mapping[str, Any], *, now_iso: Callable[[], str]) -> Any:
+        """Evaluate against `context`; returns `UNDEFINED` when the result is undefined."""
+        _budget.work = 0
+        _budget.depth = 0
+        bindings = {"nowIso": jsonata.Jsonata.JLambda(lambda: now_iso())}
+        try:
+            raw = self._jsonata.evaluate(context, bindings)
+        except jexception.JException as exc:
+            raise ExpressionError(str(exc), source=self.source) from None
+        except _BudgetExceeded as exc:
+            raise ExpressionError(str(exc), source=self.source) from None
+        except RecursionError:
+            raise ExpressionError("expression too deep", source=self.source) from None
+        except ExpressionError:
+            raise
+        except Exception as exc:
+            raise ExpressionError(f"{type(exc).__name__}: {exc}", source=self.source) from None
+        if raw is None:
+            return UNDEFINED
+        try:
+            result = _to_json(utils.Utils.convert_nulls(raw))
+        except TypeError as exc:
+            raise ExpressionError(str(exc), source=self.source) from None
+        if (
+            isinstance(result, dict | list | str)
+            and len(msgspec.json.encode(result)) > MAX_RESULT_BYTES
+        ):
+            raise ExpressionError(
+                f"expression result exceeds {MAX_RESULT_BYTES} bytes", source=self.source
+            )
+        return result
+
+
+_cache: dict[str, CompiledExpression] = {}
+_cache_lock = threading.Lock()
+
+
+def compile_expression(source: str) -> CompiledExpression:
+    """Compile once per source string (process-wide cache)."""
+    found = _cache.get(source)
+    if found is not None:
+        return found
+    if not isinstance(source, str) or not source.strip():
+        raise ExpressionError("expression must be a non-empty string", source=str(source))
+    compiled = CompiledExpression(source)
+    with _cache_lock:
+        _cache.setdefault(source, compiled)
+    return compiled
+
+
+def is_expr(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "$expr" in value
+
+
+def is_secret_ref(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "$secret" in value
+
+
+def expression_context(scopes: Mapping[str, Any]) -> dict[str, Any]:
+    """The input document: `vars` reachable by bare name, the named scopes on top."""
+    variables = scopes.get("vars") or {}
+    context: dict[str, Any] = dict(variables) if isinstance(variables, dict) else {}
+    context.update(scopes)
+    return context
+
+
+def iter_expressions(value: Any) -> Any:
+    """Every `$expr` source inside a literal config value (walked recursively)."""
+    if is_expr(value):
+        yield value["$expr"]
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from iter_expressions(item)
+
+
+def resolve_value(
+    value: Any, context: Mapping[str, Any], *, now_iso: Callable[[], str], keep_secrets: bool = True
+) -> Any:
+    """Resolve `$expr` everywhere inside a literal; `$secret` refs are kept for the activity.
+
+    An expression whose result is undefined is dropped from an enclosing object (as JSONata's own
+    object constructors do) and becomes null inside an array; at the top level it is `UNDEFINED`.
+    """
+    if is_expr(value):
+        source = value["$expr"]
+        if not isinstance(source, str):
+            raise ExpressionError("$expr must be a string", source=str(source))
+        return compile_expression(source).evaluate(context, now_iso=now_iso)
+    if is_secret_ref(value):
+        return value if keep_secrets else UNDEFINED
+    if isinstance(value, dict):
+        resolved: dict[str, Any] = {}
+        for key, item in value.items():
+            out = resolve_value(item, context, now_iso=now_iso, keep_secrets=keep_secrets)
+            if out is not UNDEFINED:
+                resolved[key] = out
+        return resolved
+    if isinstance(value, list):
+        items = [
+            resolve_value(v, context, now_iso=now_iso, keep_secrets=keep_secrets) for v in value
+        ]
+        return [None if v is UNDEFINED else v for v in items]
+    return value

@@ -1,0 +1,120 @@
+"""Reading typed settings from the environment, once, at a service's entry point (SPEC §12).
+
+Each service declares its own frozen settings Struct and a `from_env(environ)` built from these
+readers; a bad value raises `SettingsError`, which `run_service` turns into a clear message and
+exit status 2. Nothing below `main` reads `os.environ`.
+
+There is deliberately no reader for an engine or a task queue: neither is configurable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import msgspec
+
+DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/stepwise"
+DEFAULT_TEMPORAL_ADDRESS: Final = "127.0.0.1:7233"
+DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def env_str(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(
+    environ: Mapping[str, str], name: str, default: int, *, minimum: int | None = None
+) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def env_float(
+    environ: Mapping[str, str], name: str, default: float, *, minimum: float | None = None
+) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def env_choice(environ: Mapping[str, str], name: str, default: str, choices: set[str]) -> str:
+    value = env_str(environ, name, default)
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} must be one of {sorted(choices)}")
+    return value
+
+
+def env_port(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = env_int(environ, name, default, minimum=0)
+    if value > 65535:
+        raise SettingsError(f"{name}={value} is not a TCP port")
+    return value
+
+
+class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What every service needs to reach its dependencies."""
+
+    database_url: str
+    temporal_address: str
+    temporal_namespace: str
+    nats_url: str
+    log_format: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CommonSettings:
+        database_url = env_str(environ, "DATABASE_URL", DEFAULT_DATABASE_URL)
+        if not database_url.startswith(("postgres://", "postgresql://")):
+            raise SettingsError(f"DATABASE_URL={database_url!r} must be a postgresql:// URL")
+        nats_url = env_str(environ, "NATS_URL", DEFAULT_NATS_URL)
+        if not nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise SettingsError(f"NATS_URL={nats_url!r} must be a nats:// URL")
+        temporal_address = env_str(environ, "TEMPORAL_ADDRESS", DEFAULT_TEMPORAL_ADDRESS)
+        if ":" not in temporal_address:
+            raise SettingsError(f"TEMPORAL_ADDRESS={temporal_address!r} must be host:port")
+        return cls(
+            database_url=database_url,
+            temporal_address=temporal_address,
+            temporal_namespace=env_str(environ, "TEMPORAL_NAMESPACE", "default"),
+            nats_url=nats_url,
+            log_format=env_choice(environ, "STEPWISE_LOG_FORMAT", "json", {"json", "console"}),
+            log_level=env_choice(
+                environ, "STEPWISE_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}
+            ),
+        )
