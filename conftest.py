@@ -15,12 +15,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from temporalio.client import Client
-
 from stepwise_cli.infra import nats_server, temporal_dev_server_headless
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import migrate
 from stepwise_contract.temporal import connect_temporal
+from temporalio.client import Client
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -7,7 +7,6 @@ from typing import Any
 
 import msgspec
 import pytest
-
 from stepwise_contract import envelope, http, payloads
 from stepwise_contract.converter import DATA_CONVERTER
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from stepwise_contract.actions import builtin_catalog
 from stepwise_contract.validation import parse_assign_path, validate_definition
 

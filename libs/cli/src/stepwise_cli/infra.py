@@ -23,7 +23,7 @@ def _bin(name: str) -> str:
 def temporal_dev_server(
     home: Path, port: int | None = None, ui_port: int | None = None
 ) -> tuple[ManagedProcess, str, str]:
-    """A Temporal dev server with its SQLite file under `home`; returns (process, address, UI URL)."""
+    """A Temporal dev server (SQLite under `home`); returns (process, address, UI URL)."""
     port = free_port(port)
     ui = free_port(ui_port)
     argv = [
