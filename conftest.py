@@ -99,3 +99,17 @@ async def temporal_client(temporal_address: str) -> Client:
 @pytest.fixture
 def tenant_id() -> str:
     return str(uuid.uuid4())
+
+
+@pytest.fixture(scope="session")
+def service_env(database_url: str, temporal_address: str, nats_url: str) -> dict[str, str]:
+    """Environment for a service started as a real process against this run's infrastructure."""
+    return {
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": temporal_address,
+        "TEMPORAL_NAMESPACE": "default",
+        "NATS_URL": nats_url,
+        "STEPWISE_LOG_FORMAT": "json",
+        "STEPWISE_SECRET_KEY": "test-secret-key",
+        "STEPWISE_BIND_HOST": "127.0.0.1",
+    }
