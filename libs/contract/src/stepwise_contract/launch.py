@@ -1,0 +1,146 @@
+"""Launching a run: the run row first, then the Temporal start — shared by api, router and sweeper.
+
+The row is written before the start so a crash between the two leaves a `RUNNING` row with
+`temporal_run_id IS NULL`, which the sweeper's launch reconciliation finds and starts (the start is
+idempotent by workflow id) or, past a deadline, marks `FAILED` with `stage: "launch"`. A start that
+fails outright marks the run `FAILED` at once. Either way no accepted run is silently stranded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from stepwise_contract.names import (
+    DEFAULT_EXECUTION_TIMEOUT_S,
+    TASK_QUEUE,
+    WORKFLOW_TYPE,
+    workflow_id_for,
+)
+from stepwise_contract.payloads import RunInput
+
+log = structlog.get_logger("stepwise.launch")
+
+INSERT_RUN = """
+INSERT INTO workflow_runs (
+    run_id, tenant, workflow_id, workflow_version, status, input_json, engine,
+    temporal_workflow_id, definition_hash, trigger_type, trigger_metadata_json, trigger_fire_key,
+    event_type, parent_run_id, root_run_id, idempotency_key, idempotency_hash, node_path
+) VALUES ($1, $2, $3, $4, 'RUNNING', $5, 'temporal', $6, $7, $8, $9, $10, $11, $12, $13, $14,
+          $15, NULL)
+"""
+
+
+async def insert_run(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    run_id: uuid.UUID,
+    tenant: uuid.UUID,
+    workflow_id: uuid.UUID,
+    workflow_version: int,
+    input_json: Any,
+    definition_hash: str | None,
+    trigger_type: str | None = None,
+    trigger_metadata: Any = None,
+    trigger_fire_key: str | None = None,
+    event_type: str | None = None,
+    parent_run_id: uuid.UUID | None = None,
+    root_run_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    idempotency_hash: str | None = None,
+) -> None:
+    """Insert the `RUNNING` row of a new run (engine 'temporal', no Temporal run id yet)."""
+    await conn.execute(
+        INSERT_RUN,
+        run_id, tenant, workflow_id, workflow_version, input_json,
+        workflow_id_for(str(run_id)), definition_hash, trigger_type, trigger_metadata,
+        trigger_fire_key, event_type, parent_run_id, root_run_id or run_id, idempotency_key,
+        idempotency_hash,
+    )  # fmt: skip
+
+
+def run_input_for(row: asyncpg.Record | dict[str, Any]) -> RunInput:
+    """The workflow input of a run row (also used by reconciliation)."""
+    parent = row["parent_run_id"]
+    return RunInput(
+        run_id=str(row["run_id"]),
+        tenant_id=str(row["tenant"]),
+        workflow_id=str(row["workflow_id"]),
+        workflow_version=int(row["workflow_version"]),
+        trigger_type=row["trigger_type"],
+        execution_key=row["trigger_fire_key"] or row["idempotency_key"],
+        parent_run_id=str(parent) if parent else None,
+        root_run_id=str(row["root_run_id"]) if row["root_run_id"] else None,
+    )
+
+
+async def start_run(client: Client, run_input: RunInput) -> str:
+    """Start the interpreter workflow of a run (idempotent by workflow id); its Temporal run id."""
+    workflow_id = workflow_id_for(run_input.run_id)
+    try:
+        handle = await client.start_workflow(
+            WORKFLOW_TYPE,
+            run_input,
+            id=workflow_id,
+            task_queue=TASK_QUEUE,
+            execution_timeout=timedelta(seconds=DEFAULT_EXECUTION_TIMEOUT_S),
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        assert handle.result_run_id is not None
+        return handle.result_run_id
+    except WorkflowAlreadyStartedError:
+        # Started before (and already closed): the existing execution is this run's.
+        description = await client.get_workflow_handle(workflow_id).describe()
+        return description.run_id
+
+
+async def record_started(
+    pool: asyncpg.Pool | asyncpg.Connection, run_id: uuid.UUID, temporal_run_id: str
+) -> None:
+    await pool.execute(
+        "UPDATE workflow_runs SET temporal_run_id = $2, updated_at = now()"
+        " WHERE run_id = $1 AND temporal_run_id IS NULL",
+        run_id, temporal_run_id,
+    )  # fmt: skip
+
+
+async def mark_launch_failed(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    run_id: uuid.UUID,
+    message: str,
+    *,
+    category: str = "TransientError",
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """The run could not be started: it FAILS visibly with `stage: "launch"`."""
+    error = {"category": category, "message": message, "stage": "launch", **(extra or {})}
+    await pool.execute(
+        "UPDATE workflow_runs SET status = 'FAILED', error_json = $2, completed_at = now(),"
+        " updated_at = now() WHERE run_id = $1 AND status IN ('RUNNING', 'WAITING')",
+        run_id, error,
+    )  # fmt: skip
+
+
+async def launch(pool: asyncpg.Pool, client: Client, run_input: RunInput) -> str | None:
+    """Start an already-inserted run and record its Temporal run id; on failure, FAIL the run.
+
+    Returns the Temporal run id, or None when the start failed (the run is then FAILED).
+    """
+    run_id = uuid.UUID(run_input.run_id)
+    try:
+        temporal_run_id = await start_run(client, run_input)
+    except Exception as exc:
+        log.error("run_launch_failed", run_id=run_input.run_id, tenant=run_input.tenant_id,
+                  error=str(exc))  # fmt: skip
+        await mark_launch_failed(pool, run_id, f"Temporal start failed: {exc}")
+        return None
+    await record_started(pool, run_id, temporal_run_id)
+    return temporal_run_id
