@@ -1,0 +1,1 @@
+"""Actions: the registry, the invocation wrapper and the built-in handlers (SPEC §6)."""
