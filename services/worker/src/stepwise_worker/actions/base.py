@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 from stepwise_contract.actions import ActionDeclaration
@@ -67,8 +67,7 @@ class ActionContext:
     settings: ActionSettings = field(default_factory=ActionSettings)
 
 
-class Handler(Protocol):
-    def __call__(self, payload: JSONObject, ctx: ActionContext) -> Awaitable[JSONObject]: ...
+Handler = Callable[[JSONObject, ActionContext], Awaitable[JSONObject]]
 
 
 @dataclass(frozen=True, slots=True)

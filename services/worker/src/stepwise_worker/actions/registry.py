@@ -16,7 +16,7 @@ class ActionRegistry:
 
     @classmethod
     def default(cls) -> ActionRegistry:
-        """Built-ins and every installed plugin (a plugin declares id, version, schemas, handler)."""
+        """Built-ins and every installed plugin (declaring id, version, schemas, handler)."""
         plugins = [Action(declaration=declaration_of(p), handler=p.handler) for p in load_plugins()]
         return cls([*builtin_actions(), *plugins])
 
