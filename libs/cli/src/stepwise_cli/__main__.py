@@ -1,0 +1,33 @@
+"""`stepwise`: the command-line entry point; one module per command, each exposing `register`.
+
+A command module's `register(subparsers)` adds its parser and sets `func` (args → exit status)
+with `parser.set_defaults(func=...)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from stepwise_cli import dev_command
+
+COMMANDS = (dev_command,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepwise", description="Stepwise command-line tool")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
