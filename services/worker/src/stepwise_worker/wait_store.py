@@ -1,0 +1,551 @@
+"""Postgres side of the long-lived steps: waits, human tasks, child runs, quota, cancellation.
+
+Every method is a LOCAL activity (one Struct in, one out) of a class holding the asyncpg pool, so a
+wait costs no regular-activity round trip. Ids (wait, task, child run) are allocated by the
+workflow (`workflow.uuid4()`) and passed in, so a local activity executed twice (a worker crash
+before its marker was recorded) writes the same row once: inserts are `ON CONFLICT DO NOTHING`,
+updates are guarded by the status they move from.
+
+Wait rows are the routing index of SPEC §5.4 (the router signals runs through them); Temporal,
+not these rows, decides what a run consumes. `reserve_step_unit` is also a plain coroutine so the
+step-start projection can reserve quota and insert the step row in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+import msgspec
+from stepwise_contract.dsl import Filter
+from stepwise_contract.launch import insert_run
+from stepwise_contract.names import workflow_id_for
+from stepwise_contract.payloads import EventSignal
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from stepwise_worker.filters import filters_pass
+
+QUOTA_REASON: Final = "workflow_step_quota_exceeded"
+QUOTA_MESSAGE: Final = "Workflow step quota exceeded for current billing period"
+DEFAULT_LOOKBACK_S: Final = 300.0
+BUFFER_SCAN_LIMIT: Final = 200
+
+
+class StoreStruct(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of this module's activity inputs and outputs."""
+
+
+class Done(StoreStruct, frozen=True, kw_only=True):
+    changed: int = 0
+
+
+class OpenWait(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    wait_id: str
+    step_path: str
+    wait_type: str  # event | time | human | quota
+    key: str | None = None
+    event_name: str | None = None
+    timeout_at: datetime | None = None
+    payload: Any = None
+
+
+class WaitOpened(StoreStruct, frozen=True, kw_only=True):
+    wait_id: str
+
+
+class BufferCheck(StoreStruct, frozen=True, kw_only=True):
+    """Look for an event that arrived before the wait was registered (SPEC §5.4)."""
+
+    tenant_id: str
+    run_id: str
+    event_name: str
+    correlation_key: str | None = None  # None: any key matches
+    filters: list[Filter] = []
+    consumed_event_ids: list[str] = []
+
+
+class BufferHit(StoreStruct, frozen=True, kw_only=True):
+    event: EventSignal | None = None
+
+
+class ResolveWait(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    wait_id: str
+    status: str = "RESOLVED"  # RESOLVED | CANCELED
+    payload_patch: dict[str, Any] = {}
+
+
+class CreateHumanTask(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    step_path: str
+    task_id: str
+    wait_id: str
+    event_name: str
+    task_type: str
+    title: str
+    description: str | None = None
+    context_data: Any = None
+    form_schema: Any = None
+
+
+class ResolveHumanTask(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    task_id: str
+    wait_id: str
+    status: str = "COMPLETED"  # COMPLETED | CANCELED
+    event_name: str | None = None
+    response: Any = None
+
+
+class CreateChildRun(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    parent_run_id: str
+    root_run_id: str
+    parent_step_path: str
+    child_run_id: str
+    workflow_id: str  # the child definition's workflow_id, or its key
+    workflow_version: int | None = None  # None: latest published
+    payload: Any = None
+    retry_of_run_id: str | None = None
+
+
+class ChildRunCreated(StoreStruct, frozen=True, kw_only=True):
+    child_run_id: str
+    workflow_id: str
+    workflow_version: int
+    temporal_workflow_id: str
+
+
+class ChildRunStarted(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    child_run_id: str
+    temporal_run_id: str
+
+
+class ReserveQuota(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+
+
+class QuotaReservation(StoreStruct, frozen=True, kw_only=True):
+    """`reserved`, or the figures that refused it (`limit` None = unlimited)."""
+
+    reserved: bool
+    limit: int | None = None
+    used: int = 0
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+class PauseForQuota(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    wait_id: str
+    step_path: str
+    at: datetime
+    reservation: QuotaReservation
+
+
+class ResumeFromQuota(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    wait_id: str
+    step_path: str
+
+
+class CancelRun(StoreStruct, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    node_path: str | None = None
+    at: datetime
+    message: str = "Run canceled"
+
+
+# -- SQL ---------------------------------------------------------------------------------------
+
+INSERT_WAIT = """
+INSERT INTO workflow_run_waits (wait_id, tenant, run_id, step_path, wait_type, key, event_name,
+                                timeout_at, status, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'WAITING', $9)
+ON CONFLICT (wait_id) DO NOTHING
+"""
+
+# Candidates of the recent-event buffer for one wait, oldest first. With no key every key matches,
+# so an event buffered under several derived keys is offered once. The run's own trigger event
+# (its metadata `eventId`, or the event id inside its fire key `event:<event_id>:<workflow_id>`)
+# and events this run already consumed are never offered.
+BUFFER_CANDIDATES = """
+WITH run AS (
+    SELECT started_at,
+           trigger_metadata_json ->> 'eventId' AS trigger_event_id,
+           substring(trigger_fire_key from '^event:(.*):[^:]*$') AS fire_event_id
+    FROM workflow_runs WHERE tenant = $1 AND run_id = $2
+), hits AS (
+    SELECT DISTINCT ON (e.event_id)
+           e.event_id, e.event_name, e.correlation_key, e.payload, e.received_at
+    FROM workflow_recent_events e, run
+    WHERE e.tenant = $1
+      AND e.event_name = $3
+      AND ($4::text IS NULL OR e.correlation_key = $4)
+      AND e.received_at >= run.started_at
+      AND e.received_at >= now() - make_interval(secs => $5)
+      AND e.event_id IS DISTINCT FROM run.trigger_event_id
+      AND e.event_id IS DISTINCT FROM run.fire_event_id
+      AND NOT (e.event_id = ANY ($6::text[]))
+    ORDER BY e.event_id, e.received_at
+)
+SELECT * FROM hits ORDER BY received_at, event_id LIMIT $7
+"""
+
+RESOLVE_WAIT = """
+UPDATE workflow_run_waits
+SET status = $3, resolved_at = now(), payload = coalesce(payload, '{}'::jsonb) || $4::jsonb
+WHERE tenant = $1 AND wait_id = $2 AND status = 'WAITING'
+"""
+
+INSERT_TASK = """
+INSERT INTO workflow_tasks (task_id, tenant, run_id, step_path, task_type, title, description,
+                            context_data, form_schema, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'PENDING')
+ON CONFLICT (task_id) DO NOTHING
+"""
+
+RESOLVE_TASK = """
+UPDATE workflow_tasks
+SET status = $3, response_json = coalesce($4::jsonb, response_json), updated_at = now(),
+    completed_at = CASE WHEN $3 = 'COMPLETED' THEN now() ELSE completed_at END
+WHERE tenant = $1 AND task_id = $2 AND status = 'PENDING'
+"""
+
+# Given a version: that one; else the latest published. `workflow_id` may be the uuid or the key.
+CHILD_VERSION = """
+SELECT v.workflow_id, v.version, v.definition_hash
+FROM workflow_definition_versions v
+JOIN workflow_definitions d ON d.workflow_id = v.workflow_id AND d.tenant = v.tenant
+WHERE v.tenant = $1 AND (d.workflow_id::text = $2 OR d.key = $2)
+  AND ($3::int IS NULL OR v.version = $3)
+ORDER BY v.version DESC
+LIMIT 1
+"""
+
+# One atomic statement: count a step start in the tenant's current period (UTC calendar month)
+# only while capacity exists. The limit is read from `tenants` at each reservation, so a raised
+# limit takes effect at once; a tenant without a row (or a NULL limit) is unlimited.
+# ON CONFLICT … DO UPDATE … WHERE locks the counter row and re-checks on its latest version, so
+# concurrent reservations never exceed the limit. When refused, the figures come from the
+# statement's snapshot (only used for display).
+RESERVE_STEP = """
+WITH lim AS (
+    SELECT (SELECT step_quota_limit FROM tenants WHERE tenant = $1) AS quota,
+           date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS p_start,
+           (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')
+               AT TIME ZONE 'UTC' AS p_end
+), bumped AS (
+    INSERT INTO workflow_step_usage_periods AS u
+        (tenant, period_start, period_end, effective_limit, used_count)
+    SELECT $1, lim.p_start, lim.p_end, lim.quota, 1
+    FROM lim WHERE lim.quota IS NULL OR lim.quota > 0
+    ON CONFLICT (tenant, period_start) DO UPDATE
+        SET used_count = u.used_count + 1, effective_limit = excluded.effective_limit,
+            updated_at = now()
+        WHERE excluded.effective_limit IS NULL OR u.used_count < excluded.effective_limit
+    RETURNING u.used_count, u.effective_limit
+)
+SELECT (SELECT count(*) FROM bumped) = 1 AS reserved,
+       coalesce((SELECT effective_limit FROM bumped), lim.quota) AS quota,
+       coalesce((SELECT used_count FROM bumped),
+                (SELECT used_count FROM workflow_step_usage_periods
+                 WHERE tenant = $1 AND period_start = lim.p_start), 0) AS used,
+       lim.p_start AS period_start,
+       lim.p_end AS period_end
+FROM lim
+"""
+
+PAUSE_RUN = """
+UPDATE workflow_runs
+SET status = 'WAITING', node_path = $3, error_json = $4, updated_at = now()
+WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')
+"""
+
+RESUME_RUN = """
+UPDATE workflow_runs
+SET status = 'RUNNING', error_json = NULL, updated_at = now()
+WHERE tenant = $1 AND run_id = $2 AND status = 'WAITING'
+"""
+
+CANCEL_STEPS = """
+UPDATE workflow_run_steps
+SET status = 'CANCELED', completed_at = now(),
+    duration_ms = (extract(epoch FROM now() - started_at) * 1000)::int
+WHERE tenant = $1 AND run_id = $2 AND status = 'STARTED'
+"""
+
+CANCEL_WAITS = """
+UPDATE workflow_run_waits SET status = 'CANCELED', resolved_at = now()
+WHERE tenant = $1 AND run_id = $2 AND status = 'WAITING'
+"""
+
+CANCEL_TASKS = """
+UPDATE workflow_tasks SET status = 'CANCELED', updated_at = now()
+WHERE tenant = $1 AND run_id = $2 AND status = 'PENDING'
+"""
+
+CANCEL_RUN = """
+UPDATE workflow_runs
+SET status = 'CANCELED', node_path = NULL, completed_at = now(), updated_at = now(),
+    error_json = $3
+WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')
+"""
+
+
+def _changed(status: str) -> int:
+    """Rows touched, from asyncpg's command tag (`UPDATE 3`, `INSERT 0 1`)."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _uuid(value: str) -> uuid.UUID:
+    return uuid.UUID(value)
+
+
+async def reserve_step_unit(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str
+) -> QuotaReservation:
+    """Reserve one step start of the tenant's quota for the current period (SPEC §5.5)."""
+    row = await conn.fetchrow(RESERVE_STEP, _uuid(tenant_id))
+    assert row is not None
+    return QuotaReservation(
+        reserved=bool(row["reserved"]),
+        limit=row["quota"],
+        used=int(row["used"]),
+        period_start=row["period_start"],
+        period_end=row["period_end"],
+    )
+
+
+def quota_pause_payload(reservation: QuotaReservation) -> dict[str, Any]:
+    """What a quota wait records (and the API's `quotaPause` shows)."""
+    return {
+        "reason": QUOTA_REASON,
+        "periodStart": _iso(reservation.period_start),
+        "periodEnd": _iso(reservation.period_end),
+        "usedCount": reservation.used,
+        "effectiveLimit": reservation.limit,
+        "periodSource": "fallback_calendar",
+        "limitSource": "tenant",
+    }
+
+
+class WaitStore:
+    """The local activities of waits, human tasks, child runs, quota and cancellation."""
+
+    def __init__(self, pool: asyncpg.Pool, *, lookback_s: float = DEFAULT_LOOKBACK_S) -> None:
+        self._pool = pool
+        self._lookback_s = lookback_s
+
+    def activities(self) -> list[Any]:
+        """Every activity of this store, for `Worker(activities=…)`."""
+        return [
+            self.open_wait,
+            self.check_buffer,
+            self.resolve_wait,
+            self.create_human_task,
+            self.resolve_human_task,
+            self.create_child_run,
+            self.record_child_started,
+            self.reserve_quota,
+            self.pause_for_quota,
+            self.resume_from_quota,
+            self.cancel_run,
+        ]
+
+    @activity.defn(name="stepwise.wait.open")
+    async def open_wait(self, req: OpenWait) -> WaitOpened:
+        await self._pool.execute(
+            INSERT_WAIT,
+            _uuid(req.wait_id), _uuid(req.tenant_id), _uuid(req.run_id), req.step_path,
+            req.wait_type, req.key, req.event_name, req.timeout_at, req.payload,
+        )  # fmt: skip
+        return WaitOpened(wait_id=req.wait_id)
+
+    @activity.defn(name="stepwise.wait.checkBuffer")
+    async def check_buffer(self, req: BufferCheck) -> BufferHit:
+        """The oldest buffered event this wait may consume (name, key, filters), if any."""
+        rows = await self._pool.fetch(
+            BUFFER_CANDIDATES,
+            _uuid(req.tenant_id), _uuid(req.run_id), req.event_name, req.correlation_key,
+            self._lookback_s, list(req.consumed_event_ids), BUFFER_SCAN_LIMIT,
+        )  # fmt: skip
+        for row in rows:
+            if filters_pass(req.filters, row["payload"]):
+                return BufferHit(
+                    event=EventSignal(
+                        event_id=row["event_id"],
+                        event_name=row["event_name"],
+                        correlation_key=row["correlation_key"] or None,
+                        payload=row["payload"],
+                        received_at=_iso(row["received_at"]),
+                    )
+                )
+        return BufferHit()
+
+    @activity.defn(name="stepwise.wait.resolve")
+    async def resolve_wait(self, req: ResolveWait) -> Done:
+        status = await self._pool.execute(
+            RESOLVE_WAIT, _uuid(req.tenant_id), _uuid(req.wait_id), req.status, req.payload_patch
+        )
+        return Done(changed=_changed(status))
+
+    @activity.defn(name="stepwise.task.create")
+    async def create_human_task(self, req: CreateHumanTask) -> WaitOpened:
+        """The `workflow_tasks` row and its `human` wait (keyed by the task id), together."""
+        tenant, run = _uuid(req.tenant_id), _uuid(req.run_id)
+        wait_payload = {
+            "taskId": req.task_id,
+            "taskType": req.task_type,
+            "formSchema": req.form_schema,
+            "contextData": req.context_data,
+        }
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                INSERT_TASK,
+                _uuid(req.task_id), tenant, run, req.step_path, req.task_type, req.title,
+                req.description, req.context_data, req.form_schema,
+            )  # fmt: skip
+            await conn.execute(
+                INSERT_WAIT,
+                _uuid(req.wait_id), tenant, run, req.step_path, "human", req.task_id,
+                req.event_name, None, wait_payload,
+            )  # fmt: skip
+        return WaitOpened(wait_id=req.wait_id)
+
+    @activity.defn(name="stepwise.task.resolve")
+    async def resolve_human_task(self, req: ResolveHumanTask) -> Done:
+        tenant = _uuid(req.tenant_id)
+        wait_status = "RESOLVED" if req.status == "COMPLETED" else "CANCELED"
+        patch: dict[str, Any] = {"taskId": req.task_id}
+        if req.status == "COMPLETED":
+            patch |= {"eventName": req.event_name, "response": req.response}
+        async with self._pool.acquire() as conn, conn.transaction():
+            task = await conn.execute(
+                RESOLVE_TASK,
+                tenant, _uuid(req.task_id), req.status,
+                req.response if req.status == "COMPLETED" else None,
+            )  # fmt: skip
+            await conn.execute(RESOLVE_WAIT, tenant, _uuid(req.wait_id), wait_status, patch)
+        return Done(changed=_changed(task))
+
+    @activity.defn(name="stepwise.child.create")
+    async def create_child_run(self, req: CreateChildRun) -> ChildRunCreated:
+        """The child's run row (own id, parent and root ids, pinned version), before its start."""
+        tenant = _uuid(req.tenant_id)
+        async with self._pool.acquire() as conn:
+            found = await conn.fetchrow(
+                CHILD_VERSION, tenant, req.workflow_id, req.workflow_version
+            )
+            if found is None:
+                wanted = "latest" if req.workflow_version is None else req.workflow_version
+                raise ApplicationError(
+                    f"child workflow {req.workflow_id} has no published version {wanted}",
+                    {"code": "UNKNOWN_CHILD_WORKFLOW", "workflowId": req.workflow_id},
+                    type="ValidationError",
+                    non_retryable=True,
+                )
+            metadata: dict[str, Any] = {
+                "parentRunId": req.parent_run_id,
+                "rootRunId": req.root_run_id,
+                "parentStepPath": req.parent_step_path,
+            }
+            if req.retry_of_run_id is not None:
+                metadata["retryOfRunId"] = req.retry_of_run_id
+            # Already inserted when this activity ran before and its marker was lost: ours.
+            with contextlib.suppress(asyncpg.UniqueViolationError):
+                await insert_run(
+                    conn,
+                    run_id=_uuid(req.child_run_id),
+                    tenant=tenant,
+                    workflow_id=found["workflow_id"],
+                    workflow_version=int(found["version"]),
+                    input_json=req.payload if req.payload is not None else {},
+                    definition_hash=found["definition_hash"],
+                    trigger_metadata=metadata,
+                    parent_run_id=_uuid(req.parent_run_id),
+                    root_run_id=_uuid(req.root_run_id),
+                )
+        return ChildRunCreated(
+            child_run_id=req.child_run_id,
+            workflow_id=str(found["workflow_id"]),
+            workflow_version=int(found["version"]),
+            temporal_workflow_id=workflow_id_for(req.child_run_id),
+        )
+
+    @activity.defn(name="stepwise.child.started")
+    async def record_child_started(self, req: ChildRunStarted) -> Done:
+        status = await self._pool.execute(
+            "UPDATE workflow_runs SET temporal_run_id = $3, updated_at = now()"
+            " WHERE tenant = $1 AND run_id = $2 AND temporal_run_id IS NULL",
+            _uuid(req.tenant_id), _uuid(req.child_run_id), req.temporal_run_id,
+        )  # fmt: skip
+        return Done(changed=_changed(status))
+
+    @activity.defn(name="stepwise.quota.reserve")
+    async def reserve_quota(self, req: ReserveQuota) -> QuotaReservation:
+        return await reserve_step_unit(self._pool, req.tenant_id)
+
+    @activity.defn(name="stepwise.quota.pause")
+    async def pause_for_quota(self, req: PauseForQuota) -> Done:
+        """Run `WAITING` with a `quota` wait and a `QuotaExceeded` error (no step row yet)."""
+        details = quota_pause_payload(req.reservation)
+        error = {
+            "category": "QuotaExceeded",
+            "message": QUOTA_MESSAGE,
+            "nodePath": req.step_path,
+            "at": req.at.isoformat(),
+            "code": "STEP_QUOTA_EXCEEDED",
+            "details": details,
+        }
+        tenant, run = _uuid(req.tenant_id), _uuid(req.run_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                INSERT_WAIT,
+                _uuid(req.wait_id), tenant, run, req.step_path, "quota", None, None,
+                req.reservation.period_end, details,
+            )  # fmt: skip
+            status = await conn.execute(PAUSE_RUN, tenant, run, req.step_path, error)
+        return Done(changed=_changed(status))
+
+    @activity.defn(name="stepwise.quota.resume")
+    async def resume_from_quota(self, req: ResumeFromQuota) -> Done:
+        """The quota wait resolved and the run `RUNNING` again (the API may have done it first)."""
+        tenant = _uuid(req.tenant_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(RESOLVE_WAIT, tenant, _uuid(req.wait_id), "RESOLVED", {})
+            status = await conn.execute(RESUME_RUN, tenant, _uuid(req.run_id))
+        return Done(changed=_changed(status))
+
+    @activity.defn(name="stepwise.run.cancel")
+    async def cancel_run(self, req: CancelRun) -> Done:
+        """Temporal cancelled the run: running steps, open waits, pending tasks and the run."""
+        tenant, run = _uuid(req.tenant_id), _uuid(req.run_id)
+        error = {
+            "category": "Cancellation",
+            "message": req.message,
+            "nodePath": req.node_path,
+            "at": req.at.isoformat(),
+        }
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(CANCEL_STEPS, tenant, run)
+            await conn.execute(CANCEL_WAITS, tenant, run)
+            await conn.execute(CANCEL_TASKS, tenant, run)
+            status = await conn.execute(CANCEL_RUN, tenant, run, error)
+        return Done(changed=_changed(status))
