@@ -449,39 +449,38 @@ class WaitStore:
     async def create_child_run(self, req: CreateChildRun) -> ChildRunCreated:
         """The child's run row (own id, parent and root ids, pinned version), before its start."""
         tenant = _uuid(req.tenant_id)
-        async with self._pool.acquire() as conn:
-            found = await conn.fetchrow(
-                CHILD_VERSION, tenant, req.workflow_id, req.workflow_version
+        found = await self._pool.fetchrow(
+            CHILD_VERSION, tenant, req.workflow_id, req.workflow_version
+        )
+        if found is None:
+            wanted = "latest" if req.workflow_version is None else req.workflow_version
+            raise ApplicationError(
+                f"child workflow {req.workflow_id} has no published version {wanted}",
+                {"code": "UNKNOWN_CHILD_WORKFLOW", "workflowId": req.workflow_id},
+                type="ValidationError",
+                non_retryable=True,
             )
-            if found is None:
-                wanted = "latest" if req.workflow_version is None else req.workflow_version
-                raise ApplicationError(
-                    f"child workflow {req.workflow_id} has no published version {wanted}",
-                    {"code": "UNKNOWN_CHILD_WORKFLOW", "workflowId": req.workflow_id},
-                    type="ValidationError",
-                    non_retryable=True,
-                )
-            metadata: dict[str, Any] = {
-                "parentRunId": req.parent_run_id,
-                "rootRunId": req.root_run_id,
-                "parentStepPath": req.parent_step_path,
-            }
-            if req.retry_of_run_id is not None:
-                metadata["retryOfRunId"] = req.retry_of_run_id
-            # Already inserted when this activity ran before and its marker was lost: ours.
-            with contextlib.suppress(asyncpg.UniqueViolationError):
-                await insert_run(
-                    conn,
-                    run_id=_uuid(req.child_run_id),
-                    tenant=tenant,
-                    workflow_id=found["workflow_id"],
-                    workflow_version=int(found["version"]),
-                    input_json=req.payload if req.payload is not None else {},
-                    definition_hash=found["definition_hash"],
-                    trigger_metadata=metadata,
-                    parent_run_id=_uuid(req.parent_run_id),
-                    root_run_id=_uuid(req.root_run_id),
-                )
+        metadata: dict[str, Any] = {
+            "parentRunId": req.parent_run_id,
+            "rootRunId": req.root_run_id,
+            "parentStepPath": req.parent_step_path,
+        }
+        if req.retry_of_run_id is not None:
+            metadata["retryOfRunId"] = req.retry_of_run_id
+        # Already inserted when this activity ran before and its marker was lost: ours.
+        with contextlib.suppress(asyncpg.UniqueViolationError):
+            await insert_run(
+                self._pool,
+                run_id=_uuid(req.child_run_id),
+                tenant=tenant,
+                workflow_id=found["workflow_id"],
+                workflow_version=int(found["version"]),
+                input_json=req.payload if req.payload is not None else {},
+                definition_hash=found["definition_hash"],
+                trigger_metadata=metadata,
+                parent_run_id=_uuid(req.parent_run_id),
+                root_run_id=_uuid(req.root_run_id),
+            )
         return ChildRunCreated(
             child_run_id=req.child_run_id,
             workflow_id=str(found["workflow_id"]),
