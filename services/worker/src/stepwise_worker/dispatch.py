@@ -1,0 +1,57 @@
+"""The step-type → handler table. Registering a step type is one entry in `HANDLERS`.
+
+A handler is `async (interp, step, at) -> None`: it does the step's own work; the interpreter
+around it writes the step rows, applies retry / onError and routes errors. Container handlers run
+their nested sequences with `interp.run_sequence(steps, at.branch(...))`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from stepwise_contract.enums import ErrorCategory
+
+from stepwise_worker.errors import StepError
+from stepwise_worker.frames import At
+from stepwise_worker.steps.action import action_call
+from stepwise_worker.steps.control import (
+    control_for_each,
+    control_if,
+    control_return,
+    control_try_catch,
+)
+from stepwise_worker.steps.data import state_set, transform_assign
+
+if TYPE_CHECKING:
+    from stepwise_worker.interpreter import Interpreter
+
+StepHandler = Callable[["Interpreter", Any, At], Awaitable[None]]
+
+
+async def not_implemented(_interp: Interpreter, step: Any, at: At) -> None:
+    raise StepError(
+        ErrorCategory.VALIDATION,
+        f"step type {step.type!r} is not implemented yet",
+        code="STEP_TYPE_NOT_IMPLEMENTED",
+        node_path=at.path,
+    )
+
+
+HANDLERS: dict[str, StepHandler] = {
+    "action.call": action_call,
+    "transform.assign": transform_assign,
+    "state.set": state_set,
+    "control.if": control_if,
+    "control.forEach": control_for_each,
+    "control.tryCatch": control_try_catch,
+    "control.return": control_return,
+    # Worker part 2 (waits, child runs, human tasks) plugs its handlers in here.
+    "control.callWorkflow": not_implemented,
+    "event.wait": not_implemented,
+    "time.wait": not_implemented,
+    "human.task": not_implemented,
+}
+
+# Step types whose `retry` / `onError` the interpreter applies (SPEC §3).
+RETRYABLE_STEP_TYPES = frozenset({"action.call", "control.callWorkflow"})

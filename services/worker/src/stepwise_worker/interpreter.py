@@ -1,0 +1,147 @@
+"""The DSL interpreter (SPEC §3-§5): runs step sequences inside the workflow.
+
+Deterministic by construction: no I/O and no clock but `workflow.now()`; activities are reached
+through the `Bookkeeper` (projections) and the step handlers (actions). Control flow is Python
+control flow: a failing step raises `StepError`, which climbs to the nearest handler —
+the sequence itself when the nearest enclosing handler is a forEach with `onItemError: continue`
+(`At.continue_on_error`), a tryCatch's handler, or the run. `control.return` raises `ReturnSignal`.
+Cancellation stays `asyncio.CancelledError` and is never caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stepwise_contract import dsl
+from stepwise_contract.enums import ErrorCategory, StepStatus
+from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, resolve_value
+from stepwise_contract.payloads import CurrentStep, RunInput
+from temporalio import workflow
+
+from stepwise_worker.bookkeeping import Bookkeeper
+from stepwise_worker.dispatch import RETRYABLE_STEP_TYPES, StepHandler
+from stepwise_worker.errors import ReturnSignal, StepError, expression_failure
+from stepwise_worker.frames import At
+from stepwise_worker.messages import ActionInfo
+from stepwise_worker.retry import backoff_ms, should_retry
+from stepwise_worker.scopes import Scopes
+
+
+def now_iso() -> str:
+    """Workflow time as ISO 8601 UTC with milliseconds (what `nowIso()` returns)."""
+    return workflow.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Interpreter:
+    def __init__(
+        self,
+        *,
+        run: RunInput,
+        definition: dsl.Definition,
+        scopes: Scopes,
+        actions: Mapping[str, ActionInfo],
+        book: Bookkeeper,
+        handlers: Mapping[str, StepHandler],
+    ) -> None:
+        self.run_input = run
+        self.definition = definition
+        self.scopes = scopes
+        self.actions = actions
+        self.book = book
+        self.handlers = handlers
+        self.current_step: CurrentStep | None = None
+        self.steps_executed = 0
+
+    # -- expressions ---------------------------------------------------------------------------
+
+    def evaluate(self, value: Any, at: At, *, what: str, required: bool = True) -> Any:
+        """Resolve a config value (`$expr` anywhere inside; `$secret` refs kept for activities).
+
+        With `required`, a final result that is undefined raises `ExpressionError` (SPEC §4).
+        """
+        try:
+            result = resolve_value(value, self.scopes.context(at.frame), now_iso=now_iso)
+        except ExpressionError as exc:
+            raise expression_failure(exc, at.path) from None
+        if result is UNDEFINED and required:
+            source = value["$expr"] if is_expr(value) else repr(value)
+            raise StepError(
+                ErrorCategory.EXPRESSION,
+                f"{what} evaluated to undefined at {at.path} (expression: {source})",
+                code="UNDEFINED_RESULT",
+                details={"expression": source},
+                node_path=at.path,
+            )
+        return result
+
+    def evaluate_mapping(self, mapping: Mapping[str, Any], at: At, *, what: str) -> dict[str, Any]:
+        """Each entry of an input mapping; an entry that is undefined is an error (an input)."""
+        return {
+            key: self.evaluate(value, at, what=f"{what} {key!r}") for key, value in mapping.items()
+        }
+
+    # -- execution ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the definition's steps; returns normally or by `ReturnSignal`."""
+        await self.run_sequence(self.definition.steps, At(path="root"))
+
+    async def run_sequence(self, steps: Sequence[Any], at: At) -> None:
+        """Run `steps` in order; `at.path` is the sequence's prefix (`root`, `….then`, …)."""
+        for index, step in enumerate(steps):
+            try:
+                await self.run_step(step, at.step(index))
+            except StepError as err:
+                if not at.continue_on_error:
+                    raise
+                # forEach onItemError: continue — the next step of this same sequence runs
+                self.scopes.error = err.to_json()
+
+    async def run_step(self, step: Any, at: At) -> None:
+        """One step with its rows, retry policy and onError; raises what it does not handle."""
+        handler = self.handlers.get(step.type)
+        if handler is None:  # the DSL decoder knows every type; a table gap is a worker bug
+            raise StepError(
+                ErrorCategory.VALIDATION,
+                f"no handler for step type {step.type!r}",
+                code="UNKNOWN_NODE_TYPE",
+                node_path=at.path,
+            )
+        retryable = step.type in RETRYABLE_STEP_TYPES
+        policy: dsl.RetryPolicy | None = getattr(step, "retry", None) if retryable else None
+        on_error: dsl.OnError | None = getattr(step, "on_error", None) if retryable else None
+        attempt = 1
+        while True:
+            step_id = await self.book.start_step(
+                step_path=at.path, definition_step_id=step.id, step_type=step.type, attempt=attempt
+            )
+            self.current_step = CurrentStep(step_path=at.path, step_id=step.id, step_type=step.type)
+            self.steps_executed += 1
+            try:
+                await handler(self, step, at.with_attempt(attempt))
+            except ReturnSignal:
+                self.book.finish_step(step_id, StepStatus.SUCCEEDED)
+                raise
+            except StepError as err:
+                err.locate(at.path, now_iso())
+                self.book.finish_step(step_id, StepStatus.FAILED, err.to_json())
+                if should_retry(policy, attempt, err.category):
+                    assert policy is not None
+                    delay = backoff_ms(policy, attempt, workflow.random().random)
+                    # the FAILED attempt row must not wait for the timer to be written
+                    await self.book.flush()
+                    if delay > 0:
+                        await workflow.sleep(delay / 1000)
+                    attempt += 1
+                    continue
+                if on_error is not None and on_error.policy == "continue":
+                    self.scopes.error = err.to_json()
+                    return
+                raise
+            except asyncio.CancelledError:
+                self.book.finish_step(step_id, StepStatus.CANCELED)
+                raise
+            self.book.finish_step(step_id, StepStatus.SUCCEEDED)
+            return

@@ -1,0 +1,120 @@
+"""Inputs and outputs of the worker's activities: one Struct in, one out (SPEC §5).
+
+These cross the workflow ↔ activity boundary through Temporal history, so fields added later need
+defaults (old histories must still decode). Activity names are constants: workflow code refers to
+activities by name and never imports the modules that talk to Postgres.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+
+JSON = Any
+
+LOAD_RUN: Final = "stepwise.load_run"
+RECORD_STEPS: Final = "stepwise.record_steps"
+COMPLETE_RUN: Final = "stepwise.complete_run"
+EXECUTE_ACTION: Final = "stepwise.execute_action"
+
+BLOB_REF_KEY: Final = "$blobRef"
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class LoadRun(Message, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    workflow_id: str
+    workflow_version: int
+
+
+class ActionInfo(Message, frozen=True, kw_only=True):
+    """What the workflow needs of an action declaration to schedule it (recorded in history, so
+    a replay schedules exactly as the original run did even if the deployment changed)."""
+
+    local: bool
+    timeout_s: float
+
+
+class LoadedRun(Message, frozen=True, kw_only=True):
+    definition: JSON
+    definition_hash: str | None = None
+    # the run input; values over the inline limit are `{"$blobRef": id}`
+    payload: JSON = None
+    # "<actionId>@<version>" → declaration facts, for every action the definition calls
+    actions: dict[str, ActionInfo] = {}
+
+
+class LogLine(Message, frozen=True, kw_only=True):
+    level: str
+    message: str
+    step_path: str | None = None
+    context: JSON = None
+
+
+class StepStart(Message, frozen=True, kw_only=True):
+    step_id: str
+    step_path: str
+    definition_step_id: str
+    step_type: str
+    attempt: int = 1
+    started_at: datetime
+
+
+class StepDone(Message, frozen=True, kw_only=True):
+    step_id: str
+    status: str
+    error: JSON = None
+    completed_at: datetime
+
+
+class StepBatch(Message, frozen=True, kw_only=True):
+    """Completions not yet written plus (usually) the next step's start: one round trip."""
+
+    tenant_id: str
+    run_id: str
+    done: list[StepDone] = []
+    start: StepStart | None = None
+    logs: list[LogLine] = []
+
+
+class RunDone(Message, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    status: str
+    error: JSON = None
+    result: JSON = None
+    done: list[StepDone] = []
+    logs: list[LogLine] = []
+
+
+class Recorded(Message, frozen=True, kw_only=True):
+    """Result of a projection write (rows touched, for tests and logs)."""
+
+    steps_started: int = 0
+    steps_completed: int = 0
+
+
+class ActionRequest(Message, frozen=True, kw_only=True):
+    tenant_id: str
+    run_id: str
+    step_path: str
+    action_id: str
+    version: int
+    # resolved inputMapping: `$secret` refs and `$blobRef`s still unresolved
+    input: JSON
+    idempotency_key: str
+    attempt: int = 1
+
+
+class ActionResult(Message, frozen=True, kw_only=True):
+    # the action output; values over the inline limit are `{"$blobRef": id}`
+    output: JSON
+    invocation_id: str | None = None
+    # true when the ledger already held a SUCCEEDED invocation for the key (not executed again)
+    replayed: bool = False

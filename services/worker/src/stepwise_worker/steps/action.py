@@ -1,0 +1,145 @@
+"""`action.call` (SPEC §3, §5): resolve inputs in the workflow, run the action as an activity.
+
+The declaration decides how it runs: a local activity for fast in-process actions, a regular
+activity for external I/O. Temporal retries only infrastructure failures (worker lost, ledger
+unreachable); the action's own errors come back non-retryable and the DSL retry policy decides.
+`$secret` refs travel unresolved: the activity resolves them, so no secret enters history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from stepwise_contract import dsl
+from stepwise_contract.enums import ErrorCategory
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+from stepwise_worker.errors import StepError
+from stepwise_worker.frames import At
+from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
+
+if TYPE_CHECKING:
+    from stepwise_worker.interpreter import Interpreter
+
+# Room for the ledger reads and writes around the handler's own timeout.
+LEDGER_MARGIN = timedelta(seconds=15)
+# Infrastructure failures only (action errors are raised non-retryable by the activity).
+INFRA_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+)
+
+_canonical = msgspec.json.Encoder(order="deterministic")
+
+
+def input_hash(value: Any) -> str:
+    return hashlib.sha256(_canonical.encode(value)).hexdigest()[:32]
+
+
+def default_idempotency_key(
+    *, tenant_id: str, run_id: str, at: At, action_id: str, version: int, payload: Any
+) -> str:
+    """`<tenant>:<runId>:<stepPath>:<actionId>:<version>:<hash of input>` + forEach item indices."""
+    key = f"{tenant_id}:{run_id}:{at.path}:{action_id}:{version}:{input_hash(payload)}"
+    if at.item_keys:
+        key += ":item" + ".".join(str(i) for i in at.item_keys)
+    return key
+
+
+def failure_from_activity(err: ActivityError) -> StepError:
+    """The interpreter's view of a failed action activity; cancellation stays cancellation."""
+    cause = err.cause
+    if isinstance(cause, CancelledError):
+        raise asyncio.CancelledError()
+    if isinstance(cause, ApplicationError):
+        detail = cause.details[0] if cause.details else None
+        if isinstance(detail, dict) and "category" in detail:
+            return StepError(
+                str(detail["category"]),
+                str(detail.get("message") or cause.message),
+                code=detail.get("code"),
+                details=detail.get("details"),
+            )
+        # raised by the infrastructure around the action and retried by Temporal until exhausted
+        return StepError(ErrorCategory.TRANSIENT, cause.message, code=cause.type)
+    if isinstance(cause, TimeoutError):
+        return StepError(
+            ErrorCategory.TIMEOUT,
+            f"action activity timed out ({cause.type.name if cause.type else 'unknown'})",
+            code="TIMEOUT",
+        )
+    return StepError(ErrorCategory.TRANSIENT, str(cause or err))
+
+
+async def run_action(interp: Interpreter, request: ActionRequest, info: ActionInfo) -> ActionResult:
+    timeout = timedelta(seconds=info.timeout_s) + LEDGER_MARGIN
+    result: ActionResult
+    try:
+        if info.local:
+            result = await workflow.execute_local_activity(
+                EXECUTE_ACTION,
+                request,
+                result_type=ActionResult,
+                start_to_close_timeout=timeout,
+                retry_policy=INFRA_RETRY,
+            )
+        else:
+            result = await workflow.execute_activity(
+                EXECUTE_ACTION,
+                request,
+                result_type=ActionResult,
+                start_to_close_timeout=timeout,
+                retry_policy=INFRA_RETRY,
+            )
+    except ActivityError as err:
+        raise failure_from_activity(err) from None
+    return result
+
+
+async def action_call(interp: Interpreter, step: dsl.ActionCall, at: At) -> None:
+    config = step.config
+    key = f"{config.action_id}@{config.version}"
+    info = interp.actions.get(key)
+    if info is None:
+        raise StepError(ErrorCategory.VALIDATION, f"unknown action {key}", code="UNKNOWN_ACTION")
+    payload = interp.evaluate_mapping(config.input_mapping or {}, at, what="input")
+    if config.idempotency_key is not None:
+        explicit = interp.evaluate(config.idempotency_key, at, what="idempotencyKey")
+        if not isinstance(explicit, str | int | float) or isinstance(explicit, bool):
+            raise StepError(
+                ErrorCategory.EXPRESSION,
+                "idempotencyKey must evaluate to a string or a number",
+                code="INVALID_IDEMPOTENCY_KEY",
+            )
+        idempotency_key = str(explicit)
+    else:
+        run = interp.run_input
+        idempotency_key = default_idempotency_key(
+            tenant_id=run.tenant_id,
+            run_id=run.run_id,
+            at=at,
+            action_id=config.action_id,
+            version=config.version,
+            payload=payload,
+        )
+    request = ActionRequest(
+        tenant_id=interp.run_input.tenant_id,
+        run_id=interp.run_input.run_id,
+        step_path=at.path,
+        action_id=config.action_id,
+        version=config.version,
+        input=payload,
+        idempotency_key=idempotency_key,
+        attempt=at.attempt,
+    )
+    result = await run_action(interp, request, info)
+    if config.save_as:
+        interp.scopes.assign(config.save_as, result.output, at.frame, path=at.path)

@@ -1,0 +1,105 @@
+"""Control steps (SPEC §3): `control.if`, `.forEach`, `.tryCatch`, `.return`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from stepwise_contract import dsl
+from stepwise_contract.enums import ErrorCategory
+
+from stepwise_worker.errors import ReturnSignal, StepError
+from stepwise_worker.frames import At, LoopFrame
+
+if TYPE_CHECKING:
+    from stepwise_worker.interpreter import Interpreter
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+async def control_if(interp: Interpreter, step: dsl.ControlIf, at: At) -> None:
+    condition = interp.evaluate(step.condition, at, what="condition")
+    if not isinstance(condition, bool):
+        raise StepError(
+            ErrorCategory.EXPRESSION,
+            f"control.if condition must evaluate to a boolean, got {_type_name(condition)}",
+            code="CONDITION_NOT_BOOLEAN",
+            node_path=at.path,
+        )
+    if condition:
+        await interp.run_sequence(step.then, at.branch("then"))
+    elif step.else_:
+        await interp.run_sequence(step.else_, at.branch("else"))
+
+
+async def control_for_each(interp: Interpreter, step: dsl.ControlForEach, at: At) -> None:
+    items = interp.evaluate(step.items, at, what="items")
+    if not isinstance(items, list):
+        raise StepError(
+            ErrorCategory.EXPRESSION,
+            f"control.forEach items must evaluate to an array, got {_type_name(items)}",
+            code="ITEMS_NOT_ARRAY",
+            node_path=at.path,
+        )
+    if not items or not step.body:
+        return
+    keep_going = step.on_item_error == "continue"
+    positions = [
+        at.item(LoopFrame(step.item_var, item, index, len(items)), continue_on_error=keep_going)
+        for index, item in enumerate(items)
+    ]
+    if step.concurrency <= 1:
+        for position in positions:
+            await interp.run_sequence(step.body, position)
+        return
+    await _run_concurrently(interp, step.body, positions, step.concurrency)
+
+
+async def _run_concurrently(
+    interp: Interpreter, body: list[Any], positions: list[At], limit: int
+) -> None:
+    """Up to `limit` items at once, as workflow tasks (deterministic: the workflow event loop
+    and the semaphore's FIFO order are replayed identically).
+
+    The first item that fails (or returns) stops new items from starting; items already running
+    finish; then the outcome of the lowest-index item that did not complete normally is raised.
+    """
+    gate = asyncio.Semaphore(limit)
+    stop = False
+
+    async def one(position: At) -> None:
+        nonlocal stop
+        async with gate:
+            if stop:
+                return
+            try:
+                await interp.run_sequence(body, position)
+            except (StepError, ReturnSignal):
+                stop = True
+                raise
+
+    # gather cancels every item task when the workflow is cancelled
+    outcomes = await asyncio.gather(*(one(p) for p in positions), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, StepError | ReturnSignal):
+            raise outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def control_try_catch(interp: Interpreter, step: dsl.ControlTryCatch, at: At) -> None:
+    try:
+        # inside `try`, this tryCatch is the nearest handler: no forEach "continue" applies
+        await interp.run_sequence(step.try_, at.branch("try", continue_on_error=False))
+    except StepError as err:
+        caught = err.to_json()
+        interp.scopes.error = caught
+        if step.capture_error_as:
+            interp.scopes.assign(step.capture_error_as, caught, at.frame, path=at.path)
+        await interp.run_sequence(step.catch, at.branch("catch"))
+
+
+async def control_return(_interp: Interpreter, _step: dsl.ControlReturn, _at: At) -> None:
+    raise ReturnSignal()

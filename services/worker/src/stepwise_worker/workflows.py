@@ -1,0 +1,192 @@
+"""The interpreter workflow: one Temporal workflow type runs every Stepwise run (SPEC §5).
+
+It loads the pinned definition once, interprets it (`interpreter.py`) and projects every step and
+the run's outcome into Postgres. Signals only append to an inbox held in workflow state; the wait
+steps consume it. A failed run fails the Temporal workflow too (non-retryable, with the run's
+`error_json` as details) so the Temporal UI tells the same story as the run row.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    import msgspec
+    from stepwise_contract import dsl
+    from stepwise_contract.enums import ErrorCategory, RunStatus
+    from stepwise_contract.names import (
+        QUERY_CURRENT_STEP,
+        QUERY_CURRENT_WAIT,
+        QUERY_SUMMARY,
+        SIGNAL_EVENT,
+        SIGNAL_HUMAN_TASK,
+        SIGNAL_QUOTA_RESUME,
+        WORKFLOW_TYPE,
+    )
+    from stepwise_contract.payloads import (
+        CurrentStep,
+        CurrentWait,
+        EventSignal,
+        HumanTaskSignal,
+        InterpreterSummary,
+        PendingSignal,
+        QuotaResumeSignal,
+        RunInput,
+        RunResult,
+    )
+
+    from stepwise_worker.bookkeeping import PROJECTION_RETRY, Bookkeeper
+    from stepwise_worker.dispatch import HANDLERS
+    from stepwise_worker.errors import ReturnSignal, StepError
+    from stepwise_worker.interpreter import Interpreter, now_iso
+    from stepwise_worker.messages import LOAD_RUN, LoadedRun, LoadRun
+    from stepwise_worker.scopes import Scopes
+
+LOAD_TIMEOUT = timedelta(seconds=30)
+
+
+def _load_failure(err: ActivityError) -> StepError:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        detail = cause.details[0] if cause.details else None
+        if isinstance(detail, dict) and "category" in detail:
+            return StepError(str(detail["category"]), str(detail.get("message")),
+                             code=detail.get("code"), details=detail.get("details"))  # fmt: skip
+    return StepError(ErrorCategory.TRANSIENT, f"loading the run failed: {err.cause or err}")
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class RunWorkflow:
+    def __init__(self) -> None:
+        self.inbox: list[PendingSignal] = []
+        self.interp: Interpreter | None = None
+        self.run_id = ""
+        self.status: str = RunStatus.RUNNING
+        # set by wait steps while they block
+        self.current_wait: CurrentWait | None = None
+
+    @workflow.run
+    async def run(self, run: RunInput) -> RunResult:
+        self.run_id = run.run_id
+        book = Bookkeeper(tenant_id=run.tenant_id, run_id=run.run_id)
+        try:
+            interp = await self._load(run, book)
+            self.interp = interp
+            await interp.run()
+        except ReturnSignal:
+            pass
+        except StepError as err:
+            err.locate(err.node_path or "root", now_iso())
+            await self._fail(book, err)
+        return await self._succeed(book)
+
+    async def _load(self, run: RunInput, book: Bookkeeper) -> Interpreter:
+        try:
+            loaded = await workflow.execute_local_activity(
+                LOAD_RUN,
+                LoadRun(
+                    tenant_id=run.tenant_id,
+                    run_id=run.run_id,
+                    workflow_id=run.workflow_id,
+                    workflow_version=run.workflow_version,
+                ),
+                result_type=LoadedRun,
+                start_to_close_timeout=LOAD_TIMEOUT,
+                retry_policy=PROJECTION_RETRY,
+            )
+        except ActivityError as err:
+            raise _load_failure(err) from None
+        try:
+            definition = dsl.decode_definition(loaded.definition)
+        except msgspec.ValidationError as exc:
+            raise StepError(
+                ErrorCategory.VALIDATION,
+                f"the pinned definition cannot be decoded: {exc}",
+                code="INVALID_WORKFLOW_DEFINITION",
+            ) from None
+        scopes = Scopes.initial(
+            payload=loaded.payload,
+            run_id=run.run_id,
+            workflow_id=run.workflow_id,
+            workflow_version=run.workflow_version,
+            tenant_id=run.tenant_id,
+            definition_hash=loaded.definition_hash,
+        )
+        return Interpreter(
+            run=run,
+            definition=definition,
+            scopes=scopes,
+            actions=loaded.actions,
+            book=book,
+            handlers=HANDLERS,
+        )
+
+    def _result(self, status: str, error: Any = None) -> RunResult:
+        scopes = self.interp.scopes if self.interp is not None else None
+        return RunResult(
+            run_id=self.run_id,
+            status=RunStatus(status),
+            payload=scopes.payload if scopes else None,
+            vars=scopes.vars if scopes else None,
+            meta=scopes.meta if scopes else None,
+            error=error,
+        )
+
+    async def _succeed(self, book: Bookkeeper) -> RunResult:
+        result = self._result(RunStatus.SUCCEEDED)
+        await book.complete_run(
+            status=RunStatus.SUCCEEDED,
+            result={"payload": result.payload, "vars": result.vars, "meta": result.meta},
+        )
+        self.status = RunStatus.SUCCEEDED
+        return result
+
+    async def _fail(self, book: Bookkeeper, err: StepError) -> NoReturn:
+        error = err.to_json()
+        book.log("ERROR", f"Run failed: {err.message}", step_path=err.node_path, context=error)
+        await book.complete_run(status=RunStatus.FAILED, error=error)
+        self.status = RunStatus.FAILED
+        raise ApplicationError(
+            err.message, error, type=f"WorkflowRuntimeV2.{err.category}", non_retryable=True
+        )
+
+    # -- signals: only buffered here; the wait steps consume the inbox -------------------------
+
+    @workflow.signal(name=SIGNAL_EVENT)
+    def on_event(self, signal: EventSignal) -> None:
+        self.inbox.append(PendingSignal(kind="event", body=msgspec.to_builtins(signal)))
+
+    @workflow.signal(name=SIGNAL_HUMAN_TASK)
+    def on_human_task(self, signal: HumanTaskSignal) -> None:
+        self.inbox.append(PendingSignal(kind="human", body=msgspec.to_builtins(signal)))
+
+    @workflow.signal(name=SIGNAL_QUOTA_RESUME)
+    def on_quota_resume(self, signal: QuotaResumeSignal) -> None:
+        self.inbox.append(PendingSignal(kind="quota", body=msgspec.to_builtins(signal)))
+
+    # -- queries -------------------------------------------------------------------------------
+
+    @workflow.query(name=QUERY_CURRENT_STEP)
+    def current_step(self) -> CurrentStep:
+        if self.interp is None or self.interp.current_step is None:
+            return CurrentStep()
+        return self.interp.current_step
+
+    @workflow.query(name=QUERY_CURRENT_WAIT)
+    def current_wait_query(self) -> CurrentWait:
+        return self.current_wait or CurrentWait()
+
+    @workflow.query(name=QUERY_SUMMARY)
+    def summary(self) -> InterpreterSummary:
+        return InterpreterSummary(
+            run_id=self.run_id,
+            status=self.status,
+            steps_executed=self.interp.steps_executed if self.interp else 0,
+            current_step=self.current_step(),
+            current_wait=self.current_wait,
+            pending_signals=len(self.inbox),
+        )
