@@ -12,7 +12,7 @@ import pytest
 from stepwise_contract.dsl import Filter
 from stepwise_contract.launch import insert_run
 from stepwise_contract.names import trigger_fire_key, workflow_id_for
-from stepwise_worker.wait_store import (
+from stepwise_worker.wait_messages import (
     BufferCheck,
     CancelRun,
     ChildRunStarted,
@@ -24,8 +24,8 @@ from stepwise_worker.wait_store import (
     ResolveHumanTask,
     ResolveWait,
     ResumeFromQuota,
-    WaitStore,
 )
+from stepwise_worker.wait_store import WaitStore
 from temporalio.exceptions import ApplicationError
 
 

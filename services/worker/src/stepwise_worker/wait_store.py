@@ -19,152 +19,37 @@ from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
-import msgspec
-from stepwise_contract.dsl import Filter
 from stepwise_contract.launch import insert_run
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import EventSignal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from stepwise_worker import wait_messages as names
 from stepwise_worker.filters import filters_pass
+from stepwise_worker.wait_messages import (
+    BufferCheck,
+    BufferHit,
+    CancelRun,
+    ChildRunCreated,
+    ChildRunStarted,
+    CreateChildRun,
+    CreateHumanTask,
+    Done,
+    OpenWait,
+    PauseForQuota,
+    QuotaReservation,
+    ReserveQuota,
+    ResolveHumanTask,
+    ResolveWait,
+    ResumeFromQuota,
+    WaitOpened,
+)
 
 QUOTA_REASON: Final = "workflow_step_quota_exceeded"
 QUOTA_MESSAGE: Final = "Workflow step quota exceeded for current billing period"
 DEFAULT_LOOKBACK_S: Final = 300.0
 BUFFER_SCAN_LIMIT: Final = 200
-
-
-class StoreStruct(msgspec.Struct, frozen=True, kw_only=True):
-    """Base of this module's activity inputs and outputs."""
-
-
-class Done(StoreStruct, frozen=True, kw_only=True):
-    changed: int = 0
-
-
-class OpenWait(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    run_id: str
-    wait_id: str
-    step_path: str
-    wait_type: str  # event | time | human | quota
-    key: str | None = None
-    event_name: str | None = None
-    timeout_at: datetime | None = None
-    payload: Any = None
-
-
-class WaitOpened(StoreStruct, frozen=True, kw_only=True):
-    wait_id: str
-
-
-class BufferCheck(StoreStruct, frozen=True, kw_only=True):
-    """Look for an event that arrived before the wait was registered (SPEC §5.4)."""
-
-    tenant_id: str
-    run_id: str
-    event_name: str
-    correlation_key: str | None = None  # None: any key matches
-    filters: list[Filter] = []
-    consumed_event_ids: list[str] = []
-
-
-class BufferHit(StoreStruct, frozen=True, kw_only=True):
-    event: EventSignal | None = None
-
-
-class ResolveWait(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    wait_id: str
-    status: str = "RESOLVED"  # RESOLVED | CANCELED
-    payload_patch: dict[str, Any] = {}
-
-
-class CreateHumanTask(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    run_id: str
-    step_path: str
-    task_id: str
-    wait_id: str
-    event_name: str
-    task_type: str
-    title: str
-    description: str | None = None
-    context_data: Any = None
-    form_schema: Any = None
-
-
-class ResolveHumanTask(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    task_id: str
-    wait_id: str
-    status: str = "COMPLETED"  # COMPLETED | CANCELED
-    event_name: str | None = None
-    response: Any = None
-
-
-class CreateChildRun(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    parent_run_id: str
-    root_run_id: str
-    parent_step_path: str
-    child_run_id: str
-    workflow_id: str  # the child definition's workflow_id, or its key
-    workflow_version: int | None = None  # None: latest published
-    payload: Any = None
-    retry_of_run_id: str | None = None
-
-
-class ChildRunCreated(StoreStruct, frozen=True, kw_only=True):
-    child_run_id: str
-    workflow_id: str
-    workflow_version: int
-    temporal_workflow_id: str
-
-
-class ChildRunStarted(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    child_run_id: str
-    temporal_run_id: str
-
-
-class ReserveQuota(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-
-
-class QuotaReservation(StoreStruct, frozen=True, kw_only=True):
-    """`reserved`, or the figures that refused it (`limit` None = unlimited)."""
-
-    reserved: bool
-    limit: int | None = None
-    used: int = 0
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-
-
-class PauseForQuota(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    run_id: str
-    wait_id: str
-    step_path: str
-    at: datetime
-    reservation: QuotaReservation
-
-
-class ResumeFromQuota(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    run_id: str
-    wait_id: str
-    step_path: str
-
-
-class CancelRun(StoreStruct, frozen=True, kw_only=True):
-    tenant_id: str
-    run_id: str
-    node_path: str | None = None
-    at: datetime
-    message: str = "Run canceled"
 
 
 # -- SQL ---------------------------------------------------------------------------------------
@@ -369,7 +254,7 @@ class WaitStore:
             self.cancel_run,
         ]
 
-    @activity.defn(name="stepwise.wait.open")
+    @activity.defn(name=names.OPEN_WAIT)
     async def open_wait(self, req: OpenWait) -> WaitOpened:
         await self._pool.execute(
             INSERT_WAIT,
@@ -378,7 +263,7 @@ class WaitStore:
         )  # fmt: skip
         return WaitOpened(wait_id=req.wait_id)
 
-    @activity.defn(name="stepwise.wait.checkBuffer")
+    @activity.defn(name=names.CHECK_BUFFER)
     async def check_buffer(self, req: BufferCheck) -> BufferHit:
         """The oldest buffered event this wait may consume (name, key, filters), if any."""
         rows = await self._pool.fetch(
@@ -399,14 +284,14 @@ class WaitStore:
                 )
         return BufferHit()
 
-    @activity.defn(name="stepwise.wait.resolve")
+    @activity.defn(name=names.RESOLVE_WAIT)
     async def resolve_wait(self, req: ResolveWait) -> Done:
         status = await self._pool.execute(
             RESOLVE_WAIT, _uuid(req.tenant_id), _uuid(req.wait_id), req.status, req.payload_patch
         )
         return Done(changed=_changed(status))
 
-    @activity.defn(name="stepwise.task.create")
+    @activity.defn(name=names.CREATE_HUMAN_TASK)
     async def create_human_task(self, req: CreateHumanTask) -> WaitOpened:
         """The `workflow_tasks` row and its `human` wait (keyed by the task id), together."""
         tenant, run = _uuid(req.tenant_id), _uuid(req.run_id)
@@ -429,7 +314,7 @@ class WaitStore:
             )  # fmt: skip
         return WaitOpened(wait_id=req.wait_id)
 
-    @activity.defn(name="stepwise.task.resolve")
+    @activity.defn(name=names.RESOLVE_HUMAN_TASK)
     async def resolve_human_task(self, req: ResolveHumanTask) -> Done:
         tenant = _uuid(req.tenant_id)
         wait_status = "RESOLVED" if req.status == "COMPLETED" else "CANCELED"
@@ -445,7 +330,7 @@ class WaitStore:
             await conn.execute(RESOLVE_WAIT, tenant, _uuid(req.wait_id), wait_status, patch)
         return Done(changed=_changed(task))
 
-    @activity.defn(name="stepwise.child.create")
+    @activity.defn(name=names.CREATE_CHILD_RUN)
     async def create_child_run(self, req: CreateChildRun) -> ChildRunCreated:
         """The child's run row (own id, parent and root ids, pinned version), before its start."""
         tenant = _uuid(req.tenant_id)
@@ -488,7 +373,7 @@ class WaitStore:
             temporal_workflow_id=workflow_id_for(req.child_run_id),
         )
 
-    @activity.defn(name="stepwise.child.started")
+    @activity.defn(name=names.CHILD_RUN_STARTED)
     async def record_child_started(self, req: ChildRunStarted) -> Done:
         status = await self._pool.execute(
             "UPDATE workflow_runs SET temporal_run_id = $3, updated_at = now()"
@@ -497,11 +382,11 @@ class WaitStore:
         )  # fmt: skip
         return Done(changed=_changed(status))
 
-    @activity.defn(name="stepwise.quota.reserve")
+    @activity.defn(name=names.RESERVE_QUOTA)
     async def reserve_quota(self, req: ReserveQuota) -> QuotaReservation:
         return await reserve_step_unit(self._pool, req.tenant_id)
 
-    @activity.defn(name="stepwise.quota.pause")
+    @activity.defn(name=names.PAUSE_FOR_QUOTA)
     async def pause_for_quota(self, req: PauseForQuota) -> Done:
         """Run `WAITING` with a `quota` wait and a `QuotaExceeded` error (no step row yet)."""
         details = quota_pause_payload(req.reservation)
@@ -523,7 +408,7 @@ class WaitStore:
             status = await conn.execute(PAUSE_RUN, tenant, run, req.step_path, error)
         return Done(changed=_changed(status))
 
-    @activity.defn(name="stepwise.quota.resume")
+    @activity.defn(name=names.RESUME_FROM_QUOTA)
     async def resume_from_quota(self, req: ResumeFromQuota) -> Done:
         """The quota wait resolved and the run `RUNNING` again (the API may have done it first)."""
         tenant = _uuid(req.tenant_id)
@@ -532,7 +417,7 @@ class WaitStore:
             status = await conn.execute(RESUME_RUN, tenant, _uuid(req.run_id))
         return Done(changed=_changed(status))
 
-    @activity.defn(name="stepwise.run.cancel")
+    @activity.defn(name=names.CANCEL_RUN)
     async def cancel_run(self, req: CancelRun) -> Done:
         """Temporal cancelled the run: running steps, open waits, pending tasks and the run."""
         tenant, run = _uuid(req.tenant_id), _uuid(req.run_id)
