@@ -16,9 +16,21 @@ class ActionRegistry:
 
     @classmethod
     def default(cls) -> ActionRegistry:
-        """Built-ins and every installed plugin (declaring id, version, schemas, handler)."""
-        plugins = [Action(declaration=declaration_of(p), handler=p.handler) for p in load_plugins()]
-        return cls([*builtin_actions(), *plugins])
+        """Built-ins and every installed plugin (declaring id, version, schemas, handler).
+
+        A plugin may not replace a built-in or another plugin: which one won would depend on
+        install order, so two installs of the same definition could run different code.
+        """
+        actions = builtin_actions()
+        seen = {(a.declaration.id, a.declaration.version) for a in actions}
+        for plugin in load_plugins():
+            action = Action(declaration=declaration_of(plugin), handler=plugin.handler)
+            key = (action.declaration.id, action.declaration.version)
+            if key in seen:
+                raise ValueError(f"plugin action {key[0]}@{key[1]} is declared twice")
+            seen.add(key)
+            actions.append(action)
+        return cls(actions)
 
     def get(self, action_id: str, version: int) -> Action | None:
         return self._actions.get((action_id, version))
