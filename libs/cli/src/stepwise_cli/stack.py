@@ -298,6 +298,14 @@ class Stack:
     def components(self) -> list[str]:
         return [*self._infra, *self._services]
 
+    def logs_tail(self, lines: int = 15) -> str:
+        """The last lines of every component's log (for a failing test's report)."""
+        return "\n".join(
+            f"--- {proc.name} ({proc.log_path}, pid {proc.pid}, "
+            f"{'alive' if proc.alive() else f'exited {proc.returncode}'})\n{proc.tail(lines)}"
+            for proc in [*self._infra.values(), *self._services.values()]
+        )
+
     def dead(self) -> list[ManagedProcess]:
         """Components that exited although nobody stopped or killed them."""
         return [

