@@ -1,0 +1,1 @@
+"""The sweeper's periodic jobs (SPEC §10), one module each."""
