@@ -130,8 +130,13 @@ def _regex_op(payload: JSONObject, timeout_s: float) -> JSONObject:
         case "match":
             m = compiled.search(value, timeout=timeout_s)
             if m is None:
-                return {"matched": False, "match": None, "index": None, "groups": [],
-                        "namedGroups": {}}  # fmt: skip
+                return {
+                    "matched": False,
+                    "match": None,
+                    "index": None,
+                    "groups": [],
+                    "namedGroups": {},
+                }
             return {"matched": True, **_match_info(m)}
         case "extract":
             limit = min(count or MAX_REGEX_MATCHES, MAX_REGEX_MATCHES)
