@@ -1,0 +1,356 @@
+"""Wait steps (SPEC §3, §5.4): `event.wait`, `time.wait`, `human.task`.
+
+Each writes its wait row (the routing index the router signals through) before it blocks, then
+blocks durably on Temporal: a condition over the signal inbox and/or a timer. A run waiting here
+stays `RUNNING` with its step row `STARTED` and one open wait.
+
+`event.wait` order: wait row, then the inbox (signals already received), then the recent-event
+buffer (an event published just before the row existed), then block. Each event id is consumed at
+most once per run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from stepwise_contract import dsl
+from stepwise_contract.enums import ErrorCategory, WaitType
+from stepwise_contract.expressions import UNDEFINED
+from stepwise_contract.payloads import CurrentWait, EventSignal, HumanTaskSignal
+from stepwise_contract.schemas import InvalidSchemaError, validate_instance
+from temporalio import workflow
+
+from stepwise_worker.errors import StepError
+from stepwise_worker.filters import filters_pass
+from stepwise_worker.frames import At
+from stepwise_worker.wait_messages import (
+    CHECK_BUFFER,
+    CREATE_HUMAN_TASK,
+    OPEN_WAIT,
+    RESOLVE_HUMAN_TASK,
+    RESOLVE_WAIT,
+    BufferCheck,
+    BufferHit,
+    CreateHumanTask,
+    Done,
+    OpenWait,
+    ResolveHumanTask,
+    ResolveWait,
+    WaitOpened,
+)
+from stepwise_worker.waiting import (
+    apply_assign,
+    as_key,
+    drop_consumed_events,
+    host,
+    iso,
+    local,
+    mark_consumed,
+    take_signal,
+    waiting_on,
+)
+
+if TYPE_CHECKING:
+    from stepwise_worker.interpreter import Interpreter
+
+# What the API (and the router, for a `human.task.completed` event keyed by task id) sends.
+HUMAN_TASK_EVENT = HumanTaskSignal(task_id="").event_name
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+# -- event.wait --------------------------------------------------------------------------------
+
+
+def _decode_event(body: Any) -> EventSignal | None:
+    try:
+        return msgspec.convert(body, EventSignal)
+    except msgspec.ValidationError:
+        return None
+
+
+def _event_matcher(config: dsl.EventWaitConfig, key: str | None) -> Any:
+    def accept(body: Any) -> bool:
+        event = _decode_event(body)
+        return (
+            event is not None
+            and event.event_id not in host().consumed_event_ids
+            and event.event_name == config.event_name
+            and (key is None or event.correlation_key == key)
+            and filters_pass(config.filters, event.payload)
+        )
+
+    return accept
+
+
+async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
+    config = step.config
+    run = interp.run_input
+    key = None
+    if config.correlation_key is not None:
+        key = as_key(
+            interp.evaluate(config.correlation_key, at, what="correlationKey", required=False)
+        )
+    timeout_at = None
+    if config.timeout_ms is not None:
+        timeout_at = workflow.now() + timedelta(milliseconds=config.timeout_ms)
+    wait_id = str(workflow.uuid4())
+    descriptor = {
+        "eventName": config.event_name,
+        "correlationKey": key,
+        "filters": msgspec.to_builtins(config.filters),
+        "timeoutAt": iso(timeout_at) if timeout_at else None,
+    }
+    await interp.book.flush()
+    await local(
+        OPEN_WAIT,
+        OpenWait(
+            tenant_id=run.tenant_id,
+            run_id=run.run_id,
+            wait_id=wait_id,
+            step_path=at.path,
+            wait_type=WaitType.EVENT,
+            key=key,
+            event_name=config.event_name,
+            timeout_at=timeout_at,
+            payload=descriptor,
+        ),
+        WaitOpened,
+    )
+    drop_consumed_events()
+    accept = _event_matcher(config, key)
+    event = _decode_event(take_signal("event", accept))
+    if event is None:
+        hit = await local(
+            CHECK_BUFFER,
+            BufferCheck(
+                tenant_id=run.tenant_id,
+                run_id=run.run_id,
+                event_name=config.event_name,
+                correlation_key=key,
+                filters=config.filters,
+                consumed_event_ids=list(host().consumed_event_ids),
+            ),
+            BufferHit,
+        )
+        event = hit.event
+    if event is None:
+        wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.EVENT, event_name=config.event_name,
+                           key=key, step_path=at.path)  # fmt: skip
+        with waiting_on(wait):
+            event = await _block_for_event(accept, timeout_at)
+        if event is None:
+            await local(
+                RESOLVE_WAIT,
+                ResolveWait(tenant_id=run.tenant_id, wait_id=wait_id,
+                            payload_patch={"matchedEventId": None, "timedOut": True}),
+                Done,
+            )  # fmt: skip
+            raise StepError(
+                ErrorCategory.TIMEOUT,
+                f"event.wait timed out waiting for {config.event_name}",
+                code="EVENT_WAIT_TIMEOUT",
+                details=descriptor,
+                node_path=at.path,
+            )
+    mark_consumed(event.event_id)
+    await local(
+        RESOLVE_WAIT,
+        ResolveWait(tenant_id=run.tenant_id, wait_id=wait_id,
+                    payload_patch={"matchedEventId": event.event_id,
+                                   "resolvedAt": iso(workflow.now())}),
+        Done,
+    )  # fmt: skip
+    interp.scopes.vars["event"] = event.payload
+    interp.scopes.vars["eventName"] = event.event_name
+    apply_assign(interp, config.assign, at)
+
+
+async def _block_for_event(accept: Any, timeout_at: datetime | None) -> EventSignal | None:
+    """The first inbox event `accept`ed, or None when `timeout_at` passed first."""
+
+    def arrived() -> bool:
+        return any(entry.kind == "event" and accept(entry.body) for entry in host().inbox)
+
+    if timeout_at is None:
+        await workflow.wait_condition(arrived)
+    else:
+        remaining = (timeout_at - workflow.now()).total_seconds()
+        if remaining <= 0 and not arrived():
+            return None
+        try:
+            await workflow.wait_condition(arrived, timeout=max(remaining, 0.001))
+        except TimeoutError:
+            return None
+    return _decode_event(take_signal("event", accept))
+
+
+# -- time.wait ---------------------------------------------------------------------------------
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An `until` value: an ISO 8601 string (naive = UTC) or epoch milliseconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return None
+
+
+async def time_wait(interp: Interpreter, step: dsl.TimeWait, at: At) -> None:
+    config = step.config
+    run = interp.run_input
+    now = workflow.now()
+    if config.mode == "duration":
+        if config.duration_ms is None or config.duration_ms < 0:
+            raise StepError(ErrorCategory.VALIDATION, "time.wait duration needs durationMs >= 0",
+                            code="INVALID_CONFIG", node_path=at.path)  # fmt: skip
+        due = now + timedelta(milliseconds=config.duration_ms)
+    else:
+        raw = interp.evaluate(config.until, at, what="until")
+        parsed = parse_instant(raw)
+        if parsed is None:
+            raise StepError(
+                ErrorCategory.VALIDATION,
+                "time.wait until expression did not resolve to a valid date/time",
+                code="INVALID_UNTIL",
+                details={"until": raw},
+                node_path=at.path,
+            )
+        due = parsed
+    resumed = now
+    if due > now:
+        # A past instant continues at once, without a wait row: there is nothing to route.
+        wait_id = str(workflow.uuid4())
+        await interp.book.flush()
+        await local(
+            OPEN_WAIT,
+            OpenWait(
+                tenant_id=run.tenant_id,
+                run_id=run.run_id,
+                wait_id=wait_id,
+                step_path=at.path,
+                wait_type=WaitType.TIME,
+                timeout_at=due,
+                payload={"mode": config.mode, "durationMs": config.duration_ms, "dueAt": iso(due)},
+            ),
+            WaitOpened,
+        )
+        wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.TIME, step_path=at.path)
+        with waiting_on(wait):
+            await workflow.sleep((due - now).total_seconds())
+        resumed = workflow.now()
+        await local(
+            RESOLVE_WAIT,
+            ResolveWait(tenant_id=run.tenant_id, wait_id=wait_id,
+                        payload_patch={"resumedAt": iso(resumed)}),
+            Done,
+        )  # fmt: skip
+    interp.scopes.vars["timeWait"] = {
+        "mode": config.mode,
+        "dueAt": iso(due),
+        "resumedAt": iso(resumed),
+    }
+    apply_assign(interp, config.assign, at)
+
+
+# -- human.task --------------------------------------------------------------------------------
+
+
+def _optional(interp: Interpreter, value: Any, at: At, what: str) -> Any:
+    if value is None:
+        return None
+    result = interp.evaluate(value, at, what=what, required=False)
+    return None if result is UNDEFINED else result
+
+
+async def human_task(interp: Interpreter, step: dsl.HumanTask, at: At) -> None:
+    config = step.config
+    run = interp.run_input
+    title = _text(interp.evaluate(config.title, at, what="title"))
+    description = _optional(interp, config.description, at, "description")
+    context_data = None
+    if config.context_data is not None:
+        context_data = {
+            name: value
+            for name, value in (
+                (name, _optional(interp, raw, at, f"contextData {name!r}"))
+                for name, raw in config.context_data.items()
+            )
+            if value is not None
+        }
+    task_id, wait_id = str(workflow.uuid4()), str(workflow.uuid4())
+    await interp.book.flush()
+    await local(
+        CREATE_HUMAN_TASK,
+        CreateHumanTask(
+            tenant_id=run.tenant_id,
+            run_id=run.run_id,
+            step_path=at.path,
+            task_id=task_id,
+            wait_id=wait_id,
+            event_name=HUMAN_TASK_EVENT,
+            task_type=config.task_type,
+            title=title,
+            description=None if description is None else _text(description),
+            context_data=context_data,
+            form_schema=config.form_schema,
+        ),
+        WaitOpened,
+    )
+
+    def for_this_task(body: Any) -> bool:
+        return isinstance(body, dict) and body.get("taskId") == task_id
+
+    wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.HUMAN, event_name=HUMAN_TASK_EVENT,
+                       key=task_id, step_path=at.path)  # fmt: skip
+    with waiting_on(wait):
+        while True:
+            await workflow.wait_condition(
+                lambda: any(e.kind == "human" and for_this_task(e.body) for e in host().inbox)
+            )
+            signal = msgspec.convert(take_signal("human", for_this_task), HumanTaskSignal)
+            response = signal.payload if signal.payload is not None else {}
+            issues = _form_issues(config.form_schema, response, at)
+            if not issues:
+                break
+            # The API validates before signalling; a response that still fails keeps the run
+            # waiting for a valid one (it is logged, never applied).
+            interp.book.log(
+                "WARN",
+                "Human task response rejected: it does not match the form schema",
+                step_path=at.path,
+                context={"taskId": task_id, "errors": issues},
+            )
+    await local(
+        RESOLVE_HUMAN_TASK,
+        ResolveHumanTask(tenant_id=run.tenant_id, task_id=task_id, wait_id=wait_id,
+                         event_name=signal.event_name, response=response),
+        Done,
+    )  # fmt: skip
+    interp.scopes.vars["event"] = response
+    interp.scopes.vars["eventName"] = signal.event_name
+    apply_assign(interp, config.assign, at)
+
+
+def _form_issues(schema: Any, response: Any, at: At) -> list[dict[str, str]]:
+    if schema is None:
+        return []
+    try:
+        return [{"path": i.path, "message": i.message} for i in validate_instance(schema, response)]
+    except InvalidSchemaError as exc:
+        raise StepError(ErrorCategory.VALIDATION, f"human.task formSchema is invalid: {exc}",
+                        code="INVALID_FORM_SCHEMA", node_path=at.path) from None  # fmt: skip
