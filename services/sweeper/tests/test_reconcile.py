@@ -4,6 +4,7 @@ visibly after the deadline), child runs are left to their parent, lost workflows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,10 +27,8 @@ async def started_workflows(temporal_client: Client) -> AsyncIterator[list[str]]
     ids: list[str] = []
     yield ids
     for workflow_id in ids:
-        try:
+        with contextlib.suppress(RPCError):  # already closed
             await temporal_client.get_workflow_handle(workflow_id).terminate("sweeper test done")
-        except RPCError:
-            pass  # already closed
 
 
 async def _workflow_exists(client: Client, run_id: uuid.UUID) -> bool:
