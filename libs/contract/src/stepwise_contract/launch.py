@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import structlog
@@ -26,7 +26,15 @@ from stepwise_contract.names import (
 )
 from stepwise_contract.payloads import RunInput
 
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
 log = structlog.get_logger("stepwise.launch")
+
+# Where a launch statement may run: a pool, a connection, or a pooled connection inside a
+# transaction (`async with pool.acquire() as conn`). A string: the proxy is not subscriptable at
+# runtime.
+Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
 
 INSERT_RUN = """
 INSERT INTO workflow_runs (
@@ -39,7 +47,7 @@ INSERT INTO workflow_runs (
 
 
 async def insert_run(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Executor,
     *,
     run_id: uuid.UUID,
     tenant: uuid.UUID,
@@ -102,9 +110,7 @@ async def start_run(client: Client, run_input: RunInput) -> str:
         return description.run_id
 
 
-async def record_started(
-    pool: asyncpg.Pool | asyncpg.Connection, run_id: uuid.UUID, temporal_run_id: str
-) -> None:
+async def record_started(pool: Executor, run_id: uuid.UUID, temporal_run_id: str) -> None:
     await pool.execute(
         "UPDATE workflow_runs SET temporal_run_id = $2, updated_at = now()"
         " WHERE run_id = $1 AND temporal_run_id IS NULL",
@@ -113,7 +119,7 @@ async def record_started(
 
 
 async def mark_launch_failed(
-    pool: asyncpg.Pool | asyncpg.Connection,
+    pool: Executor,
     run_id: uuid.UUID,
     message: str,
     *,

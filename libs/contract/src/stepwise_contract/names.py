@@ -29,6 +29,8 @@ DLQ_SUBJECT_PREFIX: Final = "workflow.dlq"
 DLQ_SUBJECTS: Final = "workflow.dlq.>"
 DLQ_REASON_HEADER: Final = "Stepwise-Dlq-Reason"
 DLQ_DETAIL_HEADER: Final = "Stepwise-Dlq-Detail"
+# the subject the dead letter was originally published to (for an operator's republish)
+DLQ_SUBJECT_HEADER: Final = "Stepwise-Dlq-Subject"
 MSG_ID_HEADER: Final = "Nats-Msg-Id"
 
 BUILTIN_EMPTY_SCHEMA: Final = "payload.Empty.v1"
