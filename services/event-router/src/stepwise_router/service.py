@@ -1,18 +1,82 @@
-"""stepwise-router: wiring of dependencies, the ops server and the SIGTERM-aware lifetime."""
+"""stepwise-router: wiring of dependencies, the ops server and the SIGTERM-aware lifetime.
+
+SIGTERM/SIGINT: the consumer stops pulling, finishes its in-flight messages, then the NATS
+connection is drained and the pool closed; the process exits 0. `/readyz` checks Postgres,
+Temporal and NATS.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import nats
 import structlog
+from nats.aio.client import Client as NATS
 from stepwise_contract.db import create_pool
 from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
 from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
 from stepwise_contract.temporal import connect_temporal
+from temporalio.client import Client
 
+from stepwise_router.consumer import EventConsumer
+from stepwise_router.correlation import Correlation
+from stepwise_router.dlq import DeadLetters
+from stepwise_router.ledger import Ledger
+from stepwise_router.metrics import Metrics
+from stepwise_router.routing import EventRouter
 from stepwise_router.settings import Settings
+from stepwise_router.signals import WaitSignaller
+from stepwise_router.stream import ensure_topology
+from stepwise_router.triggers import TriggerLauncher
 
 log = structlog.get_logger("stepwise_router")
+
+
+async def run_router(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    client: Client,
+    nc: NATS,
+    metrics: Metrics,
+    stop: asyncio.Event,
+) -> None:
+    """Ensure the streams and the consumer, then route events until `stop` is set."""
+    js = nc.jetstream()
+    await ensure_topology(js, max_deliver=settings.max_deliver, ack_wait_s=settings.ack_wait_s)
+    router = EventRouter(
+        ledger=Ledger(pool),
+        signaller=WaitSignaller(pool, client),
+        launcher=TriggerLauncher(pool, client),
+        dead_letters=DeadLetters(js),
+        correlation=Correlation(settings.correlation_paths),
+        metrics=metrics,
+        max_deliver=settings.max_deliver,
+        backoff_s=settings.backoff_s,
+    )
+    consumer = EventConsumer(
+        nc,
+        router.handle,
+        concurrency=settings.concurrency,
+        batch=settings.batch,
+        ack_wait_s=settings.ack_wait_s,
+    )
+    metrics.in_flight.set_function(lambda: consumer.in_flight)
+    await consumer.run(stop)
+
+
+async def _log_nats_error(exc: Exception) -> None:
+    log.warning("nats_error", error=str(exc))
+
+
+async def _log_nats_disconnected() -> None:
+    log.warning("nats_disconnected")
+
+
+async def _log_nats_reconnected() -> None:
+    log.info("nats_reconnected")
 
 
 async def serve(settings: Settings) -> None:
@@ -21,20 +85,32 @@ async def serve(settings: Settings) -> None:
         service="stepwise-router", log_format=common.log_format, level=common.log_level
     )
     stop = stop_event_on_signals()
-    pool = await create_pool(common.database_url)
-    client = await connect_temporal(common.temporal_address, common.temporal_namespace)
-    nc = await nats.connect(common.nats_url, name="stepwise-router")
-    checks = {
-        "postgres": postgres_check(pool),
-        "temporal": temporal_check(client),
-        "nats": nats_check(nc),
-    }
+    # one connection per in-flight message, plus readiness checks
+    pool = await create_pool(common.database_url, max_size=settings.concurrency + 2)
     try:
-        async with ops_server(settings.host, settings.port, checks):
-            log.info("service_started", port=settings.port)
-            await stop.wait()
-            log.info("service_stopping")
+        client = await connect_temporal(common.temporal_address, common.temporal_namespace)
+        nc = await nats.connect(
+            common.nats_url,
+            name="stepwise-router",
+            max_reconnect_attempts=-1,  # a NATS restart must not end the router
+            error_cb=_log_nats_error,
+            disconnected_cb=_log_nats_disconnected,
+            reconnected_cb=_log_nats_reconnected,
+        )
+        checks = {
+            "postgres": postgres_check(pool),
+            "temporal": temporal_check(client),
+            "nats": nats_check(nc),
+        }
+        try:
+            async with ops_server(settings.host, settings.port, checks):
+                log.info("service_started", port=settings.port, concurrency=settings.concurrency)
+                await run_router(
+                    settings, pool=pool, client=client, nc=nc, metrics=Metrics(), stop=stop
+                )
+                log.info("service_stopping")
+        finally:
+            await nc.drain()
     finally:
-        await nc.drain()
         await pool.close()
     log.info("service_stopped")

@@ -1,0 +1,123 @@
+"""The event ledger: `workflow_runtime_events` (the dedupe key and the API's view of routing)
+and the recent-event buffer `workflow_recent_events` (SPEC §5.4).
+
+The buffer holds one row per (event, correlation key) — the key `''` when the event has none — so
+a wait keyed on any derived key finds it, and a wait without a key finds it by name alone (the
+worker reads it with `DISTINCT ON (event_id)`).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+from stepwise_contract.envelope import EventEnvelope
+
+# One statement, so the event row and its buffer rows commit together. The buffer rows are written
+# on a redelivery of an event whose processing crashed midway (rows exist, `DO NOTHING`), but never
+# for an event already processed: after its buffer rows expired, a late duplicate must not offer an
+# old event to a new wait.
+RECORD = """
+WITH done AS (
+    SELECT 1 FROM workflow_runtime_events
+    WHERE tenant = $1 AND event_id = $2 AND processed_at IS NOT NULL
+), event AS (
+    INSERT INTO workflow_runtime_events (tenant, event_id, event_name, event_type, correlation_key,
+                                         correlation_keys, payload, payload_schema_ref)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (tenant, event_id) DO NOTHING
+    RETURNING 1
+), buffer AS (
+    INSERT INTO workflow_recent_events (tenant, event_id, event_name, correlation_key, payload)
+    SELECT $1, $2, $3, k, $7 FROM unnest($9::text[]) AS k
+    WHERE NOT EXISTS (SELECT 1 FROM done)
+    ON CONFLICT DO NOTHING
+)
+SELECT EXISTS (SELECT 1 FROM event) AS inserted, EXISTS (SELECT 1 FROM done) AS processed
+"""
+
+# The row of a concurrent first delivery is only visible once that statement committed; asking
+# again in a new statement (new snapshot) tells whether it has finished.
+PROCESSED = """
+SELECT processed_at IS NOT NULL FROM workflow_runtime_events WHERE tenant = $1 AND event_id = $2
+"""
+
+RECORD_SUSPENDED = """
+INSERT INTO workflow_runtime_events (tenant, event_id, event_name, event_type, correlation_key,
+                                     correlation_keys, payload, payload_schema_ref, processed_at,
+                                     error_message)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9)
+ON CONFLICT (tenant, event_id) DO NOTHING
+"""
+
+FINISH = """
+UPDATE workflow_runtime_events
+SET processed_at = now(), matched_run_id = $3, matched_wait_id = $4, signaled_run_ids = $5,
+    started_run_ids = $6, error_message = $7
+WHERE tenant = $1 AND event_id = $2
+"""
+
+SUSPENDED = "SELECT suspended FROM tenants WHERE tenant = $1"
+
+SUSPENDED_MESSAGE = "tenant is suspended: event recorded, not routed"
+
+
+class Recorded(enum.Enum):
+    NEW = "new"  # first delivery, or a redelivery of one that crashed before finishing
+    PROCESSED = "processed"  # a duplicate of an event already routed: ack and ignore
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What routing did with one event, as written back to its row."""
+
+    signaled_run_ids: list[uuid.UUID]
+    matched_wait_id: uuid.UUID | None
+    started_run_ids: list[uuid.UUID]
+    errors: list[str]
+
+    @property
+    def matched_run_id(self) -> uuid.UUID | None:
+        """The first signalled run, else the first started one (as the reference system)."""
+        runs = self.signaled_run_ids or self.started_run_ids
+        return runs[0] if runs else None
+
+
+class Ledger:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def tenant_suspended(self, tenant: uuid.UUID) -> bool:
+        """An unknown tenant is not suspended: events are routed for it."""
+        return bool(await self._pool.fetchval(SUSPENDED, tenant))
+
+    def _row(self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str]) -> list[Any]:
+        return [
+            tenant, env.event_id, env.name, env.event_type, keys[0] if keys else None, keys,
+            env.payload or {}, env.payload_schema_ref,
+        ]  # fmt: skip
+
+    async def record_suspended(
+        self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str]
+    ) -> None:
+        await self._pool.execute(RECORD_SUSPENDED, *self._row(tenant, env, keys), SUSPENDED_MESSAGE)
+
+    async def record(self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str]) -> Recorded:
+        """Record the event and its buffer rows unless it was processed already (dedupe)."""
+        row = await self._pool.fetchrow(RECORD, *self._row(tenant, env, keys), keys or [""])
+        assert row is not None
+        if row["inserted"]:
+            return Recorded.NEW
+        if row["processed"] or await self._pool.fetchval(PROCESSED, tenant, env.event_id):
+            return Recorded.PROCESSED
+        return Recorded.NEW
+
+    async def finish(self, tenant: uuid.UUID, event_id: str, outcome: Outcome) -> None:
+        await self._pool.execute(
+            FINISH,
+            tenant, event_id, outcome.matched_run_id, outcome.matched_wait_id,
+            outcome.signaled_run_ids, outcome.started_run_ids,
+            "; ".join(outcome.errors) or None,
+        )  # fmt: skip

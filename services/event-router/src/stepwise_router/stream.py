@@ -1,0 +1,99 @@
+"""The JetStream topology the router relies on, created or updated at every start (idempotent).
+
+- `WORKFLOW_EVENTS` on `workflow.events.>`: file storage, a 2-minute duplicate window (a producer's
+  retry with the same `Nats-Msg-Id` is stored once), messages kept 7 days (limits retention, so the
+  stream can be replayed or inspected after routing).
+- `WORKFLOW_EVENTS_DLQ` on `workflow.dlq.>`: its own stream, outside the events stream's subjects,
+  so a dead letter is never routed again; kept 30 days.
+- The durable pull consumer shared by every router replica: explicit acks, `max_deliver`, and an
+  ack-timeout backoff. JetStream uses `backoff[0]` as the ack wait, so the list starts at the
+  configured ack wait and doubles — a message whose router keeps dying is offered ever more slowly.
+  Explicit naks (transient errors) carry their own, shorter delay (see `routing.py`).
+
+Several replicas starting at once may race to create a stream: whoever loses updates instead.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from stepwise_contract import names
+
+DUPLICATE_WINDOW_S: Final = 120.0
+EVENTS_MAX_AGE_S: Final = 7 * 24 * 3600.0
+DLQ_MAX_AGE_S: Final = 30 * 24 * 3600.0
+MAX_ACK_BACKOFF_S: Final = 600.0
+
+
+def events_stream_config() -> StreamConfig:
+    return StreamConfig(
+        name=names.EVENTS_STREAM,
+        subjects=[names.EVENTS_SUBJECTS],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=EVENTS_MAX_AGE_S,
+    )
+
+
+def dlq_stream_config() -> StreamConfig:
+    return StreamConfig(
+        name=names.DLQ_STREAM,
+        subjects=[names.DLQ_SUBJECTS],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=DLQ_MAX_AGE_S,
+    )
+
+
+def consumer_config(*, max_deliver: int, ack_wait_s: float, max_ack_pending: int) -> ConsumerConfig:
+    # JetStream requires max_deliver > len(backoff).
+    backoff = [min(ack_wait_s * 2**i, MAX_ACK_BACKOFF_S) for i in range(max(max_deliver - 1, 0))]
+    return ConsumerConfig(
+        durable_name=names.EVENTS_CONSUMER,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait_s,
+        max_deliver=max_deliver,
+        backoff=backoff or None,
+        max_ack_pending=max_ack_pending,
+    )
+
+
+async def _upsert_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:
+            pass  # another replica created it meanwhile: fall through to the update
+    await js.update_stream(config)
+
+
+async def ensure_topology(
+    js: JetStreamContext, *, max_deliver: int, ack_wait_s: float, max_ack_pending: int = 1000
+) -> None:
+    """Create or update both streams and the durable consumer (creating a durable that exists
+    updates its editable fields: ack wait, backoff, max deliver)."""
+    await _upsert_stream(js, events_stream_config())
+    await _upsert_stream(js, dlq_stream_config())
+    await js.add_consumer(
+        names.EVENTS_STREAM,
+        consumer_config(
+            max_deliver=max_deliver, ack_wait_s=ack_wait_s, max_ack_pending=max_ack_pending
+        ),
+    )
