@@ -293,3 +293,30 @@ async def test_embedded_postgres_unreachable_home_fails_clearly(tmp_path: Path) 
     assert not (home / "dev.env").exists()
     assert not (home / "stack.json").exists()
     assert not _processes_mentioning(home), "temporal/nats started before the failure still run"
+
+
+async def test_home_in_use_is_refused_and_stale_children_are_reaped(
+    home: Path, fresh_database: str
+) -> None:
+    async with dev_run(home, DATABASE_URL=fresh_database) as first:
+        await first.wait_dev_env()
+        first_state = first.state()
+        async with dev_run(home, DATABASE_URL=fresh_database) as second:
+            assert await second.wait_exit() == 1, second.output()
+        assert "in use by another running stack" in second.output()
+        assert (home / "dev.env").exists()  # the running stack's file is left alone
+        # kill -9 of the launcher alone: its children run in their own sessions and outlive it.
+        first.proc.kill()
+        first.proc.wait(10)
+    orphans = {name: info["pid"] for name, info in first_state["processes"].items()}
+    assert not any(process_gone(pid) for pid in orphans.values()), orphans
+
+    (home / "dev.env").unlink()  # stale: written by the killed launcher
+    async with dev_run(home, DATABASE_URL=fresh_database) as third:
+        await third.wait_dev_env()
+        third_state = third.state()
+        third.proc.send_signal(signal.SIGTERM)
+        assert await third.wait_exit() == 0, third.output()
+    assert "(stale)" in third.output()
+    assert all(process_gone(pid) for pid in orphans.values()), orphans
+    _assert_all_gone(third_state, home)

@@ -26,7 +26,7 @@ import msgspec
 from stepwise_contract.settings import SettingsError, env_choice, env_str
 
 from stepwise_cli.processes import StartAborted
-from stepwise_cli.stack import Stack, new_api_key
+from stepwise_cli.stack import Stack, StackError, new_api_key
 
 DEV_ENV_FILE: Final = "dev.env"
 IDENTITY_FILE: Final = "dev-identity.json"
@@ -149,9 +149,6 @@ def run_dev(environ: Mapping[str, str]) -> int:
     except (SettingsError, OSError) as exc:
         print(f"stepwise dev: {exc}", file=sys.stderr)
         return 2
-    dev_env = home / DEV_ENV_FILE
-    # A dev.env from an earlier run would describe a stack that is not (yet) running.
-    dev_env.unlink(missing_ok=True)
     api_key = settings.bootstrap_api_key or (identity.api_key if identity else new_api_key())
     secret_key = settings.secret_key or (
         identity.secret_key if identity else secrets.token_urlsafe(32)
@@ -174,6 +171,14 @@ def run_dev(environ: Mapping[str, str]) -> int:
         _say("  Postgres: DATABASE_URL (the machine's server)")
     if settings.nats_url:
         _say("  NATS: NATS_URL (not starting nats-server)")
+    try:
+        stack.claim_home()
+    except StackError as exc:
+        _say(f"  ✗ {exc}")
+        return 1
+    dev_env = home / DEV_ENV_FILE
+    # A dev.env from an earlier run would describe a stack that is not (yet) running.
+    dev_env.unlink(missing_ok=True)
     stop = threading.Event()
     status = 0
     started = time.monotonic()

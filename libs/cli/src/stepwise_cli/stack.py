@@ -13,9 +13,12 @@ The methods block (they wait on processes); async tests call the slow ones throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -40,6 +43,7 @@ from stepwise_cli.processes import (
     StartAborted,
     free_port,
     http_ready,
+    process_gone,
     stop_all,
 )
 
@@ -168,6 +172,15 @@ def run_coroutine(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
+def command_line(pid: int) -> str | None:
+    """The command line of a live process (Linux /proc), arguments joined by spaces."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace") or None
+
+
 def _replace_database(url: str, name: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{name}"
@@ -224,13 +237,14 @@ class Stack:
         self._ports: dict[str, int] = {}
         self._expected_down: set[str] = set()
         self._abort = threading.Event()
+        self._claimed = False
 
     # ---------------------------------------------------------------- lifetime
 
     def start(self) -> Stack:
         """Bring everything up, in order; on any failure stop what was started and re-raise."""
         self._abort.clear()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.claim_home()
         try:
             self._start_infra()
             self._prepare_database()
@@ -242,6 +256,42 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def claim_home(self) -> None:
+        """Make `home` ours: refuse it while another live stack owns it (two stacks would share
+        the Temporal database, the JetStream store and pgdata); SIGKILL what a stack that died
+        without stopping (kill -9 of its launcher) left running there."""
+        if self._claimed:
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        path = self.home / STATE_FILE
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        owner = old.get("owner_pid")
+        if (
+            isinstance(owner, int)
+            and owner != os.getpid()
+            and not process_gone(owner)
+            and command_line(owner) == old.get("owner_cmdline")
+        ):
+            raise StackError(
+                f"{self.home} is in use by another running stack (pid {owner}); "
+                "stop it or use another STEPWISE_HOME"
+            )
+        for name, info in old.get("processes", {}).items():
+            pid, cmdline = info.get("pid"), info.get("cmdline")
+            # Same pid AND same command line: not a recycled pid of some unrelated process.
+            if isinstance(pid, int) and cmdline and command_line(pid) == cmdline:
+                started = time.monotonic()
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                self._report(
+                    f"{name} (stale)", f"killed pid {pid}, left by an earlier run", started
+                )
+        self._claimed = True
+        self.write_state()
 
     def request_abort(self) -> None:
         """Make a `start` in progress give up at its next wait (safe from a signal handler)."""
@@ -255,7 +305,9 @@ class Stack:
         """
         stop_all(self._services.values(), timeout_s)
         stop_all(self._infra.values(), timeout_s)
-        (self.home / STATE_FILE).unlink(missing_ok=True)
+        if self._claimed:
+            (self.home / STATE_FILE).unlink(missing_ok=True)
+            self._claimed = False
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -395,6 +447,7 @@ class Stack:
             self._infra[proc.name] = proc
             launched.append((proc, detail, time.monotonic()))
             proc.start()
+            self.write_state()
 
         temporal_port = 7233 if self.preferred_ports else None
         if self.temporal_ui:
@@ -465,6 +518,7 @@ class Stack:
             proc = self._service_process(_SPECS[name])
             self._services[name] = proc
             launched.append((proc.start(), time.monotonic()))
+        self.write_state()
         for proc, started in launched:
             proc.wait_ready(self.ready_timeout_s, self._abort)
             self._report(proc.name, f"{self._urls[proc.name]} ready", started)
@@ -480,6 +534,8 @@ class Stack:
     def write_state(self) -> None:
         """`home/stack.json`: URLs, pids and log files of the running stack (no secrets)."""
         state = {
+            "owner_pid": os.getpid(),
+            "owner_cmdline": command_line(os.getpid()),
             "api_url": self._urls.get("api"),
             "database_url": self.database_url,
             "nats_url": self.nats_url,
@@ -489,6 +545,7 @@ class Stack:
             "processes": {
                 name: {
                     "pid": proc.pid,
+                    "cmdline": " ".join(proc.argv),
                     "alive": proc.alive(),
                     "url": self._urls.get(name),
                     "log": str(proc.log_path),
