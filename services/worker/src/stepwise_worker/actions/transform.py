@@ -12,7 +12,7 @@ import asyncio
 from typing import Any, Final
 
 import msgspec
-import regex  # type: ignore[import-untyped]  # ships no stubs; types-regex is not installed
+import regex
 
 from stepwise_worker.actions.base import ActionContext, ActionFailure, JSONObject
 
