@@ -30,6 +30,9 @@ import pytest
 from stepwise_cli.devstack import DEV_ENV_KEYS, parse_dev_env
 from stepwise_cli.processes import group_gone, process_gone
 
+# The four services run as real processes: end-to-end by the suite's definition (not in test-fast).
+pytestmark = pytest.mark.e2e
+
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
