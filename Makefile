@@ -26,7 +26,7 @@ fmt: sync
 	$(UV) run --locked ruff check --fix .
 
 bench: sync
-	$(UV) run --locked python -m stepwise_bench
+	$(UV) run --locked python -m stepwise_cli.bench
 
 migrate: sync
 	$(UV) run --locked python -m stepwise_contract.migrate

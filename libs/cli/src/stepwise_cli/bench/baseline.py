@@ -1,0 +1,67 @@
+"""The hand-written baseline: the Stepwise definitions' work, written directly on Temporal.
+
+It runs on its own task queue (a benchmark queue, not the product's) in the bench process, against
+the same Temporal server as the Stepwise worker, with the same worker limits.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+
+BASELINE_TASK_QUEUE = "stepwise-bench-baseline"
+STEPS = 10
+
+
+@activity.defn(name="bench_echo")
+async def bench_echo(value: Any) -> Any:
+    return {"value": value}
+
+
+@workflow.defn(name="BenchRegular10")
+class BenchRegular10:
+    """Ten sequential regular activities (what a naive hand-written workflow does)."""
+
+    @workflow.run
+    async def run(self, value: Any) -> Any:
+        for _ in range(STEPS):
+            value = await workflow.execute_activity(
+                bench_echo, value, start_to_close_timeout=timedelta(seconds=30)
+            )
+        return value
+
+
+@workflow.defn(name="BenchLocal10")
+class BenchLocal10:
+    """Ten sequential local activities (the physical floor for in-process actions)."""
+
+    @workflow.run
+    async def run(self, value: Any) -> Any:
+        for _ in range(STEPS):
+            value = await workflow.execute_local_activity(
+                bench_echo, value, start_to_close_timeout=timedelta(seconds=30)
+            )
+        return value
+
+
+@workflow.defn(name="BenchWaiter")
+class BenchWaiter:
+    """Waits for one signal, then completes (the baseline of event routing)."""
+
+    def __init__(self) -> None:
+        self._got: Any = None
+
+    @workflow.signal(name="bench_event")
+    def event(self, payload: Any) -> None:
+        self._got = payload
+
+    @workflow.run
+    async def run(self) -> Any:
+        await workflow.wait_condition(lambda: self._got is not None)
+        return self._got
+
+
+WORKFLOWS = [BenchRegular10, BenchLocal10, BenchWaiter]
+ACTIVITIES = [bench_echo]
