@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from stepwise_cli import dev_command
+from stepwise_cli import admin, dev_command
 
-COMMANDS = (dev_command,)
+COMMANDS = (dev_command, admin)
 
 
 def build_parser() -> argparse.ArgumentParser:

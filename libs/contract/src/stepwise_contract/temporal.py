@@ -7,5 +7,10 @@ from temporalio.client import Client
 from stepwise_contract.converter import DATA_CONVERTER
 
 
-async def connect_temporal(address: str, namespace: str) -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+async def connect_temporal(address: str, namespace: str, *, lazy: bool = False) -> Client:
+    """`lazy=True` connects on first use, so a process can start (and report not-ready) while
+    Temporal is down; every call then fails fast until Temporal is reachable (workers need
+    `lazy=False`)."""
+    return await Client.connect(
+        address, namespace=namespace, data_converter=DATA_CONVERTER, lazy=lazy
+    )

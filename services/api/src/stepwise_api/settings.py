@@ -5,13 +5,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import msgspec
-from stepwise_contract.settings import CommonSettings, env_port, env_str
+from stepwise_contract.settings import (
+    CommonSettings,
+    env_bool,
+    env_float,
+    env_int,
+    env_port,
+    env_str,
+)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     common: CommonSettings
     host: str
     port: int
+    # request bodies larger than this answer 413
+    max_payload_bytes: int = 512 * 1024
+    # a RUNNING run with no step after this long gets the RUN_QUEUED_NO_PROGRESS warning
+    stuck_run_threshold_s: float = 60.0
+    # the longest `POST /api/workflow/events?wait=N` may wait for the router
+    event_wait_max_s: int = 30
+    # the tenant-secret key; the API never decrypts (only the worker does), it is parsed here so
+    # every service reads one configuration surface
+    secret_key: str = ""
+    # TEST-ONLY fault hook: exit(137) right after a launch inserted its run row, before the Temporal
+    # start, so the end-to-end suite can prove the sweeper's launch reconciliation. Never set it in
+    # production.
+    fault_crash_after_run_row: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -19,4 +39,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             common=CommonSettings.from_env(environ),
             host=env_str(environ, "STEPWISE_BIND_HOST", "0.0.0.0"),
             port=env_port(environ, "STEPWISE_API_PORT", 8080),
+            max_payload_bytes=env_int(
+                environ, "STEPWISE_MAX_PAYLOAD_BYTES", 512 * 1024, minimum=1024
+            ),
+            stuck_run_threshold_s=env_float(
+                environ, "STEPWISE_STUCK_RUN_THRESHOLD_S", 60.0, minimum=0.0
+            ),
+            event_wait_max_s=min(30, env_int(environ, "STEPWISE_EVENT_WAIT_MAX_S", 30, minimum=0)),
+            secret_key=environ.get("STEPWISE_SECRET_KEY", ""),
+            fault_crash_after_run_row=env_bool(
+                environ, "STEPWISE_FAULT_CRASH_AFTER_RUN_ROW", False
+            ),
         )

@@ -1,0 +1,357 @@
+"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings (SPEC §7).
+
+The operations are plain async functions over an asyncpg pool (`make run` and tests reuse
+`create_tenant`/`create_key`); the argparse layer only parses, calls one and prints. The command
+reads `DATABASE_URL` (and `STEPWISE_SECRET_KEY` for secrets). `--json` prints exactly the
+documented object; errors go to stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+from stepwise_contract.api_keys import generate_api_key, hash_api_key
+from stepwise_contract.db import create_pool
+from stepwise_contract.enums import Role
+from stepwise_contract.redaction import compile_key_pattern, parse_pointer
+from stepwise_contract.secrets import encrypt_secret
+from stepwise_contract.settings import DEFAULT_DATABASE_URL
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+# A string: the pooled-connection proxy is not subscriptable at runtime.
+Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
+
+
+class AdminError(Exception):
+    """A refused operation (unknown tenant, bad value); the CLI prints it and exits 1."""
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+async def create_key(
+    pool: Executor,
+    tenant_id: uuid.UUID,
+    role: Role,
+    name: str = "",
+    api_key: str | None = None,
+) -> tuple[uuid.UUID, str]:
+    """A new API key of the tenant; returns (key id, the key — shown once, stored hashed)."""
+    key = api_key or generate_api_key()
+    key_id = uuid.uuid4()
+    try:
+        await pool.execute(
+            "INSERT INTO api_keys (key_id, tenant, name, key_hash, role)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            key_id, tenant_id, name, hash_api_key(key), role.value,
+        )  # fmt: skip
+    except asyncpg.ForeignKeyViolationError:
+        raise AdminError(f"tenant {tenant_id} not found") from None
+    except asyncpg.UniqueViolationError:
+        raise AdminError("that API key already exists") from None
+    return key_id, key
+
+
+async def create_tenant(
+    pool: asyncpg.Pool,
+    name: str,
+    api_key: str | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, str]:
+    """A tenant with an admin key; returns (tenant id, admin API key)."""
+    tenant = tenant_id or uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            await conn.execute("INSERT INTO tenants (tenant, name) VALUES ($1, $2)", tenant, name)
+        except asyncpg.UniqueViolationError:
+            raise AdminError(f"tenant {tenant} already exists") from None
+        _, key = await create_key(conn, tenant, Role.ADMIN, f"{name} admin", api_key)
+    return tenant, key
+
+
+async def _update_tenant(pool: Executor, tenant_id: uuid.UUID, sql: str, *args: Any) -> None:
+    status = await pool.execute(
+        f"UPDATE tenants SET {sql}, updated_at = now() WHERE tenant = $1", tenant_id, *args
+    )
+    if status.endswith(" 0"):
+        raise AdminError(f"tenant {tenant_id} not found")
+
+
+async def set_suspended(pool: Executor, tenant_id: uuid.UUID, suspended: bool) -> None:
+    await _update_tenant(pool, tenant_id, "suspended = $2", suspended)
+
+
+async def revoke_key(pool: Executor, key_id: uuid.UUID) -> None:
+    status = await pool.execute(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE key_id = $1", key_id
+    )
+    if status.endswith(" 0"):
+        raise AdminError(f"API key {key_id} not found")
+
+
+async def set_secret(
+    pool: Executor, secret_key: str, tenant_id: uuid.UUID, name: str, value: str
+) -> None:
+    if not secret_key:
+        raise AdminError("STEPWISE_SECRET_KEY is not set: secrets are encrypted with it")
+    if not name.strip():
+        raise AdminError("a secret needs a name")
+    try:
+        await pool.execute(
+            "INSERT INTO tenant_secrets (tenant, name, value_encrypted) VALUES ($1, $2, $3)"
+            " ON CONFLICT (tenant, name) DO UPDATE SET value_encrypted = EXCLUDED.value_encrypted,"
+            " updated_at = now()",
+            tenant_id, name, encrypt_secret(secret_key, value),
+        )  # fmt: skip
+    except asyncpg.ForeignKeyViolationError:
+        raise AdminError(f"tenant {tenant_id} not found") from None
+
+
+async def set_quota(pool: Executor, tenant_id: uuid.UUID, steps: int | None) -> None:
+    """`steps=None` = unlimited. Open usage periods take the new limit at once."""
+    if steps is not None and steps < 0:
+        raise AdminError("the step quota must be >= 0 (or unlimited)")
+    await _update_tenant(pool, tenant_id, "step_quota_limit = $2", steps)
+    await pool.execute(
+        "UPDATE workflow_step_usage_periods SET effective_limit = $2, updated_at = now()"
+        " WHERE tenant = $1 AND period_end > now()",
+        tenant_id, steps,
+    )  # fmt: skip
+
+
+async def set_rate_limit(pool: Executor, tenant_id: uuid.UUID, per_min: int | None) -> None:
+    """Launches per minute for the tenant across all API replicas; None = unlimited."""
+    if per_min is not None and per_min < 1:
+        raise AdminError("the launch rate limit must be >= 1 per minute (or unlimited)")
+    await _update_tenant(pool, tenant_id, "run_rate_limit_per_min = $2", per_min)
+
+
+def check_redaction(pointers: list[str], key_patterns: list[str]) -> None:
+    for pointer in pointers:
+        try:
+            parse_pointer(pointer)
+        except ValueError as exc:
+            raise AdminError(str(exc)) from None
+    for pattern in key_patterns:
+        try:
+            compile_key_pattern(pattern)
+        except re.error as exc:
+            raise AdminError(f"key pattern {pattern!r} is not a valid regex: {exc}") from None
+
+
+async def set_redaction(
+    pool: Executor, tenant_id: uuid.UUID, pointers: list[str], key_patterns: list[str]
+) -> None:
+    """Replace the tenant's redaction pointers and key patterns (both lists)."""
+    check_redaction(pointers, key_patterns)
+    await _update_tenant(
+        pool,
+        tenant_id,
+        "redaction_pointers = $2, redaction_key_patterns = $3",
+        pointers,
+        key_patterns,
+    )
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a uuid") from None
+
+
+def _limit(value: str) -> int | None:
+    if value == "unlimited":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: use a number or 'unlimited'") from None
+
+
+Action = Callable[[argparse.Namespace, asyncpg.Pool, Mapping[str, str]], Awaitable[dict[str, Any]]]
+
+
+async def _tenant_create(
+    args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+) -> dict[str, Any]:
+    tenant, key = await create_tenant(pool, args.name, args.api_key, args.tenant_id)
+    return {"tenantId": str(tenant), "apiKey": key}
+
+
+def _tenant_suspend(suspended: bool) -> Action:
+    async def action(
+        args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+    ) -> dict[str, Any]:
+        await set_suspended(pool, args.tenant, suspended)
+        return {"tenantId": str(args.tenant), "suspended": suspended}
+
+    return action
+
+
+async def _key_create(
+    args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+) -> dict[str, Any]:
+    key_id, key = await create_key(pool, args.tenant, Role(args.role), args.name or "")
+    return {"keyId": str(key_id), "apiKey": key, "role": args.role}
+
+
+async def _key_revoke(
+    args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+) -> dict[str, Any]:
+    await revoke_key(pool, args.key_id)
+    return {"keyId": str(args.key_id), "revoked": True}
+
+
+async def _secret_set(
+    args: argparse.Namespace, pool: asyncpg.Pool, env: Mapping[str, str]
+) -> dict[str, Any]:
+    await set_secret(pool, env.get("STEPWISE_SECRET_KEY", ""), args.tenant, args.name, args.value)
+    return {"tenantId": str(args.tenant), "name": args.name}
+
+
+async def _quota_set(
+    args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+) -> dict[str, Any]:
+    await set_quota(pool, args.tenant, args.steps)
+    return {"tenantId": str(args.tenant), "stepQuotaLimit": args.steps}
+
+
+async def _rate_set(
+    args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+) -> dict[str, Any]:
+    await set_rate_limit(pool, args.tenant, args.per_min)
+    return {"tenantId": str(args.tenant), "runRateLimitPerMin": args.per_min}
+
+
+async def _redaction_set(
+    args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+) -> dict[str, Any]:
+    pointers, patterns = list(args.pointer or []), list(args.key_pattern or [])
+    await set_redaction(pool, args.tenant, pointers, patterns)
+    return {"tenantId": str(args.tenant), "pointers": pointers, "keyPatterns": patterns}
+
+
+def _human(result: Mapping[str, Any]) -> str:
+    lines = [f"{key}: {value}" for key, value in result.items() if key != "apiKey"]
+    if "apiKey" in result:
+        lines.append(f"apiKey (shown once, store it now): {result['apiKey']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    environ = os.environ
+    action: Action = args.admin_action
+
+    async def go() -> dict[str, Any]:
+        pool = await create_pool(
+            environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, min_size=1, max_size=2
+        )
+        try:
+            return await action(args, pool, environ)
+        finally:
+            await pool.close()
+
+    try:
+        result = asyncio.run(go())
+    except AdminError as exc:
+        print(f"stepwise admin: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"stepwise admin: database error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result) if args.json else _human(result))
+    return 0
+
+
+def _leaf(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    action: Action,
+) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run, admin_action=action)
+    return parser
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    admin = subparsers.add_parser(
+        "admin",
+        help="administer tenants, API keys, secrets, quotas and redaction (reads DATABASE_URL)",
+    )
+    objects = admin.add_subparsers(dest="admin_object", required=True, metavar="OBJECT")
+
+    tenant = objects.add_parser("tenant", help="create, suspend or resume a tenant")
+    tenant_cmds = tenant.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    create = _leaf(tenant_cmds, "create", "create a tenant and its admin API key", _tenant_create)
+    create.add_argument("name")
+    create.add_argument("--api-key", help="use this admin key instead of a generated one")
+    create.add_argument("--tenant-id", type=_uuid, help="use this tenant id")
+    for verb, suspended in (("suspend", True), ("resume", False)):
+        leaf = _leaf(
+            tenant_cmds,
+            verb,
+            f"{verb} a tenant (a suspended tenant may only read)",
+            _tenant_suspend(suspended),
+        )
+        leaf.add_argument("tenant", type=_uuid)
+
+    key = objects.add_parser("key", help="create or revoke API keys")
+    key_cmds = key.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    key_create = _leaf(key_cmds, "create", "create an API key (shown once)", _key_create)
+    key_create.add_argument("--tenant", type=_uuid, required=True)
+    key_create.add_argument("--role", choices=[r.value for r in Role], required=True)
+    key_create.add_argument("--name", default="")
+    key_revoke = _leaf(key_cmds, "revoke", "revoke an API key", _key_revoke)
+    key_revoke.add_argument("key_id", type=_uuid)
+
+    secret = objects.add_parser("secret", help="tenant secrets for $secret references")
+    secret_cmds = secret.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    secret_set = _leaf(
+        secret_cmds, "set", "set a secret (encrypted with STEPWISE_SECRET_KEY)", _secret_set
+    )
+    secret_set.add_argument("--tenant", type=_uuid, required=True)
+    secret_set.add_argument("name")
+    secret_set.add_argument("value")
+
+    quota = objects.add_parser("quota", help="the tenant's step quota per period")
+    quota_cmds = quota.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    quota_set = _leaf(quota_cmds, "set", "set the step quota (N or unlimited)", _quota_set)
+    quota_set.add_argument("--tenant", type=_uuid, required=True)
+    quota_set.add_argument("--steps", type=_limit, required=True, metavar="N|unlimited")
+
+    rate = objects.add_parser("rate", help="the tenant's launch rate limit")
+    rate_cmds = rate.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    rate_set = _leaf(rate_cmds, "set", "set launches per minute (N or unlimited)", _rate_set)
+    rate_set.add_argument("--tenant", type=_uuid, required=True)
+    rate_set.add_argument("--per-min", type=_limit, required=True, metavar="N|unlimited")
+
+    redaction = objects.add_parser("redaction", help="the tenant's redaction settings")
+    redaction_cmds = redaction.add_subparsers(
+        dest="admin_command", required=True, metavar="COMMAND"
+    )
+    redaction_set = _leaf(
+        redaction_cmds,
+        "set",
+        "replace the tenant's redaction JSON pointers and key patterns",
+        _redaction_set,
+    )
+    redaction_set.add_argument("--tenant", type=_uuid, required=True)
+    redaction_set.add_argument("--pointer", action="append", metavar="P")
+    redaction_set.add_argument("--key-pattern", action="append", metavar="RE")

@@ -1,0 +1,86 @@
+"""The aiohttp application: resources in one cleanup context, middlewares, the route table, the
+OpenAPI document and the ops routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import msgspec
+import nats
+from aiohttp import web
+from stepwise_contract.db import create_pool
+from stepwise_contract.ops import ReadinessCheck, add_ops_routes
+from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
+from stepwise_contract.temporal import connect_temporal
+
+from stepwise_api.deps import DEPS, Deps
+from stepwise_api.errors import problem_middleware
+from stepwise_api.launcher import Launcher
+from stepwise_api.metrics import metrics_middleware
+from stepwise_api.openapi import OPENAPI_PATH, build_document
+from stepwise_api.routes import api_routes
+from stepwise_api.routing import add_routes
+from stepwise_api.settings import Settings
+
+
+def _resources(
+    settings: Settings,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        common = settings.common
+        pool = await create_pool(common.database_url, max_size=20)
+        try:
+            # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
+            client = await connect_temporal(
+                common.temporal_address, common.temporal_namespace, lazy=True
+            )
+            nc = await nats.connect(common.nats_url, name="stepwise-api", max_reconnect_attempts=-1)
+            try:
+                app[DEPS] = Deps(
+                    settings=settings,
+                    pool=pool,
+                    temporal=client,
+                    nats=nc,
+                    js=nc.jetstream(),
+                    launcher=Launcher(
+                        pool, client, crash_after_row=settings.fault_crash_after_run_row
+                    ),
+                )
+                yield
+            finally:
+                await nc.drain()
+        finally:
+            await pool.close()
+
+    return resources
+
+
+def _checks(app: web.Application) -> dict[str, ReadinessCheck]:
+    async def postgres() -> None:
+        await postgres_check(app[DEPS].pool)()
+
+    async def temporal() -> None:
+        await temporal_check(app[DEPS].temporal)()
+
+    async def nats_ready() -> None:
+        await nats_check(app[DEPS].nats)()
+
+    return {"postgres": postgres, "temporal": temporal, "nats": nats_ready}
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_payload_bytes,
+        middlewares=[metrics_middleware, problem_middleware],
+    )
+    app.cleanup_ctx.append(_resources(settings))
+    routes = api_routes(settings)
+    add_routes(app, routes)
+    document = msgspec.json.encode(build_document(routes))
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get(OPENAPI_PATH, openapi)
+    add_ops_routes(app, _checks(app))
+    return app

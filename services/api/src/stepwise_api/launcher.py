@@ -1,0 +1,234 @@
+"""Starting a run from the API: `POST /api/workflow-runs` and replay (SPEC §7).
+
+Order of checks: idempotent repeat → workflow/version → pause → payload schema → tenant rate
+limit → concurrency limit (under a row lock on the definition, so replicas cannot overshoot) →
+run row + log line (one transaction) → Temporal start. The row comes first (the contract's
+`insert_run`): a crash before the start leaves a `RUNNING` row without `temporal_run_id` that the
+sweeper's reconciliation starts; a start that fails marks the run `FAILED` (`stage: "launch"`)
+and answers 503 — never an accepted run that nothing executes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from stepwise_contract.enums import LogLevel
+from stepwise_contract.hashing import sha256_hex
+from stepwise_contract.launch import insert_run, launch, run_input_for
+from stepwise_contract.schemas import InvalidSchemaError, validate_instance
+from temporalio.client import Client
+
+from stepwise_api import ratelimit
+from stepwise_api.db import Tx
+from stepwise_api.errors import ApiError
+from stepwise_api.run_logs import LogLine, insert_logs
+
+_TARGET = """
+SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
+       v.version, v.payload_schema_json, v.definition_hash
+  FROM workflow_definitions d
+  LEFT JOIN workflow_definition_versions v
+         ON v.workflow_id = d.workflow_id AND v.version = COALESCE($3, d.latest_published_version)
+ WHERE d.tenant = $1 AND d.workflow_id = $2
+"""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    tenant: uuid.UUID
+    workflow_id: uuid.UUID
+    workflow_version: int | None  # None = the latest published version
+    payload: dict[str, Any]
+    idempotency_key: str | None = None
+    trigger_metadata: dict[str, Any] | None = None
+    event_type: str | None = None
+    # preallocated by callers that must name the new run in their log lines (replay)
+    run_id: uuid.UUID | None = None
+    # extra log lines written with the run row; `run_id=None` means the new run
+    logs: Sequence[LogLine] = field(default_factory=tuple)
+
+    def idempotency_hash(self) -> str:
+        return sha256_hex(
+            {
+                "workflowId": str(self.workflow_id),
+                "workflowVersion": self.workflow_version,
+                "payload": self.payload,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Launched:
+    run_id: uuid.UUID
+    status: str
+    workflow_version: int
+    created: bool  # False: an idempotent repeat answered with the existing run
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "status": self.status,
+            "workflowVersion": self.workflow_version,
+        }
+
+
+class Launcher:
+    def __init__(self, pool: asyncpg.Pool, client: Client, *, crash_after_row: bool = False):
+        self._pool = pool
+        self._client = client
+        self._crash_after_row = crash_after_row
+
+    async def _existing(self, spec: LaunchSpec) -> Launched | None:
+        if spec.idempotency_key is None:
+            return None
+        record = await self._pool.fetchrow(
+            "SELECT run_id, status, workflow_version, idempotency_hash FROM workflow_runs"
+            " WHERE tenant = $1 AND idempotency_key = $2",
+            spec.tenant,
+            spec.idempotency_key,
+        )
+        if record is None:
+            return None
+        if record["idempotency_hash"] != spec.idempotency_hash():
+            raise ApiError(
+                409,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was used with a different request body",
+                runId=str(record["run_id"]),
+            )
+        return Launched(
+            run_id=record["run_id"],
+            status=record["status"],
+            workflow_version=record["workflow_version"],
+            created=False,
+        )
+
+    async def launch(self, spec: LaunchSpec) -> Launched:
+        existing = await self._existing(spec)
+        if existing is not None:
+            return existing
+        target = await self._pool.fetchrow(
+            _TARGET, spec.tenant, spec.workflow_id, spec.workflow_version
+        )
+        if target is None:
+            raise ApiError(404, "WORKFLOW_NOT_FOUND", f"workflow {spec.workflow_id} not found")
+        if target["version"] is None:
+            if spec.workflow_version is not None:
+                raise ApiError(
+                    404,
+                    "VERSION_NOT_FOUND",
+                    f"version {spec.workflow_version} of {spec.workflow_id} is not published",
+                )
+            raise ApiError(409, "NO_PUBLISHED_VERSION", "the workflow has no published version")
+        if target["is_paused"]:
+            raise ApiError(409, "WORKFLOW_PAUSED", "the workflow is paused")
+        _check_payload(target["payload_schema_json"], spec.payload)
+        await self._take_rate(spec.tenant)
+        run_id = spec.run_id or uuid.uuid4()
+        version = int(target["version"])
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if target["concurrency_limit"] is not None:
+                    await _check_concurrency(conn, spec)
+                await insert_run(
+                    conn,
+                    run_id=run_id,
+                    tenant=spec.tenant,
+                    workflow_id=spec.workflow_id,
+                    workflow_version=version,
+                    input_json=spec.payload,
+                    definition_hash=target["definition_hash"],
+                    trigger_metadata=spec.trigger_metadata,
+                    event_type=spec.event_type,
+                    idempotency_key=spec.idempotency_key,
+                    idempotency_hash=spec.idempotency_hash() if spec.idempotency_key else None,
+                )
+                started = LogLine(
+                    level=LogLevel.INFO,
+                    message="Run started",
+                    context={"workflowVersion": version, "source": "api"},
+                )
+                await insert_logs(conn, spec.tenant, run_id, [started, *spec.logs])
+        except asyncpg.UniqueViolationError:
+            # A concurrent request with the same Idempotency-Key won the insert.
+            repeat = await self._existing(spec)
+            if repeat is None:
+                raise
+            return repeat
+        if self._crash_after_row:
+            # TEST-ONLY fault hook (STEPWISE_FAULT_CRASH_AFTER_RUN_ROW): die between the row and
+            # the Temporal start, as a crashed replica would.
+            os._exit(137)
+        record = await self._pool.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", run_id)
+        assert record is not None
+        if await launch(self._pool, self._client, run_input_for(record)) is None:
+            raise ApiError(
+                503,
+                "WORKFLOW_LAUNCH_FAILED",
+                "the run was recorded but Temporal could not start it; it is FAILED (stage launch)",
+                runId=str(run_id),
+            )
+        return Launched(run_id=run_id, status="RUNNING", workflow_version=version, created=True)
+
+    async def _take_rate(self, tenant: uuid.UUID) -> None:
+        limit = await self._pool.fetchval(
+            "SELECT run_rate_limit_per_min FROM tenants WHERE tenant = $1", tenant
+        )
+        decision = await ratelimit.take_launch(self._pool, tenant, limit)
+        if not decision.allowed:
+            raise ApiError(
+                429,
+                "RATE_LIMITED",
+                f"the tenant's launch rate limit of {limit}/min is reached",
+                headers={"Retry-After": str(decision.retry_after_s)},
+                limit=limit,
+            )
+
+
+def _check_payload(schema: Any, payload: dict[str, Any]) -> None:
+    if schema is None:
+        return
+    try:
+        issues = validate_instance(schema, payload)
+    except InvalidSchemaError as exc:
+        raise ApiError(
+            409, "INVALID_PAYLOAD_SCHEMA", f"the version's payload schema is invalid: {exc}"
+        ) from None
+    if issues:
+        raise ApiError(
+            400,
+            "PAYLOAD_INVALID",
+            "the payload does not match the workflow's payload schema",
+            errors=[{"path": i.path, "message": i.message} for i in issues],
+        )
+
+
+async def _check_concurrency(conn: Tx, spec: LaunchSpec) -> None:
+    # The row lock serialises launches of this workflow across replicas while we count.
+    limit = await conn.fetchval(
+        "SELECT concurrency_limit FROM workflow_definitions"
+        " WHERE tenant = $1 AND workflow_id = $2 FOR UPDATE",
+        spec.tenant,
+        spec.workflow_id,
+    )
+    if limit is None:
+        return
+    active = await conn.fetchval(
+        "SELECT count(*) FROM workflow_runs WHERE tenant = $1 AND workflow_id = $2"
+        " AND status IN ('RUNNING', 'WAITING')",
+        spec.tenant,
+        spec.workflow_id,
+    )
+    if active >= limit:
+        raise ApiError(
+            429,
+            "CONCURRENCY_LIMIT",
+            f"the workflow already has {active} active runs (limit {limit})",
+            limit=limit,
+            active=active,
+        )

@@ -1,0 +1,109 @@
+"""Redaction of every JSON document the API returns (SPEC §9). One function, used by every read.
+
+- A value under a key matching `(secret|token|password|api[_-]?key|authorization)` (any case) or a
+  tenant key pattern becomes `"[REDACTED]"`.
+- A `$secret` reference shows as `{"$secret": "[SECRET:REDACTED]"}`.
+- Tenant JSON pointers apply at the root of each document (a run input, an invocation input or
+  output, an event payload, a log context, ...): the value there becomes `"[REDACTED]"`.
+Stored data stays unredacted (replay needs it); only what leaves the API is redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepwise_contract.redaction import (
+    REDACTED,
+    SENSITIVE_KEY,
+    compile_key_pattern,
+    parse_pointer,
+)
+from stepwise_contract.secrets import SECRET_REDACTED
+
+
+def _is_secret_ref(value: dict[str, Any]) -> bool:
+    return "$secret" in value and isinstance(value["$secret"], str)
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """A tenant's redaction settings, applied with `document(value)`."""
+
+    key_patterns: tuple[re.Pattern[str], ...] = ()
+    pointers: tuple[tuple[str, ...], ...] = ()
+    _all_keys: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_all_keys", (SENSITIVE_KEY, *self.key_patterns))
+
+    @classmethod
+    def from_settings(cls, key_patterns: Iterable[Any], pointers: Iterable[Any]) -> Redactor:
+        """From `tenants.redaction_key_patterns` / `redaction_pointers`; invalid entries are
+        ignored (the admin CLI refuses them, an adopted database may still hold some)."""
+        compiled: list[re.Pattern[str]] = []
+        for source in key_patterns:
+            if isinstance(source, str) and source:
+                try:
+                    compiled.append(compile_key_pattern(source))
+                except re.error:
+                    continue
+        parsed: list[tuple[str, ...]] = []
+        for pointer in pointers:
+            if isinstance(pointer, str):
+                try:
+                    parsed.append(tuple(parse_pointer(pointer)))
+                except ValueError:
+                    continue
+        return cls(key_patterns=tuple(compiled), pointers=tuple(parsed))
+
+    def _sensitive(self, key: str) -> bool:
+        return any(p.search(key) for p in self._all_keys)
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            if _is_secret_ref(value):
+                return {**value, "$secret": SECRET_REDACTED}
+            return {
+                k: (REDACTED if self._sensitive(str(k)) else self._walk(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._walk(v) for v in value]
+        return value
+
+    def document(self, value: Any) -> Any:
+        """The redacted copy of one JSON document (the input is never modified)."""
+        out = self._walk(value)
+        for pointer in self.pointers:
+            out = _redact_at(out, pointer)
+        return out
+
+
+def _redact_at(doc: Any, pointer: tuple[str, ...]) -> Any:
+    if not pointer:
+        return REDACTED if doc is not None else doc
+    parent = doc
+    for segment in pointer[:-1]:
+        parent = _child(parent, segment)
+        if parent is None:
+            return doc
+    last = pointer[-1]
+    if isinstance(parent, dict) and last in parent:
+        parent[last] = REDACTED
+    elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        parent[int(last)] = REDACTED
+    return doc
+
+
+def _child(value: Any, segment: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(segment)
+    if isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+        return value[int(segment)]
+    return None
+
+
+PLAIN = Redactor()

@@ -1,0 +1,158 @@
+"""Fixtures of the API tests: the real app in-process (aiohttp test server) against the session's
+Postgres, Temporal and NATS; a fresh tenant with a key per role for every test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from stepwise_api.app import create_app
+from stepwise_api.settings import Settings
+from stepwise_cli.admin import create_key, create_tenant
+from stepwise_contract import names
+from stepwise_contract.enums import Role
+
+
+@pytest.fixture(scope="session")
+async def events_stream(nats_url: str) -> None:
+    """The events stream the API publishes to (the router creates it in production; the config
+    mirrors SPEC §8 so a router started later in the session finds it compatible)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        try:
+            await js.stream_info(names.EVENTS_STREAM)
+        except NotFoundError:
+            await js.add_stream(
+                StreamConfig(
+                    name=names.EVENTS_STREAM,
+                    subjects=[names.EVENTS_SUBJECTS],
+                    storage=StorageType.FILE,
+                    retention=RetentionPolicy.LIMITS,
+                    duplicate_window=120.0,
+                    max_age=7 * 24 * 3600.0,
+                )
+            )
+    finally:
+        await nc.close()
+
+
+def api_settings(service_env: dict[str, str], **overrides: str) -> Settings:
+    return Settings.from_env({**service_env, **overrides})
+
+
+@pytest.fixture(scope="session")
+def app_factory(service_env: dict[str, str], events_stream: None) -> Callable[..., Any]:
+    """Start another API app (own pool and clients) on the same database; closed at teardown."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def start(**overrides: str) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = TestClient(
+            TestServer(create_app(api_settings(service_env, **overrides)))
+        )
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    start.clients = clients  # type: ignore[attr-defined]
+    return start
+
+
+ECHO_STEPS = [
+    {
+        "id": "echo",
+        "type": "action.call",
+        "config": {"actionId": "core.echo", "version": 1, "inputMapping": {"value": 1}},
+    }
+]
+
+
+def definition(name: str = "wf", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "steps": ECHO_STEPS, **extra}
+
+
+class Api:
+    """The test client of one API app, with the builders most tests need."""
+
+    def __init__(self, client: TestClient[Any, Any]) -> None:
+        self.client = client
+        self.get = client.get
+        self.post = client.post
+        self.put = client.put
+        self.patch = client.patch
+        self.request = client.request
+
+    definition = staticmethod(definition)
+
+    async def create_published(
+        self, headers: dict[str, str], body: dict[str, Any] | None = None
+    ) -> str:
+        resp = await self.post(
+            "/api/workflow-definitions", json={"definition": body or definition()}, headers=headers
+        )
+        assert resp.status == 201, await resp.text()
+        workflow_id = str((await resp.json())["workflowId"])
+        resp = await self.post(
+            f"/api/workflow-definitions/{workflow_id}/publish", json={}, headers=headers
+        )
+        assert resp.status == 200, await resp.text()
+        return workflow_id
+
+    async def launch(
+        self,
+        headers: dict[str, str],
+        workflow_id: str,
+        payload: dict[str, Any] | None = None,
+        expect: int = 201,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        resp = await self.post(
+            "/api/workflow-runs",
+            json={"workflowId": workflow_id, "payload": payload or {}, **extra},
+            headers=headers,
+        )
+        assert resp.status == expect, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+
+@pytest.fixture(scope="session")
+async def api(app_factory: Callable[..., Any]) -> AsyncIterator[Api]:
+    client = await app_factory(STEPWISE_STUCK_RUN_THRESHOLD_S="60")
+    yield Api(client)
+    for started in app_factory.clients:  # type: ignore[attr-defined]
+        await started.close()
+
+
+@dataclass
+class Tenant:
+    id: uuid.UUID
+    pool: asyncpg.Pool
+    keys: dict[Role, str] = field(default_factory=dict)
+
+    def headers(self, role: Role = Role.ADMIN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+@pytest.fixture
+async def tenant(pool: asyncpg.Pool) -> Tenant:
+    tenant_id, admin_key = await create_tenant(pool, f"test-{uuid.uuid4().hex[:8]}")
+    out = Tenant(id=tenant_id, pool=pool, keys={Role.ADMIN: admin_key})
+    for role in (Role.READ, Role.MANAGE, Role.PUBLISH):
+        _, key = await create_key(pool, tenant_id, role, f"test {role.value}")
+        out.keys[role] = key
+    return out
+
+
+@pytest.fixture
+async def other_tenant(pool: asyncpg.Pool) -> Tenant:
+    tenant_id, admin_key = await create_tenant(pool, f"other-{uuid.uuid4().hex[:8]}")
+    return Tenant(id=tenant_id, pool=pool, keys={Role.ADMIN: admin_key})
