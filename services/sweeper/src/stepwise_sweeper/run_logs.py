@@ -6,8 +6,7 @@ import uuid
 from typing import Any
 
 from stepwise_contract.enums import LogLevel, LogSource
-
-from stepwise_sweeper.connections import Executor
+from stepwise_contract.launch import Executor
 
 INSERT_LOG = """
 INSERT INTO workflow_run_logs (log_id, tenant, run_id, step_path, level, message, context_json,

@@ -40,7 +40,7 @@ from stepwise_contract.names import workflow_id_for
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 
-from stepwise_sweeper.connections import PooledConnection, as_connection
+from stepwise_sweeper.connections import PooledConnection
 from stepwise_sweeper.job import PassResult
 from stepwise_sweeper.run_logs import write_run_log
 from stepwise_sweeper.temporal_errors import describe_error, is_not_found, is_permanent
@@ -183,7 +183,7 @@ class ReconcileJob:
                             error=error)  # fmt: skip
                 temporal_error = error
             else:
-                await record_started(as_connection(conn), run_id, temporal_run_id)
+                await record_started(conn, run_id, temporal_run_id)
                 await write_run_log(
                     conn, tenant=row["tenant"], run_id=run_id, level=LogLevel.WARN,
                     message="Run started by launch reconciliation (it had no Temporal start)",
@@ -213,7 +213,7 @@ class ReconcileJob:
                 log.warning("child_run_describe_failed", error=describe_error(exc))
                 return "retry_later"
         else:
-            await record_started(as_connection(conn), run_id, description.run_id)
+            await record_started(conn, run_id, description.run_id)
             log.info("child_run_adopted", temporal_run_id=description.run_id)
             return "adopted"
         parent_status = await conn.fetchval(PARENT_STATUS, row["parent_run_id"])
@@ -237,7 +237,7 @@ class ReconcileJob:
     ) -> None:
         context = {"launchAttempts": attempts, "ageSeconds": round(row["age_s"], 1)}
         await mark_launch_failed(
-            as_connection(conn),
+            conn,
             row["run_id"],
             message,
             category=category.value,
