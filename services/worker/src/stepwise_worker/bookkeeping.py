@@ -77,16 +77,13 @@ class Bookkeeper:
                 definition_step_id=definition_step_id,
                 step_type=step_type,
                 attempt=attempt,
-                started_at=workflow.now(),
             )
         )
         return step_id
 
     def finish_step(self, step_id: str, status: str, error: Any = None) -> None:
         """Buffer a step's completion; written with the next projection."""
-        self._done.append(
-            StepDone(step_id=step_id, status=status, error=error, completed_at=workflow.now())
-        )
+        self._done.append(StepDone(step_id=step_id, status=status, error=error))
 
     def log(
         self, level: str, message: str, *, step_path: str | None = None, context: Any = None
@@ -104,9 +101,10 @@ class Bookkeeper:
         if self.pending:
             await self._record(None)
 
-    async def complete_run(self, *, status: str, error: Any = None, result: Any = None) -> None:
+    async def complete_run(self, *, status: str, error: Any = None, result: Any = None) -> Recorded:
+        """Final run row (and buffered step rows); returns the result as it may travel."""
         done, logs = self._take()
-        await workflow.execute_local_activity(
+        recorded: Recorded = await workflow.execute_local_activity(
             COMPLETE_RUN,
             RunDone(
                 tenant_id=self.tenant_id,
@@ -121,3 +119,4 @@ class Bookkeeper:
             start_to_close_timeout=PROJECTION_TIMEOUT,
             retry_policy=PROJECTION_RETRY,
         )
+        return recorded

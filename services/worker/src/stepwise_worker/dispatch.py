@@ -29,10 +29,15 @@ if TYPE_CHECKING:
 StepHandler = Callable[["Interpreter", Any, At], Awaitable[None]]
 
 
+def step_type(step: Any) -> str:
+    """The `type` of a decoded step (the msgspec tag of its Struct class)."""
+    return str(type(step).__struct_config__.tag)
+
+
 async def not_implemented(_interp: Interpreter, step: Any, at: At) -> None:
     raise StepError(
         ErrorCategory.VALIDATION,
-        f"step type {step.type!r} is not implemented yet",
+        f"step type {step_type(step)!r} is not implemented yet",
         code="STEP_TYPE_NOT_IMPLEMENTED",
         node_path=at.path,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from stepwise_contract.enums import ErrorCategory
 from stepwise_contract.expressions import ExpressionError
+from temporalio.exceptions import ApplicationError
 
 # Categories a step error may carry; Cancellation is deliberately absent (never catchable).
 CATCHABLE_CATEGORIES = frozenset(
@@ -87,3 +88,15 @@ def validation_failure(message: str, path: str | None, *, code: str = "INVALID")
 
 class ReturnSignal(Exception):
     """`control.return` was executed: stop the run now, successfully."""
+
+
+def action_error(
+    category: str, message: str, *, code: str | None = None, details: Any = None
+) -> ApplicationError:
+    """A modelled action failure: never retried by Temporal, routed by the interpreter."""
+    body: dict[str, Any] = {"category": category, "message": message}
+    if code is not None:
+        body["code"] = code
+    if details is not None:
+        body["details"] = details
+    return ApplicationError(message, body, type=category, non_retryable=True)

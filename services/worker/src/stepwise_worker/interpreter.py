@@ -21,7 +21,7 @@ from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
 
 from stepwise_worker.bookkeeping import Bookkeeper
-from stepwise_worker.dispatch import RETRYABLE_STEP_TYPES, StepHandler
+from stepwise_worker.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
 from stepwise_worker.errors import ReturnSignal, StepError, expression_failure
 from stepwise_worker.frames import At
 from stepwise_worker.messages import ActionInfo
@@ -101,23 +101,24 @@ class Interpreter:
 
     async def run_step(self, step: Any, at: At) -> None:
         """One step with its rows, retry policy and onError; raises what it does not handle."""
-        handler = self.handlers.get(step.type)
+        kind = step_type(step)
+        handler = self.handlers.get(kind)
         if handler is None:  # the DSL decoder knows every type; a table gap is a worker bug
             raise StepError(
                 ErrorCategory.VALIDATION,
-                f"no handler for step type {step.type!r}",
+                f"no handler for step type {kind!r}",
                 code="UNKNOWN_NODE_TYPE",
                 node_path=at.path,
             )
-        retryable = step.type in RETRYABLE_STEP_TYPES
+        retryable = kind in RETRYABLE_STEP_TYPES
         policy: dsl.RetryPolicy | None = getattr(step, "retry", None) if retryable else None
         on_error: dsl.OnError | None = getattr(step, "on_error", None) if retryable else None
         attempt = 1
         while True:
             step_id = await self.book.start_step(
-                step_path=at.path, definition_step_id=step.id, step_type=step.type, attempt=attempt
+                step_path=at.path, definition_step_id=step.id, step_type=kind, attempt=attempt
             )
-            self.current_step = CurrentStep(step_path=at.path, step_id=step.id, step_type=step.type)
+            self.current_step = CurrentStep(step_path=at.path, step_id=step.id, step_type=kind)
             self.steps_executed += 1
             try:
                 await handler(self, step, at.with_attempt(attempt))

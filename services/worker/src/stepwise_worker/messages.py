@@ -7,7 +7,6 @@ activities by name and never imports the modules that talk to Postgres.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 import msgspec
@@ -63,14 +62,12 @@ class StepStart(Message, frozen=True, kw_only=True):
     definition_step_id: str
     step_type: str
     attempt: int = 1
-    started_at: datetime
 
 
 class StepDone(Message, frozen=True, kw_only=True):
     step_id: str
     status: str
     error: JSON = None
-    completed_at: datetime
 
 
 class StepBatch(Message, frozen=True, kw_only=True):
@@ -98,6 +95,9 @@ class Recorded(Message, frozen=True, kw_only=True):
 
     steps_started: int = 0
     steps_completed: int = 0
+    # complete_run only: the result with its bulk moved to blobs, when it was over the limit
+    result: JSON = None
+    result_externalized: bool = False
 
 
 class ActionRequest(Message, frozen=True, kw_only=True):

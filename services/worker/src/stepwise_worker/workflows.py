@@ -138,11 +138,22 @@ class RunWorkflow:
 
     async def _succeed(self, book: Bookkeeper) -> RunResult:
         result = self._result(RunStatus.SUCCEEDED)
-        await book.complete_run(
+        book.log("INFO", "Run succeeded")
+        recorded = await book.complete_run(
             status=RunStatus.SUCCEEDED,
             result={"payload": result.payload, "vars": result.vars, "meta": result.meta},
         )
         self.status = RunStatus.SUCCEEDED
+        if recorded.result_externalized:
+            # over 256 KiB: the bulk of the scopes travels as blob refs (all in result_json)
+            small = recorded.result if isinstance(recorded.result, dict) else {}
+            result = RunResult(
+                run_id=self.run_id,
+                status=RunStatus.SUCCEEDED,
+                payload=small.get("payload"),
+                vars=small.get("vars"),
+                meta=small.get("meta"),
+            )
         return result
 
     async def _fail(self, book: Bookkeeper, err: StepError) -> NoReturn:

@@ -1,0 +1,147 @@
+"""The action activity: ledger, secrets, blobs and the handler around one `action.call` attempt.
+
+Errors of the action itself leave as a non-retryable `ApplicationError` whose details carry
+`{category, message, code?, details?}`: Temporal does not retry them, the DSL retry policy
+decides. Anything else raised here (the ledger unreachable, a worker shutting down) is retried by
+Temporal, and the ledger makes the retry return a finished invocation instead of running it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import structlog
+from stepwise_contract.enums import ErrorCategory
+from temporalio import activity
+
+from stepwise_worker.actions.base import (
+    ActionContext,
+    ActionFailure,
+    ActionSettings,
+    Publisher,
+    invoke,
+)
+from stepwise_worker.actions.registry import ActionRegistry
+from stepwise_worker.blobs import BlobStore, PayloadTooLarge
+from stepwise_worker.errors import action_error
+from stepwise_worker.ledger import Ledger
+from stepwise_worker.messages import EXECUTE_ACTION, ActionRequest, ActionResult
+from stepwise_worker.secret_refs import (
+    SecretUnavailable,
+    load_secrets,
+    redact,
+    scrub,
+    secret_names,
+    substitute,
+)
+
+log = structlog.get_logger("stepwise_worker.actions")
+
+
+class ActionActivities:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        registry: ActionRegistry,
+        blobs: BlobStore,
+        secret_key: str,
+        action_settings: ActionSettings,
+        publish: Publisher | None = None,
+    ) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._blobs = blobs
+        self._ledger = Ledger(pool)
+        self._secret_key = secret_key
+        self._settings = action_settings
+        self._publish = publish
+
+    def activities(self) -> list[Any]:
+        return [self.execute_action]
+
+    @activity.defn(name=EXECUTE_ACTION)
+    async def execute_action(self, req: ActionRequest) -> ActionResult:
+        action = self._registry.get(req.action_id, req.version)
+        if action is None:
+            raise action_error(
+                ErrorCategory.VALIDATION,
+                f"unknown action {req.action_id}@{req.version}",
+                code="UNKNOWN_ACTION",
+            )
+        payload = await self._blobs.materialize(req.tenant_id, req.input)
+        names = secret_names(payload)
+        secrets: dict[str, str] = {}
+        if names:
+            try:
+                secrets = await load_secrets(self._pool, req.tenant_id, names, self._secret_key)
+            except SecretUnavailable as exc:
+                raise action_error(
+                    ErrorCategory.VALIDATION, str(exc), code="SECRET_NOT_FOUND"
+                ) from None
+        begun = await self._ledger.begin(
+            tenant_id=req.tenant_id,
+            run_id=req.run_id,
+            step_path=req.step_path,
+            action_id=req.action_id,
+            version=req.version,
+            idempotency_key=req.idempotency_key,
+            attempt=req.attempt,
+            recorded_input=redact(payload) if names else payload,
+        )
+        if begun.replayed:
+            log.info("action_replayed_from_ledger", run_id=req.run_id, step_path=req.step_path,
+                     action=req.action_id, invocation_id=begun.invocation_id)  # fmt: skip
+            return ActionResult(
+                output=await self._externalize(req, begun.output),
+                invocation_id=begun.invocation_id,
+                replayed=True,
+            )
+        ctx = ActionContext(
+            tenant_id=req.tenant_id,
+            run_id=req.run_id,
+            step_path=req.step_path,
+            attempt=req.attempt,
+            idempotency_key=req.idempotency_key,
+            pool=self._pool,
+            publish=self._publish,
+            settings=self._settings,
+        )
+        clear = secrets.values()
+        try:
+            output = await invoke(action, substitute(payload, secrets) if names else payload, ctx)
+        except ActionFailure as failure:
+            error = scrub(
+                {
+                    "category": failure.category,
+                    "message": failure.message,
+                    **({"code": failure.code} if failure.code is not None else {}),
+                    **({"details": failure.details} if failure.details is not None else {}),
+                },
+                clear,
+            )
+            await self._ledger.fail(req.tenant_id, begun.invocation_id, error)
+            raise action_error(
+                error["category"], error["message"], code=error.get("code"),
+                details=error.get("details"),
+            ) from None  # fmt: skip
+        output = scrub(output, clear)
+        try:
+            self._blobs.check_size(output, f"output of {req.action_id}@{req.version}")
+        except PayloadTooLarge as exc:
+            error = {"category": ErrorCategory.VALIDATION, "message": str(exc),
+                     "code": "PAYLOAD_TOO_LARGE"}  # fmt: skip
+            await self._ledger.fail(req.tenant_id, begun.invocation_id, error)
+            raise action_error(
+                ErrorCategory.VALIDATION, str(exc), code="PAYLOAD_TOO_LARGE"
+            ) from None
+        await self._ledger.succeed(req.tenant_id, begun.invocation_id, output)
+        return ActionResult(
+            output=await self._externalize(req, output), invocation_id=begun.invocation_id
+        )
+
+    async def _externalize(self, req: ActionRequest, output: Any) -> Any:
+        return await self._blobs.externalize(
+            req.tenant_id, req.run_id, output, what=f"output of {req.action_id}@{req.version}"
+        )

@@ -1,0 +1,198 @@
+"""Postgres projections of a run, as local activities (SPEC §2, §5).
+
+Each activity is ONE SQL statement (data-modifying CTEs), so a step costs one local activity and
+one database round trip: the buffered completions of earlier steps, the next step's `STARTED`
+row, `workflow_runs.node_path` and any run log lines are written together and atomically. Writes
+are idempotent (ids come from the workflow, status-guarded updates), so a local activity run
+twice after a worker crash changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+from stepwise_contract import dsl
+from stepwise_contract.actions import ActionCatalog
+from stepwise_contract.enums import ErrorCategory, LogSource
+from temporalio import activity
+
+from stepwise_worker.blobs import INLINE_LIMIT, BlobStore, PayloadTooLarge, size_of
+from stepwise_worker.errors import action_error
+from stepwise_worker.messages import (
+    COMPLETE_RUN,
+    LOAD_RUN,
+    RECORD_STEPS,
+    ActionInfo,
+    LoadedRun,
+    LoadRun,
+    Recorded,
+    RunDone,
+    StepBatch,
+)
+
+# $1 tenant, $2 run, $3 completions (jsonb), $4 log lines (jsonb)
+_DONE_AND_LOGS = f"""
+done AS (
+    UPDATE workflow_run_steps AS s
+    SET status = d.status, error_json = d.error, completed_at = now(),
+        duration_ms = GREATEST(0, (extract(epoch FROM (now() - s.started_at)) * 1000)::int)
+    FROM jsonb_to_recordset($3::jsonb) AS d(step_id uuid, status text, error jsonb)
+    WHERE s.tenant = $1 AND s.step_id = d.step_id AND s.status = 'STARTED'
+    RETURNING 1
+), logged AS (
+    INSERT INTO workflow_run_logs (
+        log_id, tenant, run_id, step_path, level, message, context_json, source
+    )
+    SELECT gen_random_uuid(), $1, $2, l.step_path, l.level, l.message, l.context,
+           '{LogSource.RUNTIME.value}'
+    FROM jsonb_to_recordset($4::jsonb) AS l(step_path text, level text, message text, context jsonb)
+    RETURNING 1
+)"""
+
+RECORD_STEPS_SQL = f"""
+WITH {_DONE_AND_LOGS}, started AS (
+    INSERT INTO workflow_run_steps (
+        step_id, tenant, run_id, step_path, definition_step_id, step_type, status, attempt
+    )
+    SELECT $5, $1, $2, $6, $7, $8, 'STARTED', $9 WHERE $5::uuid IS NOT NULL
+    ON CONFLICT (step_id) DO NOTHING
+    RETURNING 1
+), moved AS (
+    UPDATE workflow_runs SET node_path = $6, updated_at = now()
+    WHERE tenant = $1 AND run_id = $2 AND $5::uuid IS NOT NULL AND status IN ('RUNNING', 'WAITING')
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM started) AS started, (SELECT count(*) FROM done) AS completed
+"""
+
+COMPLETE_RUN_SQL = f"""
+WITH {_DONE_AND_LOGS}, finished AS (
+    UPDATE workflow_runs
+    SET status = $5, error_json = $6, result_json = $7, node_path = NULL, completed_at = now(),
+        updated_at = now()
+    WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM done) AS completed, (SELECT count(*) FROM finished) AS finished
+"""
+
+LOAD_RUN_SQL = """
+SELECT r.input_json, r.definition_hash AS run_hash, v.definition_json,
+       v.definition_hash AS version_hash, v.version_id IS NOT NULL AS has_version
+FROM workflow_runs r
+LEFT JOIN workflow_definition_versions v
+    ON v.tenant = r.tenant AND v.workflow_id = r.workflow_id AND v.version = r.workflow_version
+WHERE r.tenant = $1 AND r.run_id = $2
+"""
+
+
+def _actions_of(definition: Any, catalog: ActionCatalog) -> dict[str, ActionInfo]:
+    try:
+        decoded = dsl.decode_definition(definition)
+    except msgspec.ValidationError:
+        return {}  # the workflow reports the decoding error itself
+    found: dict[str, ActionInfo] = {}
+    for _path, step in dsl.walk_steps(decoded.steps):
+        if isinstance(step, dsl.ActionCall):
+            decl = catalog.get((step.config.action_id, step.config.version))
+            if decl is not None:
+                found[f"{decl.id}@{decl.version}"] = ActionInfo(
+                    local=decl.local, timeout_s=decl.timeout_s
+                )
+    return found
+
+
+class Projections:
+    def __init__(self, pool: asyncpg.Pool, *, catalog: ActionCatalog, blobs: BlobStore) -> None:
+        self._pool = pool
+        self._catalog = catalog
+        self._blobs = blobs
+
+    def activities(self) -> list[Any]:
+        return [self.load_run, self.record_steps, self.complete_run]
+
+    @activity.defn(name=LOAD_RUN)
+    async def load_run(self, req: LoadRun) -> LoadedRun:
+        """The pinned definition (hash checked) and the run input."""
+        row = await self._pool.fetchrow(
+            LOAD_RUN_SQL, uuid.UUID(req.tenant_id), uuid.UUID(req.run_id)
+        )
+        if row is None:
+            raise action_error(
+                ErrorCategory.VALIDATION, f"run {req.run_id} not found", code="RUN_NOT_FOUND"
+            )
+        if not row["has_version"]:
+            raise action_error(
+                ErrorCategory.VALIDATION,
+                f"version {req.workflow_version} of workflow {req.workflow_id} is not published",
+                code="VERSION_NOT_FOUND",
+            )
+        if row["run_hash"] and row["run_hash"] != row["version_hash"]:
+            raise action_error(
+                ErrorCategory.VALIDATION,
+                "pinned workflow definition hash mismatch: the version row changed after launch",
+                code="DEFINITION_HASH_MISMATCH",
+                details={"runHash": row["run_hash"], "versionHash": row["version_hash"]},
+            )
+        try:
+            payload = await self._blobs.externalize(
+                req.tenant_id, req.run_id, row["input_json"], what="run input"
+            )
+        except PayloadTooLarge as exc:
+            raise action_error(
+                ErrorCategory.VALIDATION, str(exc), code="PAYLOAD_TOO_LARGE"
+            ) from None
+        definition = row["definition_json"]
+        return LoadedRun(
+            definition=definition,
+            definition_hash=row["version_hash"],
+            payload=payload,
+            actions=_actions_of(definition, self._catalog),
+        )
+
+    @activity.defn(name=RECORD_STEPS)
+    async def record_steps(self, batch: StepBatch) -> Recorded:
+        start = batch.start
+        row = await self._pool.fetchrow(
+            RECORD_STEPS_SQL,
+            uuid.UUID(batch.tenant_id),
+            uuid.UUID(batch.run_id),
+            msgspec.to_builtins(batch.done),
+            msgspec.to_builtins(batch.logs),
+            uuid.UUID(start.step_id) if start else None,
+            start.step_path if start else None,
+            start.definition_step_id if start else None,
+            start.step_type if start else None,
+            start.attempt if start else 1,
+        )
+        assert row is not None
+        return Recorded(steps_started=row["started"], steps_completed=row["completed"])
+
+    @activity.defn(name=COMPLETE_RUN)
+    async def complete_run(self, done: RunDone) -> Recorded:
+        row = await self._pool.fetchrow(
+            COMPLETE_RUN_SQL,
+            uuid.UUID(done.tenant_id),
+            uuid.UUID(done.run_id),
+            msgspec.to_builtins(done.done),
+            msgspec.to_builtins(done.logs),
+            done.status,
+            done.error,
+            done.result,
+        )
+        assert row is not None
+        recorded = Recorded(steps_completed=row["completed"])
+        if done.result is not None and size_of(done.result) > INLINE_LIMIT:
+            try:
+                small = await self._blobs.externalize(
+                    done.tenant_id, done.run_id, done.result, what="run result"
+                )
+            except PayloadTooLarge:
+                small = None  # stored in result_json; too large to hand back at all
+            return Recorded(
+                steps_completed=recorded.steps_completed, result=small, result_externalized=True
+            )
+        return recorded

@@ -1,0 +1,90 @@
+"""Assembling the Temporal worker: the interpreter workflow and every activity it calls.
+
+Used by `service.py` and by the tests (which run the same worker in-process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+from stepwise_contract.names import TASK_QUEUE
+from temporalio.client import Client
+from temporalio.worker import Interceptor, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from stepwise_worker.actions.base import ActionSettings, Publisher
+from stepwise_worker.actions.registry import ActionRegistry
+from stepwise_worker.activities import ActionActivities
+from stepwise_worker.blobs import DEFAULT_MAX_BYTES, BlobStore
+from stepwise_worker.projections import Projections
+from stepwise_worker.wait_store import WaitStore
+from stepwise_worker.workflows import RunWorkflow
+
+# Deterministic code the workflow imports: loaded once per process instead of once per run in
+# the sandbox (the compiled-expression cache lives in stepwise_contract and is shared).
+PASSTHROUGH_MODULES = ("stepwise_contract", "stepwise_worker", "jsonata", "msgspec", "structlog")
+
+
+class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
+    secret_key: str = ""
+    action_settings: ActionSettings = msgspec.field(default_factory=ActionSettings)
+    max_payload_bytes: int = DEFAULT_MAX_BYTES
+    event_lookback_s: float = 300.0
+    max_concurrent_activities: int = 100
+    max_concurrent_local_activities: int = 200
+    max_concurrent_workflow_tasks: int = 100
+    shutdown_grace_s: float = 30.0
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
+def activities_for(
+    pool: asyncpg.Pool,
+    *,
+    registry: ActionRegistry,
+    options: WorkerOptions,
+    publish: Publisher | None = None,
+) -> list[Any]:
+    blobs = BlobStore(pool, max_bytes=options.max_payload_bytes)
+    projections = Projections(pool, catalog=registry.catalog(), blobs=blobs)
+    actions = ActionActivities(
+        pool,
+        registry=registry,
+        blobs=blobs,
+        secret_key=options.secret_key,
+        action_settings=options.action_settings,
+        publish=publish,
+    )
+    waits = WaitStore(pool, lookback_s=options.event_lookback_s)
+    return [*projections.activities(), *actions.activities(), *waits.activities()]
+
+
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    registry: ActionRegistry,
+    options: WorkerOptions,
+    publish: Publisher | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[RunWorkflow],
+        activities=activities_for(pool, registry=registry, options=options, publish=publish),
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=options.max_concurrent_activities,
+        max_concurrent_local_activities=options.max_concurrent_local_activities,
+        max_concurrent_workflow_tasks=options.max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=options.shutdown_grace_s),
+        interceptors=interceptors,
+    )
