@@ -119,20 +119,19 @@ class EventConsumer:
 
     async def _on_message(self, msg: Msg) -> None:
         pull = self._pull
-        current = pull is not None and msg.subject == pull.reply
         status = msg.headers.get(STATUS_HEADER) if msg.headers else None
         if status is not None and not msg.reply:
-            if current and status != HEARTBEAT_STATUS:
-                assert pull is not None
+            # Status messages come on the request's own reply subject.
+            if pull is not None and msg.subject == pull.reply and status != HEARTBEAT_STATUS:
                 pull.status = status
                 pull.done.set()
             return
-        if current:
-            assert pull is not None
+        # Messages keep their original subject, so they are counted against the current request;
+        # one from a request we gave up on only makes the next request start a little earlier.
+        if pull is not None:
             pull.remaining -= 1
             if pull.remaining <= 0:
                 pull.done.set()
-        # A message of an older request (one we gave up on) is handled all the same.
         task = asyncio.create_task(self._handle(msg))
         self._in_flight[task] = (msg, time.monotonic())
         task.add_done_callback(self._finished)

@@ -5,10 +5,12 @@
   stream can be replayed or inspected after routing).
 - `WORKFLOW_EVENTS_DLQ` on `workflow.dlq.>`: its own stream, outside the events stream's subjects,
   so a dead letter is never routed again; kept 30 days.
-- The durable pull consumer shared by every router replica: explicit acks, `max_deliver`, and an
-  ack-timeout backoff. JetStream uses `backoff[0]` as the ack wait, so the list starts at the
-  configured ack wait and doubles — a message whose router keeps dying is offered ever more slowly.
-  Explicit naks (transient errors) carry their own, shorter delay (see `routing.py`).
+- The durable pull consumer shared by every router replica: explicit acks, `ack_wait`,
+  `max_deliver`. The retry backoff is the router's: each nak carries the delay of its delivery
+  (`STEPWISE_ROUTER_BACKOFF_S`, see `routing.py`). The consumer's own `backoff` list is deliberately
+  not set: JetStream then takes `backoff[0]` as the ack wait and measures a nak's delay from the
+  backoff entry of the delivery, so a nak of delivery n would wait `backoff[n] - backoff[0] + delay`
+  (a 0.2 s nak took 5 s in our test) — the two schedules cannot be combined.
 
 Several replicas starting at once may race to create a stream: whoever loses updates instead.
 """
@@ -32,7 +34,6 @@ from stepwise_contract import names
 DUPLICATE_WINDOW_S: Final = 120.0
 EVENTS_MAX_AGE_S: Final = 7 * 24 * 3600.0
 DLQ_MAX_AGE_S: Final = 30 * 24 * 3600.0
-MAX_ACK_BACKOFF_S: Final = 600.0
 
 
 def events_stream_config() -> StreamConfig:
@@ -58,15 +59,12 @@ def dlq_stream_config() -> StreamConfig:
 
 
 def consumer_config(*, max_deliver: int, ack_wait_s: float, max_ack_pending: int) -> ConsumerConfig:
-    # JetStream requires max_deliver > len(backoff).
-    backoff = [min(ack_wait_s * 2**i, MAX_ACK_BACKOFF_S) for i in range(max(max_deliver - 1, 0))]
     return ConsumerConfig(
         durable_name=names.EVENTS_CONSUMER,
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=ack_wait_s,
         max_deliver=max_deliver,
-        backoff=backoff or None,
         max_ack_pending=max_ack_pending,
     )
 
@@ -88,7 +86,7 @@ async def ensure_topology(
     js: JetStreamContext, *, max_deliver: int, ack_wait_s: float, max_ack_pending: int = 1000
 ) -> None:
     """Create or update both streams and the durable consumer (creating a durable that exists
-    updates its editable fields: ack wait, backoff, max deliver)."""
+    updates its editable fields: ack wait, max deliver, max ack pending)."""
     await _upsert_stream(js, events_stream_config())
     await _upsert_stream(js, dlq_stream_config())
     await js.add_consumer(
