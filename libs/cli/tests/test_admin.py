@@ -1,0 +1,125 @@
+"""`stepwise admin …` as an operator runs it: a real process against the test database, `--json`
+output exactly as SPEC §7 documents it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from stepwise_contract.api_keys import hash_api_key
+from stepwise_contract.secrets import decrypt_secret
+
+STEPWISE = str(Path(sys.executable).parent / "stepwise")
+
+
+async def _admin(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, Any, str]:
+    proc = await asyncio.create_subprocess_exec(
+        STEPWISE, "admin", *args,
+        env={**os.environ, "DATABASE_URL": database_url, "STEPWISE_SECRET_KEY": "k1", **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    text = out.decode()
+    parsed = json.loads(text) if proc.returncode == 0 and "--json" in args else text
+    return proc.returncode or 0, parsed, err.decode()
+
+
+async def test_tenant_key_and_settings_commands(database_url: str, pool: asyncpg.Pool) -> None:
+    code, created, _ = await _admin(database_url, "tenant", "create", "Acme", "--json")
+    assert code == 0 and set(created) == {"tenantId", "apiKey"}
+    tenant = uuid.UUID(created["tenantId"])
+    key = await pool.fetchrow("SELECT role, key_hash FROM api_keys WHERE tenant = $1", tenant)
+    assert key["role"] == "admin" and key["key_hash"] == hash_api_key(created["apiKey"])
+    t = str(tenant)
+
+    code, out, _ = await _admin(database_url, "tenant", "suspend", t, "--json")
+    assert (code, out) == (0, {"tenantId": t, "suspended": True})
+    code, out, _ = await _admin(database_url, "tenant", "resume", t, "--json")
+    assert (code, out) == (0, {"tenantId": t, "suspended": False})
+    assert await pool.fetchval("SELECT suspended FROM tenants WHERE tenant = $1", tenant) is False
+
+    code, out, _ = await _admin(
+        database_url, "key", "create", "--tenant", t, "--role", "read", "--name", "ci", "--json"
+    )
+    assert code == 0 and set(out) == {"keyId", "apiKey", "role"} and out["role"] == "read"
+    code, revoked, _ = await _admin(database_url, "key", "revoke", out["keyId"], "--json")
+    assert (code, revoked) == (0, {"keyId": out["keyId"], "revoked": True})
+    assert await pool.fetchval(
+        "SELECT revoked_at IS NOT NULL FROM api_keys WHERE key_id = $1", uuid.UUID(out["keyId"])
+    )
+
+    code, out, _ = await _admin(
+        database_url, "secret", "set", "--tenant", t, "CRM", "s3cr3t", "--json"
+    )
+    assert (code, out) == (0, {"tenantId": t, "name": "CRM"})
+    stored = await pool.fetchval(
+        "SELECT value_encrypted FROM tenant_secrets WHERE tenant = $1 AND name = 'CRM'", tenant
+    )
+    assert b"s3cr3t" not in stored and decrypt_secret("k1", stored) == "s3cr3t"
+
+    code, out, _ = await _admin(
+        database_url, "quota", "set", "--tenant", t, "--steps", "100", "--json"
+    )
+    assert (code, out) == (0, {"tenantId": t, "stepQuotaLimit": 100})
+    code, out, _ = await _admin(
+        database_url, "quota", "set", "--tenant", t, "--steps", "unlimited", "--json"
+    )
+    assert (code, out) == (0, {"tenantId": t, "stepQuotaLimit": None})
+    assert (
+        await pool.fetchval("SELECT step_quota_limit FROM tenants WHERE tenant = $1", tenant)
+        is None
+    )
+
+    code, out, _ = await _admin(
+        database_url, "redaction", "set", "--tenant", t, "--pointer", "/customer/ssn",
+        "--pointer", "/card", "--key-pattern", "^internal_", "--json",
+    )  # fmt: skip
+    assert (code, out) == (
+        0, {"tenantId": t, "pointers": ["/customer/ssn", "/card"], "keyPatterns": ["^internal_"]}
+    )  # fmt: skip
+    row = await pool.fetchrow(
+        "SELECT redaction_pointers, redaction_key_patterns FROM tenants WHERE tenant = $1", tenant
+    )
+    assert row["redaction_pointers"] == ["/customer/ssn", "/card"]
+    assert row["redaction_key_patterns"] == ["^internal_"]
+
+    code, out, _ = await _admin(
+        database_url, "rate", "set", "--tenant", t, "--per-min", "60", "--json"
+    )
+    assert (code, out) == (0, {"tenantId": t, "runRateLimitPerMin": 60})
+
+
+async def test_refusals_exit_1_with_a_message(database_url: str) -> None:
+    missing = str(uuid.uuid4())
+    code, _, err = await _admin(database_url, "tenant", "suspend", missing, "--json")
+    assert code == 1 and "not found" in err
+    code, _, err = await _admin(
+        database_url, "key", "create", "--tenant", missing, "--role", "read"
+    )
+    assert code == 1 and "not found" in err
+    code, created, _ = await _admin(database_url, "tenant", "create", "Beta", "--json")
+    t = created["tenantId"]
+    code, _, err = await _admin(
+        database_url, "redaction", "set", "--tenant", t, "--key-pattern", "(["
+    )
+    assert code == 1 and "not a valid regex" in err
+    code, _, err = await _admin(
+        database_url, "redaction", "set", "--tenant", t, "--pointer", "no-slash"
+    )
+    assert code == 1 and "must start with" in err
+    code, _, err = await _admin(
+        database_url, "secret", "set", "--tenant", t, "A", "b", env={"STEPWISE_SECRET_KEY": ""}
+    )
+    assert code == 1 and "STEPWISE_SECRET_KEY" in err
+    code, _, err = await _admin(database_url, "key", "create", "--tenant", t, "--role", "owner")
+    assert code == 2  # argparse usage error
+    code, text, _ = await _admin(database_url, "tenant", "create", "Gamma")
+    assert code == 0 and "apiKey (shown once" in text
