@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,7 @@ class Component:
     port_env: str
     port: int
     env: frozenset[str]  # every variable the process reads (its own code + the contract)
+    shutdown_budget_s: float  # the longest drain it allows itself after SIGTERM (default settings)
 
 
 def _string_arg(node: ast.expr) -> str | None:
@@ -116,6 +118,17 @@ class RecordingEnviron(Mapping[str, str]):
         return 0
 
 
+def shutdown_budget_s(module: str) -> float:
+    """Every numeric default setting whose name mentions shutdown: the service's own drain time."""
+    settings = importlib.import_module(f"{module}.settings").Settings.from_env({})
+    budgets = [
+        float(value)
+        for name, value in msgspec.structs.asdict(settings).items()
+        if "shutdown" in name and isinstance(value, int | float)
+    ]
+    return max(budgets, default=0.0)
+
+
 def settings_reads(module: str) -> frozenset[str]:
     """What the service's entry point reads: `Settings.from_env` run on a recording environ."""
     settings = importlib.import_module(f"{module}.settings").Settings
@@ -143,6 +156,7 @@ def _component(directory: Path) -> Component:
         port_env=port_env,
         port=int(port),
         env=reads_under(directory / "src") | reads_under(CONTRACT_SRC) | settings_reads(module),
+        shutdown_budget_s=shutdown_budget_s(module),
     )
 
 

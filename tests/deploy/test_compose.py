@@ -185,6 +185,18 @@ def test_env_example_is_exactly_what_compose_interpolates(
     assert env_example["STEPWISE_SECRET_KEY"] == ""
 
 
+def test_stepwise_containers_are_read_only_and_stop_within_their_grace(
+    services: dict[str, dict[str, Any]], components: list[Component]
+) -> None:
+    for name in [c.name for c in components] + ["migrate"]:
+        assert services[name]["read_only"] is True
+        assert services[name]["tmpfs"] == ["/tmp"]
+    for component in components:
+        grace = services[component.name]["stop_grace_period"]
+        assert re.fullmatch(r"\d+s", grace), grace
+        assert int(grace[:-1]) > component.shutdown_budget_s, component.name
+
+
 def test_defaults_agree_with_the_code(
     services: dict[str, dict[str, Any]], components: list[Component], env_example: dict[str, str]
 ) -> None:

@@ -7,13 +7,11 @@ Kubernetes JSON schemas offline. Both are dev dependencies: a missing one fails,
 from __future__ import annotations
 
 import base64
-import importlib
 from collections import Counter
 from typing import Any
 
 import helm_python as helm
 import kubernetes_validate  # type: ignore[import-untyped]  # ships no type information
-import msgspec
 import pytest
 import yaml
 
@@ -151,18 +149,6 @@ def test_containers_probe_health_and_readiness_on_the_services_port(
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
-def shutdown_budget_s(module: str) -> float:
-    """The longest drain a service allows itself on SIGTERM, from its default settings
-    (every numeric setting whose name mentions shutdown)."""
-    settings = importlib.import_module(f"{module}.settings").Settings.from_env({})
-    budgets = [
-        float(value)
-        for name, value in msgspec.structs.asdict(settings).items()
-        if "shutdown" in name and isinstance(value, int | float)
-    ]
-    return max(budgets, default=0.0)
-
-
 def test_grace_periods_outlast_the_services_own_shutdown_budget(
     manifests: list[Manifest], chart_values: dict[str, Any], components: list[Component]
 ) -> None:
@@ -170,7 +156,7 @@ def test_grace_periods_outlast_the_services_own_shutdown_budget(
     for component in components:
         pod = deployment_of(manifests, component.name)["spec"]["template"]["spec"]
         pause = chart_values[component.values_key].get("preStopSleepSeconds", 0)
-        budget = shutdown_budget_s(component.module)
+        budget = component.shutdown_budget_s
         assert pod["terminationGracePeriodSeconds"] > budget + pause, component.name
 
 
