@@ -119,10 +119,10 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
 
 
 async def eventually(
-    check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05, what: str = ""
+    check: Callable[[], Any], *, within: float = 15.0, interval: float = 0.05, what: str = ""
 ) -> Any:
-    """Poll an async `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll an async `check` until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:
@@ -140,6 +140,8 @@ class Bus:
     def __init__(self, js: JetStreamContext, pool: asyncpg.Pool) -> None:
         self.js = js
         self.pool = pool
+        self.last_seq = 0  # stream sequence of the last `publish`
+        self.last_duplicate = False  # JetStream dropped the last publish as a duplicate
 
     async def publish(
         self,
@@ -163,7 +165,7 @@ class Bus:
         }
         if key is not None:
             body["workflow_correlation_key"] = key
-        await self.publish_raw(
+        self.last_seq = await self.publish_raw(
             names.event_subject(tenant, event_type), msgspec.json.encode(body), msg_id or event_id
         )
         return event_id
@@ -171,6 +173,7 @@ class Bus:
     async def publish_raw(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
         headers = {names.MSG_ID_HEADER: msg_id} if msg_id else None
         ack = await self.js.publish(subject, data, headers=headers)
+        self.last_duplicate = bool(ack.duplicate)
         return int(ack.seq)
 
     async def insert_wait(
@@ -199,18 +202,18 @@ class Bus:
         )
 
     async def processed(
-        self, tenant: str, event_id: str, *, timeout: float = 15.0
+        self, tenant: str, event_id: str, *, within: float = 15.0
     ) -> asyncpg.Record:
         async def check() -> asyncpg.Record | None:
             row = await self.event_row(tenant, event_id)
             return row if row is not None and row["processed_at"] is not None else None
 
         result: asyncpg.Record = await eventually(
-            check, timeout=timeout, what=f"event {event_id} processed"
+            check, within=within, what=f"event {event_id} processed"
         )
         return result
 
-    async def all_processed(self, tenant: str, count: int, *, timeout: float = 60.0) -> None:
+    async def all_processed(self, tenant: str, count: int, *, within: float = 60.0) -> None:
         async def check() -> bool:
             done = await self.pool.fetchval(
                 "SELECT count(*) FROM workflow_runtime_events"
@@ -219,23 +222,23 @@ class Bus:
             )
             return bool(done >= count)
 
-        await eventually(check, timeout=timeout, interval=0.2, what=f"{count} events processed")
+        await eventually(check, within=within, interval=0.2, what=f"{count} events processed")
 
-    async def consumer_settled(self, stream_seq: int, *, timeout: float = 15.0) -> None:
+    async def consumer_settled(self, stream_seq: int, *, within: float = 15.0) -> None:
         """Every message up to `stream_seq` acknowledged by the router(s)."""
 
         async def check() -> bool:
             info = await self.js.consumer_info(names.EVENTS_STREAM, names.EVENTS_CONSUMER)
             return bool(info.ack_floor.stream_seq >= stream_seq and info.num_ack_pending == 0)
 
-        await eventually(check, timeout=timeout, what=f"stream seq {stream_seq} acked")
+        await eventually(check, within=within, what=f"stream seq {stream_seq} acked")
 
     async def dead_letters(
-        self, tenant: str, count: int, *, timeout: float = 10.0
+        self, tenant: str, count: int, *, within: float = 10.0
     ) -> list[nats.aio.msg.Msg]:
         sub = await self.js.pull_subscribe(names.dlq_subject(tenant), stream=names.DLQ_STREAM)
         got: list[nats.aio.msg.Msg] = []
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         try:
             while len(got) < count and time.monotonic() < deadline:
                 with contextlib.suppress(nats.errors.TimeoutError):

@@ -75,13 +75,13 @@ async def test_same_event_twice_is_processed_once(
     # same Nats-Msg-Id: JetStream's duplicate window stores it once
     await bus.publish(tenant_id, "TWICE", {"n": 1}, event_id=event_id)
     await bus.publish(tenant_id, "TWICE", {"n": 1}, event_id=event_id)
+    assert bus.last_duplicate
     await bus.processed(tenant_id, event_id)
     # a different Nats-Msg-Id, as after the duplicate window: the router's ledger dedupes
     before = router.sample("stepwise_router_events_total", {"outcome": "duplicate"})
-    seq = await bus.publish(tenant_id, "TWICE", {"n": 1}, event_id=event_id, msg_id="later")
-    assert seq  # event id returned
-    last = await bus.publish_raw(names.event_subject(tenant_id, "NOOP"), b"{}", msg_id=None)
-    await bus.consumer_settled(last)
+    await bus.publish(tenant_id, "TWICE", {"n": 1}, event_id=event_id, msg_id="later")
+    assert not bus.last_duplicate
+    await bus.consumer_settled(bus.last_seq)
 
     received = await recorder.received(run_id)
     assert [e.event_id for e in received.events] == [event_id]
@@ -95,8 +95,9 @@ async def test_same_event_twice_is_processed_once(
 async def test_an_event_resumes_every_matching_wait_and_no_other(
     router: Any, bus: Any, recorder: Any, tenant_id: str
 ) -> None:
-    runs = {name: uuid.uuid4() for name in "primary second keyless human other_key other_name "
-            "time_wait resolved other_tenant".split()}  # fmt: skip
+    names_ = ["primary", "second", "keyless", "human", "other_key", "other_name", "time_wait",
+              "resolved", "other_tenant"]  # fmt: skip
+    runs = {name: uuid.uuid4() for name in names_}
     for run_id in runs.values():
         await recorder.start(run_id)
     # ticketId and clientId are both derived keys (default `*` paths)
