@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import pytest
 from stepwise_cli.processes import free_port
-from stepwise_contract.converter import DATA_CONVERTER
 from stepwise_contract.launch import run_input_for, start_run
 from stepwise_contract.names import TASK_QUEUE, WORKFLOW_TYPE, workflow_id_for
+from stepwise_contract.temporal import connect_temporal
 from stepwise_sweeper.jobs.reconcile import ReconcileConfig, ReconcileJob
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -106,9 +106,7 @@ async def test_unstarted_run_is_started_and_recorded(
 async def test_start_failing_until_the_deadline_fails_the_run(
     pool: asyncpg.Pool, tenant: uuid.UUID, add_run: Any
 ) -> None:
-    unreachable = await Client.connect(
-        f"127.0.0.1:{free_port()}", lazy=True, data_converter=DATA_CONVERTER
-    )
+    unreachable = await connect_temporal(f"127.0.0.1:{free_port()}", "default", lazy=True)
     run_id = await add_run(age_s=1)
     config = ReconcileConfig(grace_s=0.2, deadline_s=2.5, start_timeout_s=2, tenants=(tenant,))
     job = ReconcileJob(pool, unreachable, config)

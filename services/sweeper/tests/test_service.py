@@ -7,11 +7,13 @@ import asyncio
 import json
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 
 BACKLOG = 300_000
@@ -85,3 +87,48 @@ async def test_sigterm_mid_pass_exits_cleanly(
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
+
+
+async def test_expiry_runs_while_temporal_is_down(
+    pool: asyncpg.Pool, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    tenant = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO workflow_data_store (store_id, tenant, namespace, key, value, expires_at)"
+        " SELECT gen_random_uuid(), $1, 'ns', 'k' || i, '1'::jsonb, now() - interval '1 minute'"
+        "   FROM generate_series(1, 50) AS i",
+        tenant,
+    )
+    port = free_port()
+    sweeper = ManagedProcess(
+        name="sweeper",
+        argv=[sys.executable, "-m", "stepwise_sweeper"],
+        log_path=tmp_path / "sweeper.log",
+        env={
+            **service_env,
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+            "STEPWISE_SWEEPER_PORT": str(port),
+            # the database is shared with other suites: leave their runs alone
+            "STEPWISE_SWEEP_RECONCILE_INTERVAL_S": "0",
+            "STEPWISE_SWEEP_QUOTA_INTERVAL_S": "0",
+            "STEPWISE_SWEEP_RETENTION_INTERVAL_S": "0",
+        },
+        ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
+    )
+    sweeper.start()
+    try:
+        await asyncio.to_thread(sweeper.wait_ready, 30)
+        deadline = time.monotonic() + 20
+        count = "SELECT count(*) FROM workflow_data_store WHERE tenant = $1"
+        while await pool.fetchval(count, tenant):
+            assert time.monotonic() < deadline, sweeper.tail()
+            await asyncio.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/readyz")
+        assert not_ready.value.code == 503
+        checks = json.loads(not_ready.value.read())["checks"]
+        assert checks["postgres"] == "ok" and checks["temporal"] != "ok"
+        status = await asyncio.to_thread(sweeper.stop, 10)
+    finally:
+        sweeper.kill()
+    assert status == 0, sweeper.tail()

@@ -55,7 +55,11 @@ async def serve(settings: Settings) -> None:
     stop = stop_event_on_signals()
     pool = await create_pool(common.database_url)
     try:
-        client = await connect_temporal(common.temporal_address, common.temporal_namespace)
+        # Lazy: the Postgres-only jobs (expiry, buffer, retention) run while Temporal is down;
+        # readiness reports it, and reconciliation treats it as transient until the deadline.
+        client = await connect_temporal(
+            common.temporal_address, common.temporal_namespace, lazy=True
+        )
         checks = {"postgres": postgres_check(pool), "temporal": temporal_check(client)}
         scheduler = build_scheduler(settings, pool, client, SweeperMetrics())
         async with ops_server(settings.host, settings.port, checks):
