@@ -28,6 +28,7 @@ from stepwise_worker.messages import (
     StepDone,
     StepStart,
 )
+from stepwise_worker.quota import pause_until_resumed
 
 # Projections must not fail a run because Postgres blinked: retry until it is back.
 PROJECTION_RETRY = RetryPolicy(
@@ -52,9 +53,9 @@ class Bookkeeper:
         self._done, self._logs = [], []
         return done, logs
 
-    async def _record(self, start: StepStart | None) -> None:
+    async def _record(self, start: StepStart | None) -> Recorded:
         done, logs = self._take()
-        await workflow.execute_local_activity(
+        recorded: Recorded = await workflow.execute_local_activity(
             RECORD_STEPS,
             StepBatch(
                 tenant_id=self.tenant_id, run_id=self.run_id, done=done, start=start, logs=logs
@@ -63,23 +64,36 @@ class Bookkeeper:
             start_to_close_timeout=PROJECTION_TIMEOUT,
             retry_policy=PROJECTION_RETRY,
         )
+        return recorded
 
     async def start_step(
         self, *, step_path: str, definition_step_id: str, step_type: str, attempt: int
     ) -> str:
-        """Insert the `STARTED` row (and `workflow_runs.node_path`); returns the step id."""
+        """Insert the `STARTED` row (and `workflow_runs.node_path`); returns the step id.
+
+        The same statement reserves the step's quota unit; without capacity the run pauses
+        (worker part 2, `quota.py`) and the start is retried when it is resumed (SPEC §5.5).
+        """
         step_id = str(workflow.uuid4())
         self.steps_started += 1
-        await self._record(
-            StepStart(
-                step_id=step_id,
-                step_path=step_path,
-                definition_step_id=definition_step_id,
-                step_type=step_type,
-                attempt=attempt,
+        while True:
+            recorded = await self._record(
+                StepStart(
+                    step_id=step_id,
+                    step_path=step_path,
+                    definition_step_id=definition_step_id,
+                    step_type=step_type,
+                    attempt=attempt,
+                )
             )
-        )
-        return step_id
+            if recorded.quota is None:
+                return step_id
+            await pause_until_resumed(
+                tenant_id=self.tenant_id,
+                run_id=self.run_id,
+                step_path=step_path,
+                reservation=recorded.quota,
+            )
 
     def finish_step(self, step_id: str, status: str, error: Any = None) -> None:
         """Buffer a step's completion; written with the next projection."""

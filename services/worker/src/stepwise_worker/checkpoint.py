@@ -35,7 +35,8 @@ from stepwise_contract.payloads import Checkpoint
 from temporalio import workflow
 
 from stepwise_worker.frames import At, LoopFrame
-from stepwise_worker.waiting import host
+from stepwise_worker.scopes import Scopes
+from stepwise_worker.waiting import WaitHost, host
 
 if TYPE_CHECKING:
     from stepwise_worker.interpreter import Interpreter
@@ -258,8 +259,24 @@ class Checkpoints:
         workflow.continue_as_new(msgspec.structs.replace(interp.run_input, checkpoint=checkpoint))
 
 
-def resume_from(checkpoint: Checkpoint) -> Checkpoints:
-    """The position a continued run re-enters."""
-    state = checkpoint.state if isinstance(checkpoint.state, dict) else {}
+def _state(checkpoint: Checkpoint) -> dict[str, Any]:
+    return checkpoint.state if isinstance(checkpoint.state, dict) else {}
+
+
+def restore_host(target: WaitHost, checkpoint: Checkpoint) -> None:
+    """The workflow's inbox, consumed event ids and child runs as they were checkpointed."""
+    state = _state(checkpoint)
+    # signals delivered to this new run already are newer than the carried ones
+    target.inbox[:0] = list(checkpoint.pending_signals)
+    target.consumed_event_ids[:] = [str(e) for e in state.get("consumedEventIds") or []]
+    target.child_runs.update(state.get("childRuns") or {})
+
+
+def restore_interpreter(interp: Interpreter, checkpoint: Checkpoint) -> None:
+    """Scopes, step count and the position to re-enter, as they were checkpointed."""
+    state = _state(checkpoint)
+    if isinstance(state.get("scopes"), dict):
+        interp.scopes = Scopes.from_state(state["scopes"])
+    interp.steps_executed = checkpoint.steps_executed
     levels = msgspec.convert(state.get("levels") or [], list[LevelMark])
-    return Checkpoints(resume=levels, steps_at_start=checkpoint.steps_executed)
+    interp.checkpoints = Checkpoints(resume=levels, steps_at_start=checkpoint.steps_executed)

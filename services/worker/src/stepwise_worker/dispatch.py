@@ -15,6 +15,7 @@ from stepwise_contract.enums import ErrorCategory
 from stepwise_worker.errors import StepError
 from stepwise_worker.frames import At
 from stepwise_worker.steps.action import action_call
+from stepwise_worker.steps.children import call_workflow
 from stepwise_worker.steps.control import (
     control_for_each,
     control_if,
@@ -22,6 +23,7 @@ from stepwise_worker.steps.control import (
     control_try_catch,
 )
 from stepwise_worker.steps.data import state_set, transform_assign
+from stepwise_worker.steps.waits import event_wait, human_task, time_wait
 
 if TYPE_CHECKING:
     from stepwise_worker.interpreter import Interpreter
@@ -51,11 +53,11 @@ HANDLERS: dict[str, StepHandler] = {
     "control.forEach": control_for_each,
     "control.tryCatch": control_try_catch,
     "control.return": control_return,
-    # Worker part 2 (waits, child runs, human tasks) plugs its handlers in here.
-    "control.callWorkflow": not_implemented,
-    "event.wait": not_implemented,
-    "time.wait": not_implemented,
-    "human.task": not_implemented,
+    # Worker part 2: waits, child runs, human tasks
+    "control.callWorkflow": call_workflow,
+    "event.wait": event_wait,
+    "time.wait": time_wait,
+    "human.task": human_task,
 }
 
 # Step types whose `retry` / `onError` the interpreter applies (SPEC §3).

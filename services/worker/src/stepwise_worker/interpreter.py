@@ -21,6 +21,7 @@ from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
 
 from stepwise_worker.bookkeeping import Bookkeeper
+from stepwise_worker.checkpoint import Checkpoints
 from stepwise_worker.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
 from stepwise_worker.errors import ReturnSignal, StepError, expression_failure
 from stepwise_worker.frames import At
@@ -53,6 +54,8 @@ class Interpreter:
         self.handlers = handlers
         self.current_step: CurrentStep | None = None
         self.steps_executed = 0
+        # where the run can continue as new (worker part 2); replaced when resuming a checkpoint
+        self.checkpoints = Checkpoints()
 
     # -- expressions ---------------------------------------------------------------------------
 
@@ -90,14 +93,22 @@ class Interpreter:
 
     async def run_sequence(self, steps: Sequence[Any], at: At) -> None:
         """Run `steps` in order; `at.path` is the sequence's prefix (`root`, `….then`, …)."""
-        for index, step in enumerate(steps):
-            try:
-                await self.run_step(step, at.step(index))
-            except StepError as err:
-                if not at.continue_on_error:
-                    raise
-                # forEach onItemError: continue — the next step of this same sequence runs
-                self.scopes.error = err.to_json()
+        # continue-as-new (worker part 2, checkpoint.py): re-entry index and safe points
+        start = self.checkpoints.enter_sequence(at)
+        try:
+            for index, step in enumerate(steps):
+                if index < start:
+                    continue
+                try:
+                    await self.run_step(step, at.step(index))
+                except StepError as err:
+                    if not at.continue_on_error:
+                        raise
+                    # forEach onItemError: continue — the next step of this same sequence runs
+                    self.scopes.error = err.to_json()
+                await self.checkpoints.safe_point(self, at, index + 1, len(steps))
+        finally:
+            self.checkpoints.leave_sequence(at)
 
     async def run_step(self, step: Any, at: At) -> None:
         """One step with its rows, retry policy and onError; raises what it does not handle."""
@@ -114,10 +125,17 @@ class Interpreter:
         policy: dsl.RetryPolicy | None = getattr(step, "retry", None) if retryable else None
         on_error: dsl.OnError | None = getattr(step, "on_error", None) if retryable else None
         attempt = 1
+        # a container re-entered after continue-as-new keeps its step row (checkpoint.py)
+        resumed = self.checkpoints.resumed_step(at)
         while True:
-            step_id = await self.book.start_step(
-                step_path=at.path, definition_step_id=step.id, step_type=kind, attempt=attempt
-            )
+            if resumed is not None:
+                step_id, attempt = resumed
+                resumed = None
+            else:
+                step_id = await self.book.start_step(
+                    step_path=at.path, definition_step_id=step.id, step_type=kind, attempt=attempt
+                )
+            self.checkpoints.step_started(at, step_id, attempt)
             self.current_step = CurrentStep(step_path=at.path, step_id=step.id, step_type=kind)
             self.steps_executed += 1
             try:

@@ -11,6 +11,8 @@ from typing import Any, Final
 
 import msgspec
 
+from stepwise_worker.wait_messages import QuotaReservation
+
 JSON = Any
 
 LOAD_RUN: Final = "stepwise.load_run"
@@ -98,6 +100,9 @@ class Recorded(Message, frozen=True, kw_only=True):
     # complete_run only: the result with its bulk moved to blobs, when it was over the limit
     result: JSON = None
     result_externalized: bool = False
+    # record_steps only (worker part 2, SPEC §5.5): set when the step start found no quota
+    # capacity; no step row was written and the run must pause
+    quota: QuotaReservation | None = None
 
 
 class ActionRequest(Message, frozen=True, kw_only=True):

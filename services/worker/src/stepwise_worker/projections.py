@@ -32,6 +32,7 @@ from stepwise_worker.messages import (
     RunDone,
     StepBatch,
 )
+from stepwise_worker.wait_store import quota_ctes, quota_figures, reservation_of
 
 # $1 tenant, $2 run, $3 completions (jsonb), $4 log lines (jsonb)
 _DONE_AND_LOGS = f"""
@@ -52,20 +53,33 @@ done AS (
     RETURNING 1
 )"""
 
+# Worker part 2 (SPEC §5.5): a step start reserves one unit of the tenant's quota in the same
+# statement, once per step row (`fresh`: a re-executed local activity does not count twice).
+# Without capacity neither the step row nor node_path is written and `quota_refused` is true.
+_STEP_ALLOWED = (
+    "$5::uuid IS NOT NULL AND (NOT (SELECT yes FROM fresh) OR EXISTS (SELECT 1 FROM reserved))"
+)
+
 RECORD_STEPS_SQL = f"""
-WITH {_DONE_AND_LOGS}, started AS (
+WITH {_DONE_AND_LOGS}, fresh AS (
+    SELECT $5::uuid IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM workflow_run_steps WHERE tenant = $1 AND step_id = $5
+    ) AS yes
+), {quota_ctes("$1", "(SELECT yes FROM fresh)")}, started AS (
     INSERT INTO workflow_run_steps (
         step_id, tenant, run_id, step_path, definition_step_id, step_type, status, attempt
     )
-    SELECT $5, $1, $2, $6, $7, $8, 'STARTED', $9 WHERE $5::uuid IS NOT NULL
+    SELECT $5, $1, $2, $6, $7, $8, 'STARTED', $9 WHERE {_STEP_ALLOWED}
     ON CONFLICT (step_id) DO NOTHING
     RETURNING 1
 ), moved AS (
     UPDATE workflow_runs SET node_path = $6, updated_at = now()
-    WHERE tenant = $1 AND run_id = $2 AND $5::uuid IS NOT NULL AND status IN ('RUNNING', 'WAITING')
+    WHERE tenant = $1 AND run_id = $2 AND {_STEP_ALLOWED} AND status IN ('RUNNING', 'WAITING')
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM started) AS started, (SELECT count(*) FROM done) AS completed
+SELECT (SELECT count(*) FROM started) AS started, (SELECT count(*) FROM done) AS completed,
+       (SELECT yes FROM fresh) AND NOT EXISTS (SELECT 1 FROM reserved) AS quota_refused,
+       {quota_figures("$1")}
 """
 
 COMPLETE_RUN_SQL = f"""
@@ -169,7 +183,11 @@ class Projections:
             start.attempt if start else 1,
         )
         assert row is not None
-        return Recorded(steps_started=row["started"], steps_completed=row["completed"])
+        return Recorded(
+            steps_started=row["started"],
+            steps_completed=row["completed"],
+            quota=reservation_of(row) if row["quota_refused"] else None,
+        )
 
     @activity.defn(name=COMPLETE_RUN)
     async def complete_run(self, done: RunDone) -> Recorded:

@@ -7,8 +7,9 @@ before its marker was recorded) writes the same row once: inserts are `ON CONFLI
 updates are guarded by the status they move from.
 
 Wait rows are the routing index of SPEC §5.4 (the router signals runs through them); Temporal,
-not these rows, decides what a run consumes. `reserve_step_unit` is also a plain coroutine so the
-step-start projection can reserve quota and insert the step row in one transaction.
+not these rows, decides what a run consumes. The quota reservation is also offered as SQL
+fragments (`quota_ctes`, `quota_figures`) so the step-start projection reserves a unit and writes
+the step's row in one statement.
 """
 
 from __future__ import annotations
@@ -119,38 +120,62 @@ ORDER BY v.version DESC
 LIMIT 1
 """
 
-# One atomic statement: count a step start in the tenant's current period (UTC calendar month)
-# only while capacity exists. The limit is read from `tenants` at each reservation, so a raised
-# limit takes effect at once; a tenant without a row (or a NULL limit) is unlimited.
+
+# Quota reservation as two CTEs, `lim` (the tenant's limit and current period: the UTC calendar
+# month) and `reserved` (one row when a unit was reserved), to splice into a statement.
+# The limit is read from `tenants` at each reservation, so a raised limit takes effect at once; a
+# tenant without a row (or a NULL limit) is unlimited but still counted.
 # ON CONFLICT … DO UPDATE … WHERE locks the counter row and re-checks on its latest version, so
-# concurrent reservations never exceed the limit. When refused, the figures come from the
-# statement's snapshot (only used for display).
-RESERVE_STEP = """
-WITH lim AS (
-    SELECT (SELECT step_quota_limit FROM tenants WHERE tenant = $1) AS quota,
+# concurrent reservations never exceed the limit.
+def quota_ctes(tenant: str, gate: str = "true") -> str:
+    """`lim` and `reserved` for tenant parameter `tenant`, reserving only when `gate` holds."""
+    return f"""lim AS (
+    SELECT (SELECT step_quota_limit FROM tenants WHERE tenant = {tenant}) AS quota,
            date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS p_start,
            (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')
                AT TIME ZONE 'UTC' AS p_end
-), bumped AS (
+), reserved AS (
     INSERT INTO workflow_step_usage_periods AS u
         (tenant, period_start, period_end, effective_limit, used_count)
-    SELECT $1, lim.p_start, lim.p_end, lim.quota, 1
-    FROM lim WHERE lim.quota IS NULL OR lim.quota > 0
+    SELECT {tenant}, lim.p_start, lim.p_end, lim.quota, 1
+    FROM lim WHERE ({gate}) AND (lim.quota IS NULL OR lim.quota > 0)
     ON CONFLICT (tenant, period_start) DO UPDATE
         SET used_count = u.used_count + 1, effective_limit = excluded.effective_limit,
             updated_at = now()
         WHERE excluded.effective_limit IS NULL OR u.used_count < excluded.effective_limit
     RETURNING u.used_count, u.effective_limit
-)
-SELECT (SELECT count(*) FROM bumped) = 1 AS reserved,
-       coalesce((SELECT effective_limit FROM bumped), lim.quota) AS quota,
-       coalesce((SELECT used_count FROM bumped),
+)"""
+
+
+def quota_figures(tenant: str) -> str:
+    """Select-list of the reservation's outcome (after `quota_ctes`); when refused, the figures
+    come from the statement's snapshot (display only)."""
+    return f"""(SELECT count(*) FROM reserved) = 1 AS quota_reserved,
+       coalesce((SELECT effective_limit FROM reserved), (SELECT quota FROM lim)) AS quota_limit,
+       coalesce((SELECT used_count FROM reserved),
                 (SELECT used_count FROM workflow_step_usage_periods
-                 WHERE tenant = $1 AND period_start = lim.p_start), 0) AS used,
-       lim.p_start AS period_start,
-       lim.p_end AS period_end
-FROM lim
+                 WHERE tenant = {tenant} AND period_start = (SELECT p_start FROM lim)), 0)
+           AS quota_used,
+       (SELECT p_start FROM lim) AS quota_period_start,
+       (SELECT p_end FROM lim) AS quota_period_end"""
+
+
+RESERVE_STEP = f"""
+WITH {quota_ctes("$1")}
+SELECT {quota_figures("$1")}
 """
+
+
+def reservation_of(row: asyncpg.Record) -> QuotaReservation:
+    """The outcome of a statement that selected `quota_figures`."""
+    return QuotaReservation(
+        reserved=bool(row["quota_reserved"]),
+        limit=row["quota_limit"],
+        used=int(row["quota_used"]),
+        period_start=row["quota_period_start"],
+        period_end=row["quota_period_end"],
+    )
+
 
 PAUSE_RUN = """
 UPDATE workflow_runs
@@ -209,13 +234,7 @@ async def reserve_step_unit(
     """Reserve one step start of the tenant's quota for the current period (SPEC §5.5)."""
     row = await conn.fetchrow(RESERVE_STEP, _uuid(tenant_id))
     assert row is not None
-    return QuotaReservation(
-        reserved=bool(row["reserved"]),
-        limit=row["quota"],
-        used=int(row["used"]),
-        period_start=row["period_start"],
-        period_end=row["period_end"],
-    )
+    return reservation_of(row)
 
 
 def quota_pause_payload(reservation: QuotaReservation) -> dict[str, Any]:

@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
     from stepwise_worker.bookkeeping import PROJECTION_RETRY, Bookkeeper
+    from stepwise_worker.cancellation import is_run_cancellation, record_cancellation
+    from stepwise_worker.checkpoint import restore_host, restore_interpreter
     from stepwise_worker.dispatch import HANDLERS
     from stepwise_worker.errors import ReturnSignal, StepError
     from stepwise_worker.interpreter import Interpreter, now_iso
@@ -68,13 +70,22 @@ class RunWorkflow:
         self.status: str = RunStatus.RUNNING
         # set by wait steps while they block
         self.current_wait: CurrentWait | None = None
+        # worker part 2: event ids consumed by this run (SPEC §5.4) and, per callWorkflow step
+        # execution, its latest child run (the next attempt's retryOfRunId); both carried by
+        # continue-as-new
+        self.consumed_event_ids: list[str] = []
+        self.child_runs: dict[str, str] = {}
 
     @workflow.run
     async def run(self, run: RunInput) -> RunResult:
         self.run_id = run.run_id
         book = Bookkeeper(tenant_id=run.tenant_id, run_id=run.run_id)
+        if run.checkpoint is not None:  # continued as new: signals buffered before come first
+            restore_host(self, run.checkpoint)
         try:
             interp = await self._load(run, book)
+            if run.checkpoint is not None:
+                restore_interpreter(interp, run.checkpoint)
             self.interp = interp
             await interp.run()
         except ReturnSignal:
@@ -82,6 +93,19 @@ class RunWorkflow:
         except StepError as err:
             err.locate(err.node_path or "root", now_iso())
             await self._fail(book, err)
+        except BaseException as err:
+            # Temporal cancelled the run (worker part 2, cancellation.py): project it, re-raise
+            if not is_run_cancellation(err):
+                raise
+            current = self.interp.current_step if self.interp is not None else None
+            await record_cancellation(
+                tenant_id=run.tenant_id,
+                run_id=run.run_id,
+                node_path=current.step_path if current is not None else None,
+                flush=book.flush,
+            )
+            self.status = RunStatus.CANCELED
+            raise
         return await self._succeed(book)
 
     async def _load(self, run: RunInput, book: Bookkeeper) -> Interpreter:

@@ -35,7 +35,10 @@ async def control_if(interp: Interpreter, step: dsl.ControlIf, at: At) -> None:
 
 
 async def control_for_each(interp: Interpreter, step: dsl.ControlForEach, at: At) -> None:
-    items = interp.evaluate(step.items, at, what="items")
+    # continue-as-new (worker part 2, checkpoint.py): a sequential loop re-entered after a
+    # checkpoint keeps the items it evaluated and goes on from the item it was running
+    resumed = interp.checkpoints.resumed_loop(at)
+    items = resumed.items if resumed is not None else interp.evaluate(step.items, at, what="items")
     if not isinstance(items, list):
         raise StepError(
             ErrorCategory.EXPRESSION,
@@ -51,8 +54,14 @@ async def control_for_each(interp: Interpreter, step: dsl.ControlForEach, at: At
         for index, item in enumerate(items)
     ]
     if step.concurrency <= 1:
-        for position in positions:
-            await interp.run_sequence(step.body, position)
+        interp.checkpoints.enter_loop(at, items)
+        try:
+            for position in positions[resumed.item if resumed is not None else 0 :]:
+                assert position.frame is not None
+                interp.checkpoints.loop_item(at, position.frame, resumed)
+                await interp.run_sequence(step.body, position)
+        finally:
+            interp.checkpoints.leave_loop(at)
         return
     await _run_concurrently(interp, step.body, positions, step.concurrency)
 
