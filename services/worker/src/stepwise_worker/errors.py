@@ -12,11 +12,18 @@ Cancellation is never modelled here: it stays `asyncio.CancelledError` (a BaseEx
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from stepwise_contract.enums import ErrorCategory
 from stepwise_contract.expressions import ExpressionError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TimeoutError,
+)
 
 # Categories a step error may carry; Cancellation is deliberately absent (never catchable).
 CATCHABLE_CATEGORIES = frozenset(
@@ -100,3 +107,29 @@ def action_error(
     if details is not None:
         body["details"] = details
     return ApplicationError(message, body, type=category, non_retryable=True)
+
+
+def failure_from_activity(err: FailureError) -> StepError:
+    """The interpreter's view of a failed activity; cancellation stays cancellation.
+
+    Regular activities fail with `ActivityError(cause=…)`, local activities with the cause itself.
+    Errors modelled by our activities carry `{category, message, code?, details?}` as details;
+    anything else is infrastructure that Temporal already retried until it gave up.
+    """
+    cause: BaseException | None = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, CancelledError):
+        raise asyncio.CancelledError()
+    if isinstance(cause, ApplicationError):
+        detail = cause.details[0] if cause.details else None
+        if isinstance(detail, dict) and "category" in detail:
+            return StepError(
+                str(detail["category"]),
+                str(detail.get("message") or cause.message),
+                code=detail.get("code"),
+                details=detail.get("details"),
+            )
+        return StepError(ErrorCategory.TRANSIENT, cause.message, code=cause.type)
+    if isinstance(cause, TimeoutError):
+        kind = cause.type.name if cause.type is not None else "UNKNOWN"
+        return StepError(ErrorCategory.TIMEOUT, f"activity timed out ({kind})", code="TIMEOUT")
+    return StepError(ErrorCategory.TRANSIENT, str(cause or err))

@@ -191,6 +191,8 @@ class Projections:
 
     @activity.defn(name=COMPLETE_RUN)
     async def complete_run(self, done: RunDone) -> Recorded:
+        # result_json holds the whole scopes: blob refs are resolved here, off the history
+        stored = await self._blobs.materialize(done.tenant_id, done.result)
         row = await self._pool.fetchrow(
             COMPLETE_RUN_SQL,
             uuid.UUID(done.tenant_id),
@@ -199,7 +201,7 @@ class Projections:
             msgspec.to_builtins(done.logs),
             done.status,
             done.error,
-            done.result,
+            stored,
         )
         assert row is not None
         recorded = Recorded(steps_completed=row["completed"])

@@ -1,17 +1,45 @@
-"""stepwise-worker: wiring of dependencies, the ops server and the SIGTERM-aware lifetime."""
+"""stepwise-worker: wiring of dependencies, the ops server and the SIGTERM-aware lifetime.
+
+Runs one Temporal worker on the contract task queue (the interpreter workflow, the projection
+and action activities). SIGTERM/SIGINT: the worker stops polling, running activities get
+`STEPWISE_WORKER_SHUTDOWN_GRACE_S` to finish (workflow tasks simply move to another worker), then
+NATS is drained and the pool closed; the process exits 0. `/readyz` checks Postgres, Temporal,
+NATS and that the worker is still running.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import nats
 import structlog
 from stepwise_contract.db import create_pool
 from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
-from stepwise_contract.readiness import postgres_check, temporal_check
+from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
 from stepwise_contract.temporal import connect_temporal
 
+from stepwise_worker.actions.base import ActionSettings
+from stepwise_worker.actions.events import jetstream_publisher
+from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.settings import Settings
+from stepwise_worker.worker import WorkerOptions, build_worker
 
 log = structlog.get_logger("stepwise_worker")
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        secret_key=settings.secret_key,
+        action_settings=ActionSettings(allow_private_http=settings.http_allow_private),
+        max_payload_bytes=settings.max_payload_bytes,
+        event_lookback_s=settings.event_lookback_s,
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_local_activities=settings.max_concurrent_local_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        shutdown_grace_s=settings.shutdown_grace_s,
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -20,14 +48,46 @@ async def serve(settings: Settings) -> None:
         service="stepwise-worker", log_format=common.log_format, level=common.log_level
     )
     stop = stop_event_on_signals()
-    pool = await create_pool(common.database_url)
-    client = await connect_temporal(common.temporal_address, common.temporal_namespace)
-    checks = {"postgres": postgres_check(pool), "temporal": temporal_check(client)}
+    registry = ActionRegistry.default()
+    pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
+    nc = None
     try:
+        client = await connect_temporal(common.temporal_address, common.temporal_namespace)
+        nc = await nats.connect(common.nats_url, name="stepwise-worker", max_reconnect_attempts=-1)
+        worker = build_worker(
+            client,
+            pool,
+            registry=registry,
+            options=worker_options(settings),
+            publish=jetstream_publisher(nc.jetstream()),
+        )
+        running = asyncio.create_task(worker.run(), name="temporal-worker")
+
+        async def worker_check() -> None:
+            if running.done():
+                raise RuntimeError("the Temporal worker stopped")
+
+        checks = {
+            "postgres": postgres_check(pool),
+            "temporal": temporal_check(client),
+            "nats": nats_check(nc),
+            "worker": worker_check,
+        }
         async with ops_server(settings.host, settings.port, checks):
-            log.info("service_started", port=settings.port)
-            await stop.wait()
+            log.info("service_started", port=settings.port, actions=len(registry.catalog()))
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if running.done():
+                # the worker died on its own (fatal error): exit non-zero through the exception
+                running.result()
             log.info("service_stopping")
+            await worker.shutdown()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
     finally:
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.drain()
         await pool.close()
     log.info("service_stopped")

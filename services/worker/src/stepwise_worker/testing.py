@@ -7,16 +7,27 @@ same code every launcher uses.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import hashlib
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 import msgspec
+from stepwise_contract.actions import ActionDeclaration
 from stepwise_contract.launch import insert_run, launch
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import RunInput
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.worker import Interceptor, Worker
+
+from stepwise_worker.actions.base import Action, ActionContext, ActionFailure, JSONObject
+from stepwise_worker.actions.builtin import builtin_actions
+from stepwise_worker.actions.registry import ActionRegistry
+from stepwise_worker.worker import WorkerOptions, build_worker
 
 
 def definition_hash(definition: Any) -> str:
@@ -105,3 +116,103 @@ async def run_definition(
         definition_hash=digest,
         payload=payload,
     )
+
+
+async def outcome(handle: WorkflowHandle[Any, Any], timeout_s: float = 30.0) -> str:
+    """Wait for the workflow to close; "completed" or "failed" (a run failure fails it too)."""
+    try:
+        await asyncio.wait_for(handle.result(), timeout_s)
+    except WorkflowFailureError:
+        return "failed"
+    return "completed"
+
+
+async def run_row(pool: asyncpg.Pool, run_id: str) -> asyncpg.Record:
+    row = await pool.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id))
+    assert row is not None
+    return row
+
+
+async def step_rows(pool: asyncpg.Pool, run_id: str) -> list[asyncpg.Record]:
+    """The run's step rows in start order (a step's row precedes its children's)."""
+    return list(
+        await pool.fetch(
+            "SELECT * FROM workflow_run_steps WHERE run_id = $1 ORDER BY started_at, step_id",
+            uuid.UUID(run_id),
+        )
+    )
+
+
+class Probe:
+    """Observes test actions: concurrent executions, calls per key."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.max_active = 0
+        self.calls: collections.Counter[str] = collections.Counter()
+
+
+def probe_actions(probe: Probe) -> list[Action]:
+    """Test-only actions: `test.hold@1` {ms, key?} sleeps while counted as active (regular
+    activity: `test.holdRemote@1`);
+    `test.count@1` {key} counts executions (regular activity: `test.countRemote@1`);
+    `test.flaky@1` {key, failures} fails with TransientError that many times, then succeeds;
+    `test.big@1` {bytes} returns a string that large."""
+
+    async def hold(payload: JSONObject, _ctx: ActionContext) -> JSONObject:
+        probe.active += 1
+        probe.max_active = max(probe.max_active, probe.active)
+        probe.calls[str(payload.get("key", ""))] += 1
+        try:
+            await asyncio.sleep(float(payload.get("ms", 100)) / 1000)
+        finally:
+            probe.active -= 1
+        return {"key": payload.get("key")}
+
+    async def count(payload: JSONObject, _ctx: ActionContext) -> JSONObject:
+        probe.calls[str(payload["key"])] += 1
+        return {"calls": probe.calls[str(payload["key"])]}
+
+    async def flaky(payload: JSONObject, _ctx: ActionContext) -> JSONObject:
+        key = str(payload["key"])
+        probe.calls[key] += 1
+        if probe.calls[key] <= int(payload["failures"]):
+            raise ActionFailure(f"flaky failure {probe.calls[key]}", category="TransientError")
+        return {"calls": probe.calls[key]}
+
+    async def big(payload: JSONObject, _ctx: ActionContext) -> JSONObject:
+        return {"head": "h", "value": "x" * int(payload["bytes"])}
+
+    def declaration(action_id: str, local: bool = True) -> ActionDeclaration:
+        return ActionDeclaration(
+            id=action_id, version=1, input_schema={"type": "object"},
+            output_schema={"type": "object"}, timeout_s=10.0, local=local,
+        )  # fmt: skip
+
+    return [
+        Action(declaration=declaration("test.hold"), handler=hold),
+        Action(declaration=declaration("test.holdRemote", local=False), handler=hold),
+        Action(declaration=declaration("test.count"), handler=count),
+        Action(declaration=declaration("test.countRemote", local=False), handler=count),
+        Action(declaration=declaration("test.flaky"), handler=flaky),
+        Action(declaration=declaration("test.big"), handler=big),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    extra_actions: Sequence[Action] = (),
+    options: WorkerOptions | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> AsyncIterator[Worker]:
+    """An in-process worker on the contract task queue with the built-ins and `extra_actions`."""
+    registry = ActionRegistry([*builtin_actions(), *extra_actions])
+    worker = build_worker(
+        client, pool, registry=registry, options=options or WorkerOptions(),
+        interceptors=interceptors,
+    )  # fmt: skip
+    async with worker:
+        yield worker

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     import msgspec
@@ -43,22 +43,12 @@ with workflow.unsafe.imports_passed_through():
     from stepwise_worker.cancellation import is_run_cancellation, record_cancellation
     from stepwise_worker.checkpoint import restore_host, restore_interpreter
     from stepwise_worker.dispatch import HANDLERS
-    from stepwise_worker.errors import ReturnSignal, StepError
+    from stepwise_worker.errors import ReturnSignal, StepError, failure_from_activity
     from stepwise_worker.interpreter import Interpreter, now_iso
     from stepwise_worker.messages import LOAD_RUN, LoadedRun, LoadRun
     from stepwise_worker.scopes import Scopes
 
 LOAD_TIMEOUT = timedelta(seconds=30)
-
-
-def _load_failure(err: ActivityError) -> StepError:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        detail = cause.details[0] if cause.details else None
-        if isinstance(detail, dict) and "category" in detail:
-            return StepError(str(detail["category"]), str(detail.get("message")),
-                             code=detail.get("code"), details=detail.get("details"))  # fmt: skip
-    return StepError(ErrorCategory.TRANSIENT, f"loading the run failed: {err.cause or err}")
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -122,8 +112,8 @@ class RunWorkflow:
                 start_to_close_timeout=LOAD_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
             )
-        except ActivityError as err:
-            raise _load_failure(err) from None
+        except FailureError as err:
+            raise failure_from_activity(err) from None
         try:
             definition = dsl.decode_definition(loaded.definition)
         except msgspec.ValidationError as exc:

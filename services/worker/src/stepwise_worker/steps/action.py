@@ -8,7 +8,6 @@ unreachable); the action's own errors come back non-retryable and the DSL retry 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,9 +17,9 @@ from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.exceptions import FailureError
 
-from stepwise_worker.errors import StepError
+from stepwise_worker.errors import StepError, failure_from_activity
 from stepwise_worker.frames import At
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
 
@@ -54,31 +53,6 @@ def default_idempotency_key(
     return key
 
 
-def failure_from_activity(err: ActivityError) -> StepError:
-    """The interpreter's view of a failed action activity; cancellation stays cancellation."""
-    cause = err.cause
-    if isinstance(cause, CancelledError):
-        raise asyncio.CancelledError()
-    if isinstance(cause, ApplicationError):
-        detail = cause.details[0] if cause.details else None
-        if isinstance(detail, dict) and "category" in detail:
-            return StepError(
-                str(detail["category"]),
-                str(detail.get("message") or cause.message),
-                code=detail.get("code"),
-                details=detail.get("details"),
-            )
-        # raised by the infrastructure around the action and retried by Temporal until exhausted
-        return StepError(ErrorCategory.TRANSIENT, cause.message, code=cause.type)
-    if isinstance(cause, TimeoutError):
-        return StepError(
-            ErrorCategory.TIMEOUT,
-            f"action activity timed out ({cause.type.name if cause.type else 'unknown'})",
-            code="TIMEOUT",
-        )
-    return StepError(ErrorCategory.TRANSIENT, str(cause or err))
-
-
 async def run_action(interp: Interpreter, request: ActionRequest, info: ActionInfo) -> ActionResult:
     timeout = timedelta(seconds=info.timeout_s) + LEDGER_MARGIN
     result: ActionResult
@@ -99,7 +73,7 @@ async def run_action(interp: Interpreter, request: ActionRequest, info: ActionIn
                 start_to_close_timeout=timeout,
                 retry_policy=INFRA_RETRY,
             )
-    except ActivityError as err:
+    except FailureError as err:
         raise failure_from_activity(err) from None
     return result
 
