@@ -174,26 +174,44 @@ def migrate_env() -> frozenset[str]:
     return frozenset(_literal_reads(CONTRACT_SRC / "stepwise_contract" / "migrate.py"))
 
 
-_DOC_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|(.*)$", re.M)
+_DOC_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|(.*)\|\s*$", re.M)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Documented:
+    default: str
+    read_by: str
+    notes: str
 
 
 @pytest.fixture(scope="session")
-def documented() -> dict[str, str]:
-    """Variable → its 'read by' column, from the Configuration tables of deploy/README.md."""
+def documented() -> dict[str, Documented]:
+    """Variable → its row in the Configuration tables of deploy/README.md
+    (| variable | default | read by | notes |)."""
     text = (DEPLOY / "README.md").read_text(encoding="utf-8")
     section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    rows = {name: rest for name, rest in _DOC_ROW.findall(section)}
+    rows: dict[str, Documented] = {}
+    for name, rest in _DOC_ROW.findall(section):
+        default, read_by, notes = (cell.strip() for cell in rest.split("|"))
+        assert name not in rows, f"{name} documented twice"
+        rows[name] = Documented(default=default, read_by=read_by, notes=notes)
     assert rows, "deploy/README.md has no Configuration table"
     return rows
 
 
 @pytest.fixture(scope="session")
-def documented_service_vars(documented: dict[str, str]) -> frozenset[str]:
+def documented_service_vars(documented: dict[str, Documented]) -> frozenset[str]:
     """Variables documented as read by a Stepwise service (not compose-only knobs)."""
-    return frozenset(n for n, rest in documented.items() if "compose only" not in rest)
+    return frozenset(n for n, row in documented.items() if row.read_by != "compose only")
 
 
 @pytest.fixture(scope="session")
-def test_only_vars(documented: dict[str, str]) -> frozenset[str]:
+def test_only_vars(documented: dict[str, Documented]) -> frozenset[str]:
     """Fault hooks of the test suites: documented, and never set by a deployment."""
-    return frozenset(n for n, rest in documented.items() if "test only" in rest)
+    return frozenset(n for n, row in documented.items() if "test only" in row.read_by)
+
+
+@pytest.fixture(scope="session")
+def secret_vars(documented: dict[str, Documented]) -> frozenset[str]:
+    """Documented as secret: they reach only the containers that read them."""
+    return frozenset(n for n, row in documented.items() if row.notes.startswith("secret"))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import DEPLOY, FORBIDDEN, ROOT, Component
+from .conftest import DEPLOY, FORBIDDEN, ROOT, Component, Documented
 
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
@@ -144,6 +144,15 @@ def test_stepwise_containers_get_only_documented_variables(
         assert sorted(env & test_only_vars) == [], f"{name}: a test-only fault hook is set"
 
 
+def test_secrets_reach_only_the_services_that_read_them(
+    services: dict[str, dict[str, Any]], components: list[Component], secret_vars: frozenset[str]
+) -> None:
+    assert {"DATABASE_URL", "STEPWISE_SECRET_KEY"} <= secret_vars
+    for component in components:
+        given = secret_vars & _environment(services[component.name]).keys()
+        assert given == secret_vars & component.env, component.name
+
+
 def test_no_variable_anywhere_selects_an_engine_or_a_task_queue(
     compose: dict[str, Any], env_example: dict[str, str]
 ) -> None:
@@ -168,7 +177,7 @@ def test_settings_come_from_env_example_under_their_own_name(
 
 
 def test_env_example_is_exactly_what_compose_interpolates(
-    compose: dict[str, Any], env_example: dict[str, str], documented: dict[str, str]
+    compose: dict[str, Any], env_example: dict[str, str], documented: dict[str, Documented]
 ) -> None:
     used = {m.group(1) for s in _strings(compose) for m in INTERPOLATION.finditer(s)}
     assert sorted(used - env_example.keys()) == [], "knobs missing from .env.example"

@@ -72,14 +72,32 @@ def deployment_of(manifests: list[Manifest], component: str) -> Manifest:
 
 
 def visible_env(manifests: list[Manifest], container: Manifest) -> set[str]:
-    """Every variable the container gets: env entries and the keys of envFrom sources."""
-    names = {e["name"] for e in container.get("env", [])}
+    """Every variable the container gets: env entries and the keys of envFrom sources. A key
+    taken from a chart-made ConfigMap or Secret must exist there."""
+    names = set()
+    for entry in container.get("env", []):
+        names.add(entry["name"])
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        made = [
+            s for s in of_kind(manifests, "Secret") if ref and s["metadata"]["name"] == ref["name"]
+        ]
+        for secret in made:
+            assert ref["key"] in secret["data"], f"{ref} is not in the chart's Secret"
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             names |= named(manifests, "ConfigMap", source["configMapRef"]["name"])["data"].keys()
         if "secretRef" in source:
             names |= named(manifests, "Secret", source["secretRef"]["name"])["data"].keys()
     return names
+
+
+def secret_refs(container: Manifest) -> dict[str, str]:
+    """Variable → the Secret it is read from."""
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
 
 
 def test_chart_lints_clean() -> None:
@@ -239,13 +257,25 @@ def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(manifests: list[Ma
 def test_an_existing_secret_replaces_the_charts_secret_everywhere() -> None:
     rendered = render({"existingSecret": "stepwise-secrets"})
     assert of_kind(rendered, "Secret") == []
-    (job,) = of_kind(rendered, "Job")
-    (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "stepwise-secrets"
-    for deployment in of_kind(rendered, "Deployment"):
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        refs = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
-        assert refs == ["stepwise-secrets"]
+    containers = [
+        c
+        for m in of_kind(rendered, "Deployment") + of_kind(rendered, "Job")
+        for c in m["spec"]["template"]["spec"]["containers"]
+    ]
+    for container in containers:
+        assert "DATABASE_URL" in secret_refs(container)
+        assert set(secret_refs(container).values()) == {"stepwise-secrets"}
+
+
+def test_secrets_reach_only_the_services_that_read_them(
+    manifests: list[Manifest], components: list[Component], secret_vars: frozenset[str]
+) -> None:
+    for component in components:
+        (container,) = deployment_of(manifests, component.name)["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert secret_vars & visible_env(manifests, container) == secret_vars & component.env
+        assert secret_vars & visible_env(manifests, container) == set(secret_refs(container))
 
 
 def test_secrets_are_required_unless_an_existing_secret_is_named() -> None:

@@ -1,6 +1,7 @@
 {{/*
 Names and labels. Each service template calls the shared workload templates below with
-(dict "root" $ "key" <values key> "component" <name> "portEnv" <port variable>).
+(dict "root" $ "key" <values key> "component" <name> "portEnv" <port variable>
+      "readsSecretKey" <whether it gets STEPWISE_SECRET_KEY>).
 */}}
 
 {{- define "stepwise.fullname" -}}
@@ -94,9 +95,20 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ include "stepwise.fullname" $root }}
-            - secretRef:
-                name: {{ include "stepwise.secretName" $root }}
           env:
+            # Secrets by key, each only to the services that read it.
+            - name: DATABASE_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "stepwise.secretName" $root }}
+                  key: DATABASE_URL
+            {{- if .readsSecretKey }}
+            - name: STEPWISE_SECRET_KEY
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "stepwise.secretName" $root }}
+                  key: STEPWISE_SECRET_KEY
+            {{- end }}
             - name: {{ .portEnv }}
               value: {{ $svc.port | quote }}
             {{- range $envName, $envValue := $svc.env }}
