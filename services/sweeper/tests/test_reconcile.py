@@ -107,20 +107,23 @@ async def test_start_failing_until_the_deadline_fails_the_run(
     pool: asyncpg.Pool, tenant: uuid.UUID, add_run: Any
 ) -> None:
     unreachable = await connect_temporal(f"127.0.0.1:{free_port()}", "default", lazy=True)
-    run_id = await add_run(age_s=1)
+    run_id = await add_run(age_s=1.1)
+    # a second one in the same pass: once Temporal failed, it is not called again this pass
+    next_run_id = await add_run(age_s=1.0)
     config = ReconcileConfig(grace_s=0.2, deadline_s=2.5, start_timeout_s=2, tenants=(tenant,))
     job = ReconcileJob(pool, unreachable, config)
 
     first = await job.run_pass(asyncio.Event())
-    row = await _run(pool, run_id)
-    assert first.counts.get("retry_later") == 1
+    assert first.counts.get("retry_later") == 2
     assert first.counts.get("check_skipped") == 1  # no "workflow not found" verdicts while down
+    row = await _run(pool, run_id)
     assert (row["status"], row["temporal_run_id"], row["launch_attempts"]) == ("RUNNING", None, 1)
+    assert (await _run(pool, next_run_id))["launch_attempts"] == 0
 
     await asyncio.sleep(1.6)
     second = await job.run_pass(asyncio.Event())
+    assert second.counts.get("failed") == 2
     row = await _run(pool, run_id)
-    assert second.counts.get("failed") == 1
     assert row["status"] == "FAILED"
     assert row["completed_at"] is not None
     assert row["launch_attempts"] == 2
@@ -132,6 +135,7 @@ async def test_start_failing_until_the_deadline_fails_the_run(
     logs = await _sweeper_logs(pool, run_id)
     assert [log["level"] for log in logs] == ["ERROR"]
     assert logs[0]["context_json"]["stage"] == "launch"
+    assert (await _run(pool, next_run_id))["error_json"]["stage"] == "launch"
 
 
 async def test_child_runs_are_left_to_their_parent(

@@ -153,15 +153,15 @@ class ReconcileJob:
                     if row["parent_run_id"] is not None:
                         outcome = await self._reconcile_child(conn, row)
                     else:
-                        outcome, error = await self._launch(conn, row, temporal_error)
-                        temporal_error = temporal_error or error
+                        outcome, temporal_error = await self._launch(conn, row, temporal_error)
             counts[outcome] = counts.get(outcome, 0) + 1
         return True
 
     async def _launch(
         self, conn: PooledConnection, row: asyncpg.Record, temporal_error: str | None
     ) -> tuple[str, str | None]:
-        """Start one top-level run: (outcome, transient Temporal error seen now, if any)."""
+        """Start one top-level run, unless Temporal already failed in this pass:
+        (outcome, the transient Temporal error known after this run, if any)."""
         run_id: uuid.UUID = row["run_id"]
         age_s: float = row["age_s"]
         attempts: int = row["launch_attempts"]
@@ -172,16 +172,16 @@ class ReconcileJob:
                     start_run(self._client, run_input_for(row)), self._config.start_timeout_s
                 )
             except Exception as exc:
-                error = describe_error(exc)
                 if is_permanent(exc):
                     await self._fail_launch(
-                        conn, row, attempts, f"Temporal rejected the workflow start: {error}",
+                        conn, row, attempts,
+                        f"Temporal rejected the workflow start: {describe_error(exc)}",
                         category=ErrorCategory.VALIDATION,
                     )  # fmt: skip
                     return "failed", None
+                temporal_error = describe_error(exc)
                 log.warning("run_launch_retry", attempts=attempts, age_s=round(age_s, 1),
-                            error=error)  # fmt: skip
-                temporal_error = error
+                            error=temporal_error)  # fmt: skip
             else:
                 await record_started(conn, run_id, temporal_run_id)
                 await write_run_log(
@@ -193,10 +193,8 @@ class ReconcileJob:
                 log.info("run_launch_reconciled", attempts=attempts, age_s=round(age_s, 1),
                          temporal_run_id=temporal_run_id)  # fmt: skip
                 return "started", None
-            if age_s < self._config.deadline_s:
-                return "retry_later", temporal_error
-        elif age_s < self._config.deadline_s:
-            return "retry_later", None
+        if age_s < self._config.deadline_s:
+            return "retry_later", temporal_error
         await self._fail_launch(
             conn, row, attempts,
             f"Run could not be started within {self._config.deadline_s:g} s "
