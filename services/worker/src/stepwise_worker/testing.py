@@ -25,7 +25,6 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Interceptor, Worker
 
 from stepwise_worker.actions.base import Action, ActionContext, ActionFailure, JSONObject
-from stepwise_worker.actions.builtin import builtin_actions
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.worker import WorkerOptions, build_worker
 
@@ -208,8 +207,11 @@ async def running_worker(
     options: WorkerOptions | None = None,
     interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[Worker]:
-    """An in-process worker on the contract task queue with the built-ins and `extra_actions`."""
-    registry = ActionRegistry([*builtin_actions(), *extra_actions])
+    """An in-process worker on the contract task queue: built-ins, installed plugins and
+    `extra_actions`."""
+    installed = ActionRegistry.default()
+    actions = [installed.get(action_id, version) for action_id, version in installed.catalog()]
+    registry = ActionRegistry([*(a for a in actions if a is not None), *extra_actions])
     worker = build_worker(
         client, pool, registry=registry, options=options or WorkerOptions(),
         interceptors=interceptors,

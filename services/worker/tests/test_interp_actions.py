@@ -1,0 +1,325 @@
+"""Action calls: the invocation ledger, secrets kept out of history, large payloads, plugins."""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+from stepwise_contract.secrets import encrypt_secret
+from stepwise_worker.messages import BLOB_REF_KEY, EXECUTE_ACTION, ActionRequest
+from stepwise_worker.testing import (
+    Probe,
+    ensure_tenant,
+    outcome,
+    probe_actions,
+    run_definition,
+    run_row,
+    running_worker,
+    step_rows,
+)
+from stepwise_worker.worker import WorkerOptions
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+PROBE = Probe()
+SECRET_KEY = "test-secret-key"
+LOSE_PREFIX = "lose-completion-"
+
+
+class LoseFirstCompletion(Interceptor):
+    """Simulates a worker killed after the action finished but before Temporal got the result:
+    the first attempt of an action call whose key starts with `LOSE_PREFIX` runs to completion
+    (handler and ledger included), then the activity fails as if the worker had vanished."""
+
+    def __init__(self) -> None:
+        self.lost: collections.Counter[str] = collections.Counter()
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        owner = self
+
+        class Inbound(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+                result = await super().execute_activity(input)
+                info = activity.info()
+                request = input.args[0] if input.args else None
+                if (
+                    info.activity_type == EXECUTE_ACTION
+                    and isinstance(request, ActionRequest)
+                    and str(request.input.get("key", "")).startswith(LOSE_PREFIX)
+                    and info.attempt == 1
+                ):
+                    owner.lost[request.input["key"]] += 1
+                    raise RuntimeError("worker lost before the completion reached Temporal")
+                return result
+
+        return Inbound(next)
+
+
+LOSER = LoseFirstCompletion()
+
+
+@pytest.fixture(scope="module")
+async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
+    async with running_worker(
+        temporal_client,
+        pool,
+        extra_actions=probe_actions(PROBE),
+        options=WorkerOptions(secret_key=SECRET_KEY),
+        interceptors=[LOSER],
+    ) as w:
+        yield w
+
+
+def call(
+    step_id: str, action_id: str, inputs: dict[str, Any], save_as: str | None = None, **config: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"actionId": action_id, "version": 1, "inputMapping": inputs, **config}
+    if save_as:
+        body["saveAs"] = save_as
+    return {"id": step_id, "type": "action.call", "config": body}
+
+
+async def run(
+    pool: asyncpg.Pool,
+    client: Client,
+    tenant: str,
+    steps: list[dict[str, Any]],
+    payload: Any = None,
+) -> tuple[str, str, asyncpg.Record, WorkflowHandle[Any, Any]]:
+    run_id, handle = await run_definition(
+        pool, client, tenant, {"name": "a", "steps": steps}, payload
+    )
+    closed = await outcome(handle)
+    return run_id, closed, await run_row(pool, run_id), handle
+
+
+async def ledger(pool: asyncpg.Pool, run_id: str) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM workflow_action_invocations WHERE run_id = $1 ORDER BY created_at",
+            uuid.UUID(run_id),
+        )
+    )
+
+
+async def history_bytes(handle: WorkflowHandle[Any, Any]) -> bytes:
+    """The raw history: payload bodies appear verbatim in the protobuf encoding."""
+    history = await handle.fetch_history()
+    return b"".join(e.SerializeToString() for e in history.events) + history.to_json().encode()
+
+
+async def test_succeeded_invocation_is_returned_not_rerun(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    key = f"explicit-{tenant_id}"
+    await ensure_tenant(pool, tenant_id)
+    # an earlier execution (another run, or this one before a crash) already succeeded
+    await pool.execute(
+        "INSERT INTO workflow_action_invocations (invocation_id, tenant, run_id, step_path, action_id,"
+        " action_version, idempotency_key, attempt, status, input_json, output_json)"
+        " VALUES ($1, $2, $3, 'root.steps[0]', 'test.count', 1, $4, 1, 'SUCCEEDED', '{}', $5)",
+        uuid.uuid4(), uuid.UUID(tenant_id), uuid.uuid4(), key, {"calls": 99},
+    )  # fmt: skip
+    steps = [
+        call(
+            "c",
+            "test.count",
+            {"key": key},
+            "vars.out",
+            idempotencyKey={"$expr": "'explicit-' & system.tenantId"},
+        )
+    ]
+    run_id, closed, row, _h = await run(pool, temporal_client, tenant_id, steps)
+    assert closed == "completed", row["error_json"]
+    assert row["result_json"]["vars"]["out"] == {"calls": 99}
+    assert PROBE.calls[key] == 0, "the handler never ran"
+    assert await ledger(pool, run_id) == []
+
+
+async def test_lost_completion_is_not_executed_again(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    for action_id in ("test.countRemote", "test.count"):  # regular and local activity
+        key = f"{LOSE_PREFIX}{action_id}-{tenant_id}"
+        run_id, closed, row, _handle = await run(
+            pool, temporal_client, tenant_id, [call("c", action_id, {"key": key}, "vars.out")]
+        )
+        assert closed == "completed", row["error_json"]
+        assert LOSER.lost[key] == 1, "the first completion was lost"
+        assert PROBE.calls[key] == 1, f"{action_id} executed once, not again on the activity retry"
+        assert row["result_json"]["vars"]["out"] == {"calls": 1}
+        rows = await ledger(pool, run_id)
+        assert [(r["attempt"], r["status"]) for r in rows] == [(1, "SUCCEEDED")]
+
+
+async def test_execute_action_twice_with_the_same_key(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    """The activity itself, called twice (as after a worker crash): one execution, same output."""
+    from stepwise_worker.actions.base import ActionSettings
+    from stepwise_worker.actions.registry import ActionRegistry
+    from stepwise_worker.activities import ActionActivities
+    from stepwise_worker.blobs import BlobStore
+    from temporalio.testing import ActivityEnvironment
+
+    await ensure_tenant(pool, tenant_id)
+    activities = ActionActivities(
+        pool,
+        registry=ActionRegistry(probe_actions(PROBE)),
+        blobs=BlobStore(pool),
+        secret_key=SECRET_KEY,
+        action_settings=ActionSettings(),
+    )
+    key = f"twice-{tenant_id}"
+    request = ActionRequest(
+        tenant_id=tenant_id,
+        run_id=str(uuid.uuid4()),
+        step_path="root.steps[0]",
+        action_id="test.count",
+        version=1,
+        input={"key": key},
+        idempotency_key=f"{tenant_id}:k",
+        attempt=1,
+    )
+    env = ActivityEnvironment()
+    first = await env.run(activities.execute_action, request)
+    second = await env.run(activities.execute_action, request)
+    retry = await env.run(activities.execute_action, msgspec.structs.replace(request, attempt=2))
+    assert (first.output, first.replayed) == ({"calls": 1}, False)
+    assert (second.output, second.replayed, second.invocation_id) == (
+        {"calls": 1},
+        True,
+        first.invocation_id,
+    )
+    assert retry.replayed and retry.output == {"calls": 1}
+    assert PROBE.calls[key] == 1
+
+
+async def test_secret_never_reaches_history(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    await ensure_tenant(pool, tenant_id)
+    await pool.execute(
+        "INSERT INTO tenant_secrets (tenant, name, value_encrypted) VALUES ($1, 'API_TOKEN', $2)",
+        uuid.UUID(tenant_id), encrypt_secret(SECRET_KEY, secret),
+    )  # fmt: skip
+    ref = {"$secret": "API_TOKEN"}
+    steps = [
+        call("count", "test.count", {"key": ref}, "vars.counted"),
+        call("echo", "core.echo", {"value": {"auth": ref, "note": "plain"}}, "vars.echoed"),
+        {
+            "id": "tc",
+            "type": "control.tryCatch",
+            "captureErrorAs": "failure",
+            "try": [call("fail", "core.fail", {"message": ref})],
+            "catch": [],
+        },
+    ]
+    run_id, closed, row, handle = await run(pool, temporal_client, tenant_id, steps)
+    assert closed == "completed", row["error_json"]
+    assert PROBE.calls[secret] == 1, "the handler received the clear secret"
+    raw = await history_bytes(handle)
+    assert b"API_TOKEN" in raw, "the history was searched (the ref is there)"
+    assert secret.encode() not in raw
+    assert row["result_json"]["vars"]["echoed"] == {
+        "value": {"auth": "[SECRET:REDACTED]", "note": "plain"}
+    }
+    assert row["result_json"]["vars"]["failure"]["message"] == "[SECRET:REDACTED]"
+    rows = await ledger(pool, run_id)
+    assert [r["input_json"] for r in rows] == [
+        {"key": "[SECRET:REDACTED]"},
+        {"value": {"auth": "[SECRET:REDACTED]", "note": "plain"}},
+        {"message": "[SECRET:REDACTED]"},
+    ]
+    stored = msgspec.json.encode(
+        [dict(r) for r in rows] + [dict(r) for r in await step_rows(pool, run_id)] + [dict(row)]
+    ).decode()
+    assert secret not in stored
+
+    missing = [call("c", "core.echo", {"value": {"$secret": "NOT_SET"}})]
+    _run_id, closed, row, _h = await run(pool, temporal_client, tenant_id, missing)
+    assert closed == "failed"
+    assert (row["error_json"]["category"], row["error_json"]["code"]) == (
+        "ValidationError",
+        "SECRET_NOT_FOUND",
+    )
+
+
+async def test_300_kib_payload_passes_by_reference(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    big = "x" * (300 * 1024)
+    steps = [
+        call("echo", "core.echo", {"value": {"$expr": "payload.big"}}, "vars.first"),
+        call("again", "core.echo", {"value": {"$expr": "vars.first.value"}}, "vars.second"),
+        {
+            "id": "small",
+            "type": "transform.assign",
+            "config": {"assign": {"vars.n": {"$expr": "payload.n + 1"}}},
+        },
+    ]
+    run_id, closed, row, handle = await run(
+        pool, temporal_client, tenant_id, steps, {"big": big, "n": 1}
+    )
+    assert closed == "completed", row["error_json"]
+    history = await handle.fetch_history()
+    assert max(e.ByteSize() for e in history.events) < 256 * 1024, (
+        "no event holds the 300 KiB value"
+    )
+    assert row["result_json"]["vars"]["second"] == {"value": big}, (
+        "result_json holds the whole value"
+    )
+    assert row["result_json"]["vars"]["n"] == 2 and row["result_json"]["payload"]["big"] == big
+    rows = await ledger(pool, run_id)
+    assert rows[1]["input_json"] == {"value": big} and rows[1]["output_json"] == {"value": big}
+    blobs = await pool.fetchval(
+        "SELECT count(*) FROM workflow_payload_blobs WHERE run_id = $1", uuid.UUID(run_id)
+    )
+    assert blobs >= 3  # the input, and each output
+    result = await handle.result()
+    assert set(result["vars"]["second"]["value"]) == {BLOB_REF_KEY}
+
+
+async def test_oversized_output_is_a_validation_error(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    steps = [
+        call(
+            "big",
+            "test.big",
+            {"bytes": 10 * 1024 * 1024 + 1},
+            "vars.big",
+        )
+    ]
+    steps[0]["retry"] = {"maxAttempts": 3, "backoffMs": 10}
+    run_id, closed, row, _h = await run(pool, temporal_client, tenant_id, steps)
+    assert closed == "failed"
+    assert (row["error_json"]["category"], row["error_json"]["code"]) == (
+        "ValidationError",
+        "PAYLOAD_TOO_LARGE",
+    )
+    assert [r["status"] for r in await ledger(pool, run_id)] == ["FAILED"], "not retried"
+
+
+async def test_plugin_action(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    steps = [call("greet", "example.greet", {"name": {"$expr": "payload.who"}}, "vars.greeting")]
+    _run_id, closed, row, _h = await run(pool, temporal_client, tenant_id, steps, {"who": "Ada"})
+    assert closed == "completed", row["error_json"]
+    assert row["result_json"]["vars"]["greeting"] == {
+        "message": "Hello, Ada!",
+        "tenantId": tenant_id,
+    }
