@@ -177,6 +177,16 @@ def _assert_all_gone(state: dict[str, Any], home: Path) -> None:
     assert not _processes_mentioning(home)
 
 
+async def _assert_key_works(api_url: str, api_key: str) -> None:
+    """The dev key authenticates against the running API; no key is refused."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        url = f"{api_url}/api/workflow-definitions"
+        async with http.get(url, headers={"Authorization": f"Bearer {api_key}"}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.get(url) as resp:
+            assert resp.status == 401, await resp.text()
+
+
 async def _admin_key_tenant(database_url: str, api_key: str) -> tuple[str, str] | None:
     conn = await asyncpg.connect(database_url)
     try:
@@ -223,6 +233,7 @@ async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
             assert values["NATS_URL"] == state["processes"]["nats"]["url"]
             assert set(state["processes"]) == {"temporal", "nats", *SERVICES}
             await _assert_all_ready(state)
+            await _assert_key_works(values["STEPWISE_API_URL"], bootstrap_key)
             assert await _admin_key_tenant(fresh_database, bootstrap_key) == (
                 values["STEPWISE_TENANT_ID"],
                 "admin",
@@ -239,23 +250,6 @@ async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
         assert f"✓ {name}" in out
     assert "stopped everything" in out
     assert not (home / "dev.env").exists()
-    _assert_all_gone(state, home)
-
-
-async def test_restart_reuses_dev_tenant_and_key(home: Path, fresh_database: str) -> None:
-    async with dev_run(home, DATABASE_URL=fresh_database) as first:
-        before = await first.wait_dev_env()
-        first.proc.send_signal(signal.SIGINT)
-        assert await first.wait_exit() == 0, first.output()
-    async with dev_run(home, DATABASE_URL=fresh_database) as second:
-        after = await second.wait_dev_env()
-        state = second.state()
-        second.proc.send_signal(signal.SIGTERM)
-        assert await second.wait_exit() == 0, second.output()
-    assert after["STEPWISE_API_KEY"] == before["STEPWISE_API_KEY"]
-    assert after["STEPWISE_TENANT_ID"] == before["STEPWISE_TENANT_ID"]
-    assert after["STEPWISE_API_KEY"].startswith("sw_")
-    assert "applied: none, up to date" in second.output()
     _assert_all_gone(state, home)
 
 
@@ -298,11 +292,13 @@ async def test_embedded_postgres_unreachable_home_fails_clearly(tmp_path: Path) 
     assert not _processes_mentioning(home), "temporal/nats started before the failure still run"
 
 
-async def test_home_in_use_is_refused_and_stale_children_are_reaped(
+async def test_home_in_use_refused_stale_children_reaped_identity_reused(
     home: Path, fresh_database: str
 ) -> None:
+    """A second launcher on a live home is refused; after a kill -9 of the launcher the next start
+    cleans up what it left and reuses the dev tenant and key."""
     async with dev_run(home, DATABASE_URL=fresh_database) as first:
-        await first.wait_dev_env()
+        before = await first.wait_dev_env()
         first_state = first.state()
         async with dev_run(home, DATABASE_URL=fresh_database) as second:
             assert await second.wait_exit() == 1, second.output()
@@ -316,10 +312,15 @@ async def test_home_in_use_is_refused_and_stale_children_are_reaped(
 
     (home / "dev.env").unlink()  # stale: written by the killed launcher
     async with dev_run(home, DATABASE_URL=fresh_database) as third:
-        await third.wait_dev_env()
+        after = await third.wait_dev_env()
         third_state = third.state()
-        third.proc.send_signal(signal.SIGTERM)
+        await _assert_key_works(after["STEPWISE_API_URL"], after["STEPWISE_API_KEY"])
+        third.proc.send_signal(signal.SIGINT)
         assert await third.wait_exit() == 0, third.output()
     assert "(stale)" in third.output()
+    assert after["STEPWISE_API_KEY"] == before["STEPWISE_API_KEY"]
+    assert after["STEPWISE_API_KEY"].startswith("sw_")
+    assert after["STEPWISE_TENANT_ID"] == before["STEPWISE_TENANT_ID"]
+    assert "applied: none, up to date" in third.output()
     assert all(process_gone(pid) for pid in orphans.values()), orphans
     _assert_all_gone(third_state, home)

@@ -23,10 +23,11 @@ from types import FrameType
 from typing import Final
 
 import msgspec
+from stepwise_contract.api_keys import generate_api_key
 from stepwise_contract.settings import SettingsError, env_choice, env_str
 
 from stepwise_cli.processes import StartAborted
-from stepwise_cli.stack import Stack, StackError, new_api_key
+from stepwise_cli.stack import Stack, StackError
 
 DEV_ENV_FILE: Final = "dev.env"
 IDENTITY_FILE: Final = "dev-identity.json"
@@ -149,7 +150,7 @@ def run_dev(environ: Mapping[str, str]) -> int:
     except (SettingsError, OSError) as exc:
         print(f"stepwise dev: {exc}", file=sys.stderr)
         return 2
-    api_key = settings.bootstrap_api_key or (identity.api_key if identity else new_api_key())
+    api_key = settings.bootstrap_api_key or (identity.api_key if identity else generate_api_key())
     secret_key = settings.secret_key or (
         identity.secret_key if identity else secrets.token_urlsafe(32)
     )

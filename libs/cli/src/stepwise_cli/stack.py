@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -30,8 +29,12 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import asyncpg
+from stepwise_contract.api_keys import generate_api_key, hash_api_key
+from stepwise_contract.db import create_pool
+from stepwise_contract.enums import Role
 from stepwise_contract.migrate import migrate
 
+from stepwise_cli.admin import AdminError, create_key, create_tenant
 from stepwise_cli.infra import (
     embedded_postgres,
     nats_server,
@@ -90,54 +93,38 @@ class StackError(RuntimeError):
     """The stack cannot do what was asked (unknown component, external infrastructure…)."""
 
 
-def new_api_key() -> str:
-    return "sw_" + secrets.token_urlsafe(32)
-
-
-def hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
 async def ensure_admin_key(
     database_url: str, tenant_id: str, api_key: str, tenant_name: str
 ) -> str:
     """Make `api_key` an admin key of a tenant; returns that tenant's id.
 
     A key that already exists keeps its tenant (so a bootstrap key of an existing tenant works);
-    else the tenant `tenant_id` is created when missing and the key added to it.
+    else the key is added to tenant `tenant_id`, which is created when missing.
     """
-    key_hash = hash_api_key(api_key)
-    conn = await asyncpg.connect(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
-        async with conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT tenant, role, revoked_at FROM api_keys WHERE key_hash = $1", key_hash
-            )
-            if row is not None:
-                if row["revoked_at"] is not None or row["role"] != "admin":
-                    state = "revoked" if row["revoked_at"] is not None else f"a {row['role']} key"
-                    raise StackError(
-                        f"the dev API key exists but is {state}; use another key"
-                        " (STEPWISE_BOOTSTRAP_API_KEY, or delete dev-identity.json)"
-                    )
-                return str(row["tenant"])
-            await conn.execute(
-                "INSERT INTO tenants (tenant, name) VALUES ($1, $2)"
-                " ON CONFLICT (tenant) DO NOTHING",
-                uuid.UUID(tenant_id),
-                tenant_name,
-            )
-            await conn.execute(
-                "INSERT INTO api_keys (key_id, tenant, name, key_hash, role)"
-                " VALUES ($1, $2, $3, $4, 'admin')",
-                uuid.uuid4(),
-                uuid.UUID(tenant_id),
-                f"{tenant_name} admin",
-                key_hash,
-            )
-            return tenant_id
+        row = await pool.fetchrow(
+            "SELECT tenant, role, revoked_at FROM api_keys WHERE key_hash = $1",
+            hash_api_key(api_key),
+        )
+        if row is not None:
+            if row["revoked_at"] is not None or row["role"] != Role.ADMIN.value:
+                state = "revoked" if row["revoked_at"] is not None else f"a {row['role']} key"
+                raise StackError(
+                    f"the dev API key exists but is {state}; use another key"
+                    " (STEPWISE_BOOTSTRAP_API_KEY, or delete dev-identity.json)"
+                )
+            return str(row["tenant"])
+        tenant = uuid.UUID(tenant_id)
+        if await pool.fetchval("SELECT 1 FROM tenants WHERE tenant = $1", tenant):
+            await create_key(pool, tenant, Role.ADMIN, f"{tenant_name} admin", api_key)
+        else:
+            await create_tenant(pool, tenant_name, api_key, tenant)
+        return tenant_id
+    except AdminError as exc:
+        raise StackError(f"cannot create the {tenant_name} tenant's admin key: {exc}") from None
     finally:
-        await conn.close()
+        await pool.close()
 
 
 async def ensure_database(admin_url: str, name: str) -> None:
@@ -218,7 +205,7 @@ class Stack:
         self.preferred_ports = preferred_ports
         self.temporal_ui = temporal_ui
         self.tenant_id = tenant_id or str(uuid.uuid4())
-        self.api_key = api_key or new_api_key()
+        self.api_key = api_key or generate_api_key()
         self.tenant_name = tenant_name
         self.secret_key = secret_key or secrets.token_urlsafe(32)
         self.ready_timeout_s = ready_timeout_s
