@@ -189,10 +189,10 @@ async def test_started_runs_whose_workflow_is_gone_are_flagged(
     await _start_placeholder(temporal_client, alive)
     await _start_placeholder(temporal_client, terminated)
     await temporal_client.get_workflow_handle(workflow_id_for(str(terminated))).terminate("ops")
-    await asyncio.sleep(1.1)  # the termination is older than the grace period
+    await asyncio.sleep(2.1)  # the termination is older than the grace period
     young = await add_run(age_s=0, temporal_run_id="not-yet-visible")
     job = ReconcileJob(
-        pool, temporal_client, ReconcileConfig(grace_s=1, check_batch_size=2, tenants=(tenant,))
+        pool, temporal_client, ReconcileConfig(grace_s=2, check_batch_size=2, tenants=(tenant,))
     )
 
     # a small check batch: the cursor walks all open runs over several passes

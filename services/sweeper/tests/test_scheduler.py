@@ -52,14 +52,14 @@ class FailingJob:
 
 
 async def test_jobs_run_independently_without_overlap_and_stop_after_a_batch() -> None:
-    slow = BatchedJob("slow", batches=10, batch_s=0.05)  # 0.5 s passes, interval 0.1 s
+    slow = BatchedJob("slow", batches=10, batch_s=0.05)  # 0.5 s passes, interval 0.3 s
     fast = BatchedJob("fast", batches=1, batch_s=0.001)
     failing = FailingJob()
     registry = CollectorRegistry()
     metrics = SweeperMetrics(registry)
     scheduler = Scheduler(
         [
-            ScheduledJob(job=slow, interval_s=0.1),
+            ScheduledJob(job=slow, interval_s=0.3),
             ScheduledJob(job=fast, interval_s=0.02),
             ScheduledJob(job=failing, interval_s=0.05),
         ],
@@ -75,10 +75,11 @@ async def test_jobs_run_independently_without_overlap_and_stop_after_a_batch() -
 
     assert stopped_in < 0.2, "the current batch ends, the pass does not run to its end"
     assert slow.max_running == 1 and fast.max_running == 1
+    assert len(slow.passes) >= 2
     for (_, previous_end), (next_start, _) in zip(slow.passes, slow.passes[1:], strict=False):
         assert next_start >= previous_end
-    # a pass longer than the interval is followed at once by the next
-    assert len(slow.passes) == 3
+        # a pass longer than the interval is followed at once by the next (not 0.3 s later)
+        assert next_start - previous_end < 0.15
     assert len(fast.passes) >= 20, "the fast job is not held up by the slow one"
     assert failing.calls >= 10, "a failing job keeps its schedule"
 
@@ -86,9 +87,9 @@ async def test_jobs_run_independently_without_overlap_and_stop_after_a_batch() -
         value = registry.get_sample_value(name, labels)
         return value or 0.0
 
-    assert sample("stepwise_sweeper_passes_total", job="slow", outcome="ok") == 2
+    assert sample("stepwise_sweeper_passes_total", job="slow", outcome="ok") == len(slow.passes) - 1
     assert sample("stepwise_sweeper_passes_total", job="slow", outcome="stopped") == 1
-    assert sample("stepwise_sweeper_rows_total", job="slow", outcome="deleted") >= 20
+    assert sample("stepwise_sweeper_rows_total", job="slow", outcome="deleted") >= 10
     assert sample("stepwise_sweeper_passes_total", job="failing", outcome="error") == failing.calls
     assert sample("stepwise_sweeper_pass_duration_seconds_count", job="fast") == len(fast.passes)
 
