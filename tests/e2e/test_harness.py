@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -50,6 +51,25 @@ async def test_kill_and_restart_a_service(stack: Stack) -> None:
 
     await asyncio.to_thread(stack.restart, "event-router")
     assert router.pid != old_pid and router.alive()
+    await _wait_all_ready(stack)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+async def test_restart_with_env_override(stack: Stack) -> None:
+    sweeper = stack.service("sweeper")
+    await asyncio.to_thread(stack.restart, "sweeper", env={"STEPWISE_LOG_LEVEL": "DEBUG"})
+    assert sweeper.pid is not None
+    env = _environ(sweeper.pid)
+    assert env["STEPWISE_LOG_LEVEL"] == "DEBUG"
+    assert env["DATABASE_URL"] == stack.database_url
+    assert env["STEPWISE_SWEEPER_PORT"] == stack.service_url("sweeper").rpartition(":")[2]
+    with pytest.raises(RuntimeError, match="already running"):
+        stack.start_service("sweeper")
+    await asyncio.to_thread(stack.restart, "sweeper", env={"STEPWISE_LOG_LEVEL": ""})
     await _wait_all_ready(stack)
 
 

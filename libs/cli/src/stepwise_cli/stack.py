@@ -369,24 +369,35 @@ class Stack:
         proc.stop(timeout_s)
         self.write_state()
 
-    def restart(self, name: str, *, hard: bool = False) -> None:
-        """Stop (or, `hard`, SIGKILL) a component, start it with the same command, wait ready."""
+    def restart(
+        self, name: str, *, hard: bool = False, env: Mapping[str, str] | None = None
+    ) -> None:
+        """Stop (or, `hard`, SIGKILL) a component, start it with the same command, wait ready.
+
+        `env` overrides variables of this component from now on (e.g. a fault hook switched on
+        for one run of the API; an empty value means the service's default).
+        """
         proc = self.service(name)
         self._expected_down.add(proc.name)
         if hard:
             proc.kill()
         else:
             proc.stop()
+        if env:
+            proc.env = {**proc.env, **env}
         self._launch_and_wait(proc)
 
-    def start_service(self, name: str) -> ManagedProcess:
-        """Start a service that is not running (e.g. the worker of a stack built without it)."""
+    def start_service(self, name: str, *, env: Mapping[str, str] | None = None) -> ManagedProcess:
+        """Start a service that is not running (e.g. the worker of a stack built without it),
+        with `env` overriding variables of this service from now on."""
         name = self._canonical(name)
         if name not in _SPECS:
             raise StackError(f"{name} is not a service; services: {list(_SPECS)}")
         proc = self._services.get(name) or self._service_process(_SPECS[name])
         if proc.alive():
-            return proc
+            raise StackError(f"{name} is already running (pid {proc.pid}); use restart()")
+        if env:
+            proc.env = {**proc.env, **env}
         self._services[name] = proc
         self._launch_and_wait(proc)
         return proc
