@@ -21,6 +21,7 @@ from stepwise_api.openapi import OPENAPI_PATH, build_document
 from stepwise_api.routes import api_routes
 from stepwise_api.routing import add_routes
 from stepwise_api.settings import Settings
+from stepwise_api.studio_routes import add_studio_routes
 
 
 def _resources(
@@ -83,4 +84,5 @@ def create_app(settings: Settings) -> web.Application:
 
     app.router.add_get(OPENAPI_PATH, openapi)
     add_ops_routes(app, _checks(app))
+    add_studio_routes(app)  # Run Studio static page (studio_routes.py; not in the OpenAPI doc)
     return app

@@ -20,6 +20,7 @@ from stepwise_api import schema_store
 from stepwise_api.db import Conn, Tx
 from stepwise_api.errors import ApiError
 
+INT32_MAX = 2**31 - 1
 SUMMARY_COLUMNS = """workflow_id, key, name, description, payload_schema_ref, status, is_paused,
     concurrency_limit, draft_version, latest_published_version, trigger, trigger_event_name,
     validation_status, validated_at, created_at, updated_at"""
@@ -156,8 +157,10 @@ async def patch(
     is_paused: bool | None,
     concurrency_limit: int | msgspec.UnsetType | None,
 ) -> None:
-    if isinstance(concurrency_limit, int) and concurrency_limit < 1:
-        raise ApiError(400, "INVALID_BODY", "concurrencyLimit must be >= 1 (or null: no limit)")
+    if isinstance(concurrency_limit, int) and not 1 <= concurrency_limit <= INT32_MAX:
+        raise ApiError(
+            400, "INVALID_BODY", f"concurrencyLimit must be 1..{INT32_MAX} (or null: no limit)"
+        )
     keep_limit = concurrency_limit is msgspec.UNSET
     status = await conn.execute(
         "UPDATE workflow_definitions SET is_paused = COALESCE($3, is_paused),"
@@ -191,8 +194,8 @@ async def publish(
         )
     latest = record["latest_published_version"] or 0
     number = latest + 1 if version is None else version
-    if number < 1:
-        raise ApiError(400, "INVALID_BODY", "version must be >= 1")
+    if not 1 <= number <= INT32_MAX:
+        raise ApiError(400, "INVALID_BODY", f"version must be 1..{INT32_MAX}")
     if number <= latest:
         raise ApiError(
             409,

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from aiohttp import web
@@ -126,6 +127,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _from_http_exception(exc)
+    except asyncpg.DataError as exc:
+        # Postgres refused a value the client sent (a NUL character in text, a number beyond
+        # the column's range): the client's input is at fault, not the server.
+        log.warning(
+            "request_data_refused", method=request.method, path=request.path, error=str(exc)
+        )
+        return problem_response(400, "INVALID_INPUT", f"a value was refused by the database: {exc}")
     except Exception:
         # The traceback goes to our log, never to the client.
         log.exception("request_failed", method=request.method, path=request.path)

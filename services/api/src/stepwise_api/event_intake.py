@@ -24,11 +24,11 @@ log = structlog.get_logger("stepwise_api.events")
 
 # One or more NATS subject tokens: no whitespace, no wildcards, no empty token.
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_:\-]+(\.[A-Za-z0-9_:\-]+)*$")
-MAX_NAME = 200
+MAX_EVENT_NAME = 200
 
 
 def envelope_for(tenant: uuid.UUID, body: PublishEventRequest) -> EventEnvelope:
-    if len(body.event_name) > MAX_NAME or not EVENT_NAME.match(body.event_name):
+    if len(body.event_name) > MAX_EVENT_NAME or not EVENT_NAME.match(body.event_name):
         raise ApiError(
             400,
             "INVALID_EVENT_NAME",

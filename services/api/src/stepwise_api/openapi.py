@@ -10,7 +10,10 @@ from typing import Any
 import msgspec
 
 from stepwise_api import api_schemas as s
+from stepwise_api.definition_store import INT32_MAX
+from stepwise_api.event_intake import EVENT_NAME, MAX_EVENT_NAME
 from stepwise_api.routing import Route
+from stepwise_api.run_controls import REASON_PATTERN
 
 OPENAPI_PATH = "/api/openapi.json"
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
@@ -24,12 +27,41 @@ PUBLIC_ROUTES: tuple[tuple[str, str, str, str], ...] = (
 )  # fmt: skip
 
 
+# Checks the handlers make beyond the contract's body types, stated in the document too:
+# (component, property) → extra JSON Schema keywords.
+BODY_CONSTRAINTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("CancelRequest", "reason"): {"minLength": 3, "pattern": REASON_PATTERN},
+    ("ReplayRequest", "reason"): {"minLength": 3, "pattern": REASON_PATTERN},
+    ("PublishEventRequest", "eventName"): {
+        "pattern": EVENT_NAME.pattern,
+        "maxLength": MAX_EVENT_NAME,
+    },
+    ("PublishEventRequest", "eventId"): {"format": "uuid"},
+    ("LaunchRequest", "workflowId"): {"format": "uuid"},
+    ("LaunchRequest", "workflowVersion"): {"minimum": 1, "maximum": INT32_MAX},
+    ("PublishRequest", "version"): {"minimum": 1, "maximum": INT32_MAX},
+    ("PatchDefinitionRequest", "concurrencyLimit"): {"minimum": 1, "maximum": INT32_MAX},
+    ("CreateDefinitionRequest", "key"): {"minLength": 1, "pattern": r"\S"},
+}
+
+
+def _constrain(components: dict[str, Any]) -> None:
+    for (component, prop), extra in BODY_CONSTRAINTS.items():
+        schema = components[component]["properties"][prop]
+        # Optional fields are `anyOf: [T, null]`: the keywords belong to the non-null branch.
+        branches = schema.get("anyOf", [schema])
+        for branch in branches:
+            if branch.get("type") != "null":
+                branch.update(extra)
+
+
 def _body_schemas(routes: Sequence[Route]) -> tuple[dict[str, Any], dict[type, Any]]:
     types = [r.body for r in routes if isinstance(r.body, type)]
     unique = list(dict.fromkeys(types))
     refs, components = msgspec.json.schema_components(
         unique, ref_template="#/components/schemas/{name}"
     )
+    _constrain(components)
     return components, dict(zip(unique, refs, strict=True))
 
 

@@ -28,6 +28,10 @@ log = structlog.get_logger("stepwise_api.controls")
 RPC_TIMEOUT = timedelta(seconds=5)
 
 
+# at least three characters once surrounding whitespace is stripped
+REASON_PATTERN = r"\S[\s\S]+\S"
+
+
 def check_reason(reason: str) -> str:
     cleaned = reason.strip()
     if len(cleaned) < 3:
