@@ -24,7 +24,7 @@ from stepwise_contract.expressions import UNDEFINED, ExpressionError, resolve_va
 from stepwise_contract.payloads import CurrentWait, PendingSignal
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 from stepwise_worker.errors import StepError, expression_failure
 from stepwise_worker.frames import At
@@ -71,8 +71,10 @@ async def local(name: str, arg: Any, result_type: type[T]) -> T:
             retry_policy=STORE_RETRY,
         )
         return result
-    except ActivityError as err:
-        cause = err.cause
+    except FailureError as err:
+        # a failed local activity surfaces as ActivityError(cause) or, once its retries are
+        # exhausted or it is non-retryable, as the cause itself
+        cause = err.cause if isinstance(err, ActivityError) else err
         if isinstance(cause, CancelledError):
             raise asyncio.CancelledError() from None
         if isinstance(cause, ApplicationError):
