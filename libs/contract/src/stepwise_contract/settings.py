@@ -14,6 +14,8 @@ from typing import Final
 
 import msgspec
 
+from stepwise_contract.tracing import OtelSettings, TracingConfigError
+
 DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/stepwise"
 DEFAULT_TEMPORAL_ADDRESS: Final = "127.0.0.1:7233"
 DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
@@ -96,6 +98,8 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str
     log_format: str
     log_level: str
+    # OpenTelemetry tracing from the standard OTEL_* variables; off by default
+    otel: OtelSettings = msgspec.field(default_factory=OtelSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> CommonSettings:
@@ -117,4 +121,12 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=env_choice(
                 environ, "STEPWISE_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}
             ),
+            otel=_otel(environ),
         )
+
+
+def _otel(environ: Mapping[str, str]) -> OtelSettings:
+    try:
+        return OtelSettings.from_env(environ)
+    except TracingConfigError as exc:
+        raise SettingsError(str(exc)) from None
