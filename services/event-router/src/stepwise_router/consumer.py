@@ -12,8 +12,8 @@ Messages whose handling outlives a third of the ack wait get an in-progress ack,
 not hand them to another replica while they are still being worked on.
 
 Shutdown (`stop` set): no new pull; the outstanding request is allowed to end (at most `expires_s`)
-so no message arrives after we stopped listening; every in-flight message is finished (acked or
-nak'd); then the subscription is removed. The caller drains the connection.
+so no message arrives after we stopped listening; the subscription is removed; every in-flight
+message is finished (acked or nak'd). The caller drains the connection.
 """
 
 from __future__ import annotations
@@ -98,12 +98,13 @@ class EventConsumer:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), ERROR_PAUSE_S)
         finally:
+            # No message can start after this; those in flight still ack (acks are publishes).
+            await _unsubscribe(sub)
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             keep_alive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keep_alive
-            await _unsubscribe(sub)
 
     async def _pull_once(self, batch: int) -> str | None:
         """Ask for `batch` messages and wait until the request is over; its final status."""

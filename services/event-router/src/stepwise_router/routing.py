@@ -88,9 +88,14 @@ class EventRouter:
         delivery = msg.metadata.num_delivered or 1
         try:
             result = await self._route(msg)
-            await msg.ack()
         except Exception as exc:
             result = await self._failed(msg, delivery, exc)
+        else:
+            try:
+                await msg.ack()
+            except Exception as exc:
+                # Routed all the same: the redelivery finds the event processed and is acked then.
+                log.warning("ack_failed", error=str(exc), subject=msg.subject)
         elapsed = time.perf_counter() - started
         self._observe(result, msg, delivery, elapsed)
 
