@@ -1,0 +1,113 @@
+"""Per-step overhead of the interpreter vs hand-written workflows (SPEC §11) — a measurement,
+printed, never a timed assertion: a 10-step `core.echo` definition against the same 10 echo
+activities hand-written as regular and as local activities, on the same dev server and worker
+settings. Run with `-s` to see the table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from stepwise_contract.launch import insert_run, launch
+from stepwise_contract.names import DEFAULT_EXECUTION_TIMEOUT_S, workflow_id_for
+from stepwise_contract.payloads import RunInput
+from stepwise_worker.baseline import BASELINE_TASK_QUEUE, LocalEcho, RegularEcho, echo
+from stepwise_worker.testing import publish_definition, run_row, running_worker
+from stepwise_worker.worker import workflow_runner
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+STEPS = 10
+RUNS = 15
+
+
+@pytest.fixture(scope="module")
+async def workers(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[None]:
+    baseline = Worker(
+        temporal_client,
+        task_queue=BASELINE_TASK_QUEUE,
+        workflows=[RegularEcho, LocalEcho],
+        activities=[echo],
+        workflow_runner=workflow_runner(),
+    )
+    async with running_worker(temporal_client, pool), baseline:
+        yield
+
+
+async def test_step_overhead(
+    workers: None, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    definition = {
+        "name": "bench",
+        "steps": [
+            {
+                "id": f"s{i}",
+                "type": "action.call",
+                "config": {
+                    "actionId": "core.echo",
+                    "version": 1,
+                    "inputMapping": {"value": i},
+                    "saveAs": f"vars.s{i}",
+                },
+            }
+            for i in range(STEPS)
+        ],
+    }
+    workflow_id, version, digest = await publish_definition(pool, tenant_id, definition)
+
+    async def ours() -> float:
+        run_id = uuid.uuid4()
+        await insert_run(
+            pool,
+            run_id=run_id,
+            tenant=uuid.UUID(tenant_id),
+            workflow_id=uuid.UUID(workflow_id),
+            workflow_version=version,
+            input_json={},
+            definition_hash=digest,
+        )
+        started = time.perf_counter()
+        await launch(
+            pool,
+            temporal_client,
+            RunInput(
+                run_id=str(run_id),
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                workflow_version=version,
+            ),
+        )
+        await temporal_client.get_workflow_handle(workflow_id_for(str(run_id))).result()
+        elapsed = time.perf_counter() - started
+        assert (await run_row(pool, str(run_id)))["status"] == "SUCCEEDED"
+        return elapsed
+
+    async def baseline(workflow: str) -> float:
+        started = time.perf_counter()
+        result = await temporal_client.execute_workflow(
+            workflow,
+            STEPS,
+            id=f"bench-{uuid.uuid4()}",
+            task_queue=BASELINE_TASK_QUEUE,
+            execution_timeout=__import__("datetime").timedelta(seconds=DEFAULT_EXECUTION_TIMEOUT_S),
+        )
+        assert result == STEPS
+        return time.perf_counter() - started
+
+    await ours(), await baseline("BenchRegularEcho"), await baseline("BenchLocalEcho")  # warm up
+    samples: dict[str, list[float]] = {"ours": [], "regular": [], "local": []}
+    for _ in range(RUNS):  # interleaved, so drift hits all three alike
+        samples["ours"].append(await ours())
+        samples["regular"].append(await baseline("BenchRegularEcho"))
+        samples["local"].append(await baseline("BenchLocalEcho"))
+    median = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+    print(f"\n{STEPS}-step core.echo, median of {RUNS} runs (ms)")
+    print(f"{'figure':<28}{'ours':>8}{'baseline':>10}{'ratio':>8}")
+    for name in ("regular", "local"):
+        print(
+            f"{'step_overhead_vs_' + name:<28}{median['ours']:>8.1f}{median[name]:>10.1f}{median['ours'] / median[name]:>8.2f}"
+        )
