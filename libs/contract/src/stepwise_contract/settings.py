@@ -126,7 +126,11 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _otel(environ: Mapping[str, str]) -> OtelSettings:
+    # OTEL_* is OpenTelemetry's own open family of variables (the SDK reads more of them itself,
+    # e.g. OTEL_BSP_*, OTEL_PROPAGATORS): it is taken as a group, and a deployment forwards the
+    # group rather than Stepwise listing each member as one of its settings.
+    family = {name: value for name, value in environ.items() if name.startswith("OTEL_")}
     try:
-        return OtelSettings.from_env(environ)
+        return OtelSettings.from_env(family)
     except TracingConfigError as exc:
         raise SettingsError(str(exc)) from None

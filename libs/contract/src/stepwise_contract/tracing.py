@@ -125,7 +125,9 @@ class OtelSettings(msgspec.Struct, frozen=True, kw_only=True):
                 "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
                 get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or get("OTEL_EXPORTER_OTLP_HEADERS"),
             ),
-            timeout_s=_seconds(environ),
+            timeout_s=_seconds(
+                get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or get("OTEL_EXPORTER_OTLP_TIMEOUT")
+            ),
             service_name=get("OTEL_SERVICE_NAME"),
             resource_attributes=_pairs("OTEL_RESOURCE_ATTRIBUTES", get("OTEL_RESOURCE_ATTRIBUTES")),
             sampler=sampler,
@@ -144,11 +146,8 @@ def _pairs(name: str, raw: str) -> dict[str, str]:
     return out
 
 
-def _seconds(environ: Mapping[str, str]) -> float:
-    raw = (
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "").strip()
-        or environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "").strip()
-    )
+def _seconds(raw: str) -> float:
+    """OTLP timeouts are milliseconds."""
     if not raw:
         return 10.0
     try:
