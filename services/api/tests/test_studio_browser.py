@@ -240,6 +240,18 @@ async def test_sign_in_keeps_the_key_for_the_tab_and_sign_out_forgets_it(browser
         await context.close()
 
 
+async def test_a_revoked_key_sends_the_operator_back_to_sign_in(studio, tenant, pool):
+    await studio.open("#/runs")
+    await expect(studio.page.get_by_role("heading", name="Runs")).to_be_visible()
+    await pool.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE tenant = $1 AND role = 'admin'", tenant.id
+    )
+    await studio.tid("apply-filters").click()
+    await expect(studio.tid("login-error")).to_contain_text("The API key was refused")
+    await expect(studio.page.get_by_label("API key")).to_be_visible()
+    assert await studio.page.evaluate(f"sessionStorage.getItem('{KEY_STORAGE}')") is None
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs list
 
