@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -650,3 +651,42 @@ async def test_queries(
     summary = await handle.query(QUERY_SUMMARY, result_type=InterpreterSummary)
     assert (summary.run_id, summary.status, summary.steps_executed) == (run_id, "RUNNING", 1)
     assert await outcome(handle) == "completed"
+
+
+async def test_cancellation_is_never_caught(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    hold = {"actionId": "test.holdRemote", "version": 1, "inputMapping": {"ms": 5000}}
+    steps = [
+        {
+            "id": "loop",
+            "type": "control.forEach",
+            "items": expr("[1]"),
+            "onItemError": "continue",
+            "body": [
+                {
+                    "id": "tc",
+                    "type": "control.tryCatch",
+                    "try": [{"id": "hold", "type": "action.call", "config": hold}],
+                    "catch": [assign("caught", **{"vars.caught": True})],
+                },
+                assign("after", **{"vars.after": True}),
+            ],
+        },
+    ]
+    run_id, handle = await run_definition(
+        pool, temporal_client, tenant_id, {"name": "c", "steps": steps}
+    )
+    target = "root.steps[0].body.steps[0].try.steps[0]"
+    for _ in range(200):
+        if (await run_row(pool, run_id))["node_path"] == target:
+            break
+        await asyncio.sleep(0.02)
+    await handle.cancel()
+    assert await outcome(handle) == "failed"
+    row = await run_row(pool, run_id)
+    assert row["status"] == "CANCELED"
+    paths = {r["step_path"]: r["status"] for r in await step_rows(pool, run_id)}
+    assert paths[target] == "CANCELED"
+    assert not any(".catch." in p for p in paths), "tryCatch did not catch the cancellation"
+    assert "root.steps[0].body.steps[1]" not in paths, "onItemError continue did not either"
