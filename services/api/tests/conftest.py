@@ -3,6 +3,7 @@ Postgres, Temporal and NATS; a fresh tenant with a key per role for every test."
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from stepwise_api.settings import Settings
 from stepwise_cli.admin import create_key, create_tenant
 from stepwise_contract import names
 from stepwise_contract.enums import Role
+from stepwise_contract.names import workflow_id_for
+from temporalio.client import Client
 
 
 @pytest.fixture(scope="session")
@@ -142,17 +145,33 @@ class Tenant:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
 
+async def _terminate_open_runs(pool: asyncpg.Pool, client: Client, tenant_id: uuid.UUID) -> None:
+    """Most runs here are launched with no worker polling; terminate what is still open so that
+    workers of later tests on the same Temporal server do not inherit them."""
+    records = await pool.fetch(
+        "SELECT run_id FROM workflow_runs WHERE tenant = $1 AND temporal_run_id IS NOT NULL",
+        tenant_id,
+    )
+    for record in records:
+        with contextlib.suppress(Exception):
+            await client.get_workflow_handle(workflow_id_for(str(record["run_id"]))).terminate(
+                "API test finished"
+            )
+
+
 @pytest.fixture
-async def tenant(pool: asyncpg.Pool) -> Tenant:
+async def tenant(pool: asyncpg.Pool, temporal_client: Client) -> AsyncIterator[Tenant]:
     tenant_id, admin_key = await create_tenant(pool, f"test-{uuid.uuid4().hex[:8]}")
     out = Tenant(id=tenant_id, pool=pool, keys={Role.ADMIN: admin_key})
     for role in (Role.READ, Role.MANAGE, Role.PUBLISH):
         _, key = await create_key(pool, tenant_id, role, f"test {role.value}")
         out.keys[role] = key
-    return out
+    yield out
+    await _terminate_open_runs(pool, temporal_client, tenant_id)
 
 
 @pytest.fixture
-async def other_tenant(pool: asyncpg.Pool) -> Tenant:
+async def other_tenant(pool: asyncpg.Pool, temporal_client: Client) -> AsyncIterator[Tenant]:
     tenant_id, admin_key = await create_tenant(pool, f"other-{uuid.uuid4().hex[:8]}")
-    return Tenant(id=tenant_id, pool=pool, keys={Role.ADMIN: admin_key})
+    yield Tenant(id=tenant_id, pool=pool, keys={Role.ADMIN: admin_key})
+    await _terminate_open_runs(pool, temporal_client, tenant_id)
