@@ -22,7 +22,14 @@ from collections.abc import Mapping
 from typing import Final
 
 import msgspec
-from stepwise_contract.settings import CommonSettings, SettingsError, env_int, env_port, env_str
+from stepwise_contract.settings import (
+    CommonSettings,
+    SettingsError,
+    env_float,
+    env_int,
+    env_port,
+    env_str,
+)
 
 # Event type → payload paths whose values become correlation keys; `*` applies to every type after
 # the type's own paths. The reference system's defaults, so adopted producers correlate unchanged.
@@ -64,24 +71,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_deliver=env_int(environ, "STEPWISE_EVENT_MAX_DELIVER", 5, minimum=1),
             concurrency=env_int(environ, "STEPWISE_ROUTER_CONCURRENCY", 16, minimum=1),
             batch=env_int(environ, "STEPWISE_ROUTER_BATCH", 16, minimum=1),
-            ack_wait_s=_env_seconds(environ, "STEPWISE_ROUTER_ACK_WAIT_S", 30.0),
+            # JetStream counts the ack wait in nanoseconds and refuses zero
+            ack_wait_s=env_float(environ, "STEPWISE_ROUTER_ACK_WAIT_S", 30.0, minimum=0.5),
             backoff_s=_env_backoff(environ, "STEPWISE_ROUTER_BACKOFF_S"),
             correlation_paths=_env_paths(environ, "STEPWISE_CORRELATION_PATHS"),
         )
-
-
-def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
-    # JetStream counts ack_wait in whole nanoseconds and refuses zero.
-    if not value >= 0.5:
-        raise SettingsError(f"{name}={raw} must be >= 0.5 seconds")
-    return value
 
 
 def _env_backoff(environ: Mapping[str, str], name: str) -> tuple[float, ...]:
