@@ -171,8 +171,11 @@ class TriggerLauncher:
         primary = keys[0] if keys else None
         payload, issues = build_payload(env, primary, wf.trigger, wf.payload_schema)
         run_id = uuid.uuid4()
-        message = "trigger payload failed validation: " + "; ".join(
-            f"{i['path']}: {i['message']}" for i in issues
+        message = (
+            "trigger payload failed validation: "
+            + "; ".join(f"{i['path']}: {i['message']}" for i in issues)
+            if issues
+            else None
         )
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -194,13 +197,13 @@ class TriggerLauncher:
                     trigger_fire_key=fire_key,
                     event_type=env.event_type,
                 )
-                if issues:
+                if message is not None:
                     await mark_launch_failed(
                         conn, run_id, message, category="ValidationError", extra={"errors": issues}
                     )
         except asyncpg.UniqueViolationError:
             return await self._resume_existing(tenant, fire_key)
-        if issues:
+        if message is not None:
             return run_id, message
         await self._start(
             run_input_for(
