@@ -8,6 +8,9 @@ Temporal, and the ledger makes the retry return a finished invocation instead of
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -37,6 +40,28 @@ from stepwise_worker.secret_refs import (
 )
 
 log = structlog.get_logger("stepwise_worker.actions")
+
+# A regular activity heartbeats while its handler runs, so a worker that dies is noticed after
+# the heartbeat timeout (see steps/action.py) instead of the action's whole timeout.
+HEARTBEAT_EVERY_S = 2.0
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    if activity.info().is_local:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 class ActionActivities:
@@ -110,7 +135,10 @@ class ActionActivities:
         )
         clear = secrets.values()
         try:
-            output = await invoke(action, substitute(payload, secrets) if names else payload, ctx)
+            async with _heartbeating():
+                output = await invoke(
+                    action, substitute(payload, secrets) if names else payload, ctx
+                )
         except ActionFailure as failure:
             error = scrub(
                 {

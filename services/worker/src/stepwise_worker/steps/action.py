@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 # Room for the ledger reads and writes around the handler's own timeout.
 LEDGER_MARGIN = timedelta(seconds=15)
+# A regular action activity heartbeats every 2 s (activities.py): a lost worker is detected
+# after this long and the call retried elsewhere (where the ledger may already hold its result).
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Infrastructure failures only (action errors are raised non-retryable by the activity).
 INFRA_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
@@ -71,6 +74,7 @@ async def run_action(interp: Interpreter, request: ActionRequest, info: ActionIn
                 request,
                 result_type=ActionResult,
                 start_to_close_timeout=timeout,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=INFRA_RETRY,
             )
     except FailureError as err:
