@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
@@ -54,8 +55,6 @@ _UNTRACED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 
 MessageHandler = Callable[[Msg], Awaitable[None]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 class TracingConfigError(ValueError):
