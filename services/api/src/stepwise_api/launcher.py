@@ -30,8 +30,9 @@ from stepwise_api.run_logs import LogLine, insert_logs
 
 _TARGET = """
 SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
-       v.version, v.payload_schema_json, v.definition_hash
+       v.version, v.payload_schema_json, v.definition_hash, t.run_rate_limit_per_min
   FROM workflow_definitions d
+  JOIN tenants t ON t.tenant = d.tenant
   LEFT JOIN workflow_definition_versions v
          ON v.workflow_id = d.workflow_id AND v.version = COALESCE($3, d.latest_published_version)
  WHERE d.tenant = $1 AND d.workflow_id = $2
@@ -128,7 +129,7 @@ class Launcher:
         if target["is_paused"]:
             raise ApiError(409, "WORKFLOW_PAUSED", "the workflow is paused")
         _check_payload(target["payload_schema_json"], spec.payload)
-        await self._take_rate(spec.tenant)
+        await self._take_rate(spec.tenant, target["run_rate_limit_per_min"])
         run_id = spec.run_id or uuid.uuid4()
         version = int(target["version"])
         try:
@@ -164,9 +165,20 @@ class Launcher:
             # TEST-ONLY fault hook (STEPWISE_FAULT_CRASH_AFTER_RUN_ROW): die between the row and
             # the Temporal start, as a crashed replica would.
             os._exit(137)
-        record = await self._pool.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", run_id)
-        assert record is not None
-        if await launch(self._pool, self._client, run_input_for(record)) is None:
+        run_input = run_input_for(
+            {
+                "run_id": run_id,
+                "tenant": spec.tenant,
+                "workflow_id": spec.workflow_id,
+                "workflow_version": version,
+                "trigger_type": None,
+                "trigger_fire_key": None,
+                "idempotency_key": spec.idempotency_key,
+                "parent_run_id": None,
+                "root_run_id": run_id,
+            }
+        )
+        if await launch(self._pool, self._client, run_input) is None:
             raise ApiError(
                 503,
                 "WORKFLOW_LAUNCH_FAILED",
@@ -175,10 +187,7 @@ class Launcher:
             )
         return Launched(run_id=run_id, status="RUNNING", workflow_version=version, created=True)
 
-    async def _take_rate(self, tenant: uuid.UUID) -> None:
-        limit = await self._pool.fetchval(
-            "SELECT run_rate_limit_per_min FROM tenants WHERE tenant = $1", tenant
-        )
+    async def _take_rate(self, tenant: uuid.UUID, limit: int | None) -> None:
         decision = await ratelimit.take_launch(self._pool, tenant, limit)
         if not decision.allowed:
             raise ApiError(

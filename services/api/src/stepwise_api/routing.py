@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from aiohttp import web
 from stepwise_contract.enums import Role
 
@@ -66,6 +67,10 @@ class Route:
 def _guarded(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         principal = await authenticate(deps_of(request).pool, request)
+        # Each request runs in its own task: these identifiers end up on its request log line.
+        structlog.contextvars.bind_contextvars(
+            tenant=str(principal.tenant), key_id=str(principal.key_id)
+        )
         authorize(principal, route.role, write=route.write)
         return await route.handler(request, principal)
 
