@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from stepwise_cli.bench.drive import EventPublisher, StackApi
 from stepwise_cli.stack import Stack
 
 ADMIN_URL = os.environ.get(
@@ -27,8 +28,17 @@ ADMIN_URL = os.environ.get(
 )
 
 # Environment every e2e service gets on top of the stack's own (short intervals go here as the
-# services grow knobs for them).
-E2E_ENV: dict[str, str] = {"STEPWISE_LOG_FORMAT": "json"}
+# services grow knobs for them): the sweeper's passes every second and launch reconciliation after
+# 2 s, the stuck-run warning after 2 s, and JetStream redelivery of an unacked event (a killed
+# router's) after 5 s instead of 30 s.
+E2E_ENV: dict[str, str] = {
+    "STEPWISE_LOG_FORMAT": "json",
+    "STEPWISE_SWEEP_EXPIRY_INTERVAL_S": "1",
+    "STEPWISE_SWEEP_RECONCILE_INTERVAL_S": "1",
+    "STEPWISE_RECONCILE_GRACE_S": "2",
+    "STEPWISE_STUCK_RUN_THRESHOLD_S": "2",
+    "STEPWISE_ROUTER_ACK_WAIT_S": "5",
+}
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +79,33 @@ async def api(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
         timeout=aiohttp.ClientTimeout(total=30),
     ) as session:
         yield session
+
+
+@pytest.fixture
+async def stack_api(api: aiohttp.ClientSession) -> StackApi:
+    """The HTTP API as `StackApi` (publish definitions, launch, wait for a status…)."""
+    return StackApi(api)
+
+
+@pytest.fixture
+async def nats_events(stack: Stack) -> AsyncIterator[EventPublisher]:
+    """Publishes envelopes to JetStream for the stack's tenant, as a producer does."""
+    publisher = await EventPublisher.connect(stack.nats_url, stack.tenant_id)
+    try:
+        yield publisher
+    finally:
+        await publisher.close()
+
+
+@pytest.fixture(scope="session")
+async def stack_db(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
+    """The stack's database, for checks no API exposes (the ledger, a swept row)."""
+    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4)
+    assert pool is not None
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.hookimpl(wrapper=True)
