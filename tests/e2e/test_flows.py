@@ -8,61 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
-from stepwise_cli.bench.drive import EventPublisher, StackApi, eventually, tune
+from stepwise_cli.bench.drive import EventPublisher, StackApi, eventually
 from stepwise_cli.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-# Short knobs so the sweeper's and the API's time-based behaviour shows within seconds.
-TUNING: dict[str, dict[str, str]] = {
-    "api": {"STEPWISE_STUCK_RUN_THRESHOLD_S": "2"},
-    "sweeper": {
-        "STEPWISE_SWEEP_EXPIRY_INTERVAL_S": "1",
-        "STEPWISE_SWEEP_RECONCILE_INTERVAL_S": "1",
-        "STEPWISE_RECONCILE_GRACE_S": "2",
-    },
-}
-
-
-@pytest.fixture(scope="module")
-async def tuned(stack: Stack) -> Stack:
-    await asyncio.to_thread(tune, stack, TUNING)
-    return stack
-
-
-@pytest.fixture
-async def client(tuned: Stack) -> AsyncIterator[StackApi]:
-    async with aiohttp.ClientSession(
-        base_url=tuned.api_url,
-        headers={"Authorization": f"Bearer {tuned.api_key}"},
-        timeout=aiohttp.ClientTimeout(total=30),
-    ) as session:
-        yield StackApi(session)
-
-
-@pytest.fixture
-async def events(tuned: Stack) -> AsyncIterator[EventPublisher]:
-    publisher = await EventPublisher.connect(tuned.nats_url, tuned.tenant_id)
-    try:
-        yield publisher
-    finally:
-        await publisher.close()
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
-    assert pool is not None
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def _name(prefix: str) -> str:
@@ -82,8 +35,8 @@ def _echo(step_id: str, expr: str, save_as: str) -> dict[str, Any]:
     }
 
 
-async def test_launch_runs_to_success_with_step_rows(client: StackApi) -> None:
-    workflow_id = await client.publish_definition(
+async def test_launch_runs_to_success_with_step_rows(stack_api: StackApi) -> None:
+    workflow_id = await stack_api.publish_definition(
         {
             "name": _name("e2e-launch"),
             "steps": [
@@ -97,12 +50,12 @@ async def test_launch_runs_to_success_with_step_rows(client: StackApi) -> None:
             ],
         }
     )
-    run_id = await client.launch(workflow_id, {"n": 21})
-    run = await client.wait_run(run_id)
+    run_id = await stack_api.launch(workflow_id, {"n": 21})
+    run = await stack_api.wait_run(run_id)
     assert run["status"] == "SUCCEEDED", run["error_json"]
     assert run["engine"] == "temporal" and run["temporal_run_id"]
     assert run["warnings"] == []
-    steps = await client.steps(run_id)
+    steps = await stack_api.steps(run_id)
     assert [(s["definition_step_id"], s["status"]) for s in steps["steps"]] == [
         ("echo", "SUCCEEDED"),
         ("double", "SUCCEEDED"),
@@ -111,15 +64,15 @@ async def test_launch_runs_to_success_with_step_rows(client: StackApi) -> None:
     [invocation] = steps["invocations"]
     assert invocation["action_id"] == "core.echo" and invocation["status"] == "SUCCEEDED"
     assert invocation["output_json"] == {"value": 21}
-    summary = await client.call("GET", f"/api/workflow-runs/{run_id}/summary")
+    summary = await stack_api.call("GET", f"/api/workflow-runs/{run_id}/summary")
     assert summary["status"] == "SUCCEEDED" and summary["stepsCount"] == 3
 
 
 async def test_event_published_on_nats_resumes_the_waiting_run(
-    client: StackApi, events: EventPublisher
+    stack_api: StackApi, nats_events: EventPublisher
 ) -> None:
     event_name = f"E2E_ORDER_PAID_{uuid.uuid4().hex[:6].upper()}"
-    workflow_id = await client.publish_definition(
+    workflow_id = await stack_api.publish_definition(
         {
             "name": _name("e2e-wait"),
             "steps": [
@@ -137,41 +90,41 @@ async def test_event_published_on_nats_resumes_the_waiting_run(
         }
     )
     order = uuid.uuid4().hex
-    run_id = await client.launch(workflow_id, {"orderId": order})
-    wait = await client.wait_waiting(run_id)
+    run_id = await stack_api.launch(workflow_id, {"orderId": order})
+    wait = await stack_api.wait_waiting(run_id)
     assert wait["wait_type"] == "event" and wait["key"] == order
 
     # another order's event does not resume it
-    other = await events.publish(event_name, {"amount": 1}, key=uuid.uuid4().hex)
-    await eventually(lambda: _routed(client, other), f"event {other} to be routed")
-    assert (await client.run(run_id))["status"] == "RUNNING"
+    other = await nats_events.publish(event_name, {"amount": 1}, key=uuid.uuid4().hex)
+    await eventually(lambda: _routed(stack_api, other), f"event {other} to be routed")
+    assert (await stack_api.run(run_id))["status"] == "RUNNING"
 
     # the same event id twice: routed once
     event_id = str(uuid.uuid4())
     for _ in range(2):
-        await events.publish(event_name, {"amount": 42}, key=order, event_id=event_id)
-    run = await client.wait_run(run_id)
+        await nats_events.publish(event_name, {"amount": 42}, key=order, event_id=event_id)
+    run = await stack_api.wait_run(run_id)
     assert run["status"] == "SUCCEEDED", run["error_json"]
-    steps = await client.steps(run_id)
+    steps = await stack_api.steps(run_id)
     assert [w["status"] for w in steps["waits"]] == ["RESOLVED"]
     [invocation] = steps["invocations"]
     assert invocation["output_json"] == {"value": 42}
-    event = await eventually(lambda: _routed(client, event_id), f"event {event_id} routed")
+    event = await eventually(lambda: _routed(stack_api, event_id), f"event {event_id} routed")
     assert event["status"] == "matched" and event["matched_run_id"] == run_id
-    listed = await client.call("GET", f"/api/workflow/events?eventName={event_name}")
+    listed = await stack_api.call("GET", f"/api/workflow/events?eventName={event_name}")
     assert sorted(e["event_id"] for e in listed["events"]) == sorted([other, event_id])
 
 
-async def _routed(client: StackApi, event_id: str) -> dict[str, Any] | None:
-    event = await client.event(event_id)
+async def _routed(api: StackApi, event_id: str) -> dict[str, Any] | None:
+    event = await api.event(event_id)
     return event if event is not None and event["status"] != "pending" else None
 
 
 async def test_event_on_nats_starts_the_triggered_workflow(
-    client: StackApi, events: EventPublisher
+    stack_api: StackApi, nats_events: EventPublisher
 ) -> None:
     event_name = f"E2E_TICKET_CREATED_{uuid.uuid4().hex[:6].upper()}"
-    workflow_id = await client.publish_definition(
+    workflow_id = await stack_api.publish_definition(
         {
             "name": _name("e2e-trigger"),
             "trigger": {
@@ -182,39 +135,39 @@ async def test_event_on_nats_starts_the_triggered_workflow(
             "steps": [_echo("echo", "payload.ticketId", "vars.ticket")],
         }
     )
-    event_id = await events.publish(event_name, {"ticket": {"id": "T-1"}})
-    event = await eventually(lambda: _routed(client, event_id), f"event {event_id} routed")
+    event_id = await nats_events.publish(event_name, {"ticket": {"id": "T-1"}})
+    event = await eventually(lambda: _routed(stack_api, event_id), f"event {event_id} routed")
     [run_id] = event["started_run_ids"]
-    run = await client.wait_run(run_id)
+    run = await stack_api.wait_run(run_id)
     assert run["status"] == "SUCCEEDED", run["error_json"]
     assert run["workflow_id"] == workflow_id and run["trigger_type"] == "event"
     assert run["input_json"] == {"ticketId": "T-1"}
     # publishing the same event id again starts nothing new
-    await events.publish(event_name, {"ticket": {"id": "T-1"}}, event_id=event_id)
+    await nats_events.publish(event_name, {"ticket": {"id": "T-1"}}, event_id=event_id)
     await asyncio.sleep(1.0)
-    assert await client.runs_by_status(workflow_id) == {"SUCCEEDED": 1}
+    assert await stack_api.runs_by_status(workflow_id) == {"SUCCEEDED": 1}
 
 
-async def test_replay_starts_a_new_run_with_the_original_input(client: StackApi) -> None:
-    workflow_id = await client.publish_definition(
+async def test_replay_starts_a_new_run_with_the_original_input(stack_api: StackApi) -> None:
+    workflow_id = await stack_api.publish_definition(
         {"name": _name("e2e-replay"), "steps": [_echo("echo", "payload.token", "vars.t")]}
     )
-    source = await client.launch(workflow_id, {"token": "s3cr3t"})
-    assert (await client.wait_run(source))["status"] == "SUCCEEDED"
-    replay = await client.call(
+    source = await stack_api.launch(workflow_id, {"token": "s3cr3t"})
+    assert (await stack_api.wait_run(source))["status"] == "SUCCEEDED"
+    replay = await stack_api.call(
         "POST", f"/api/workflow-runs/{source}/replay", {"reason": "e2e replay"}
     )
     assert replay["ok"] is True and replay["runId"] != source
-    run = await client.wait_run(replay["runId"])
+    run = await stack_api.wait_run(replay["runId"])
     assert run["status"] == "SUCCEEDED", run["error_json"]
     assert run["trigger_metadata_json"]["replayOfRunId"] == source
     assert run["input_json"] == {"token": "[REDACTED]"}  # redacted in reads, original in use
-    [invocation] = (await client.steps(replay["runId"]))["invocations"]
+    [invocation] = (await stack_api.steps(replay["runId"]))["invocations"]
     assert invocation["output_json"] == {"value": "s3cr3t"}
 
 
-async def test_cancel_a_waiting_run(client: StackApi) -> None:
-    workflow_id = await client.publish_definition(
+async def test_cancel_a_waiting_run(stack_api: StackApi) -> None:
+    workflow_id = await stack_api.publish_definition(
         {
             "name": _name("e2e-cancel"),
             "steps": [
@@ -227,28 +180,28 @@ async def test_cancel_a_waiting_run(client: StackApi) -> None:
             ],
         }
     )
-    run_id = await client.launch(workflow_id)
-    await client.wait_waiting(run_id)
-    status, problem = await client.request(
+    run_id = await stack_api.launch(workflow_id)
+    await stack_api.wait_waiting(run_id)
+    status, problem = await stack_api.request(
         "POST", f"/api/workflow-runs/{run_id}/cancel", {"reason": "x"}
     )
     assert status == 400, problem  # reason too short
-    await client.call("POST", f"/api/workflow-runs/{run_id}/cancel", {"reason": "e2e cancel"})
-    run = await client.wait_run(run_id)
+    await stack_api.call("POST", f"/api/workflow-runs/{run_id}/cancel", {"reason": "e2e cancel"})
+    run = await stack_api.wait_run(run_id)
     assert run["status"] == "CANCELED", run["error_json"]
     await asyncio.sleep(1.0)  # the worker's own cancellation projection may land after the API's
-    steps = await client.steps(run_id)
+    steps = await stack_api.steps(run_id)
     assert {w["status"] for w in steps["waits"]} == {"CANCELED"}
     assert {s["status"] for s in steps["steps"]} == {"CANCELED"}
     assert steps["invocations"] == []
-    status, problem = await client.request(
+    status, problem = await stack_api.request(
         "POST", f"/api/workflow-runs/{run_id}/cancel", {"reason": "again please"}
     )
     assert status == 409, problem
 
 
-async def test_child_workflow_runs_as_its_own_run(client: StackApi) -> None:
-    child_id = await client.publish_definition(
+async def test_child_workflow_runs_as_its_own_run(stack_api: StackApi) -> None:
+    child_id = await stack_api.publish_definition(
         {
             "name": _name("e2e-child"),
             "steps": [
@@ -260,7 +213,7 @@ async def test_child_workflow_runs_as_its_own_run(client: StackApi) -> None:
             ],
         }
     )
-    parent_id = await client.publish_definition(
+    parent_id = await stack_api.publish_definition(
         {
             "name": _name("e2e-parent"),
             "steps": [
@@ -276,21 +229,21 @@ async def test_child_workflow_runs_as_its_own_run(client: StackApi) -> None:
             ],
         }
     )
-    parent = await client.launch(parent_id, {"n": 5})
-    run = await client.wait_run(parent)
+    parent = await stack_api.launch(parent_id, {"n": 5})
+    run = await stack_api.wait_run(parent)
     assert run["status"] == "SUCCEEDED", run["error_json"]
-    [invocation] = (await client.steps(parent))["invocations"]
+    [invocation] = (await stack_api.steps(parent))["invocations"]
     assert invocation["output_json"] == {"value": 15}
-    children = (await client.call("GET", f"/api/workflow-runs?workflowId={child_id}"))["runs"]
+    children = (await stack_api.call("GET", f"/api/workflow-runs?workflowId={child_id}"))["runs"]
     assert len(children) == 1
-    child = await client.run(children[0]["run_id"])
+    child = await stack_api.run(children[0]["run_id"])
     assert child["status"] == "SUCCEEDED"
     assert child["parent_run_id"] == parent and child["root_run_id"] == parent
     assert child["input_json"] == {"n": 5}
 
 
-async def test_human_task_completed_over_http_resumes_the_run(client: StackApi) -> None:
-    workflow_id = await client.publish_definition(
+async def test_human_task_completed_over_http_resumes_the_run(stack_api: StackApi) -> None:
+    workflow_id = await stack_api.publish_definition(
         {
             "name": _name("e2e-approval"),
             "steps": [
@@ -311,28 +264,28 @@ async def test_human_task_completed_over_http_resumes_the_run(client: StackApi) 
             ],
         }
     )
-    run_id = await client.launch(workflow_id, {"item": "laptop"})
+    run_id = await stack_api.launch(workflow_id, {"item": "laptop"})
 
     async def pending() -> dict[str, Any] | None:
-        tasks = (await client.call("GET", f"/api/workflow/tasks?runId={run_id}"))["tasks"]
+        tasks = (await stack_api.call("GET", f"/api/workflow/tasks?runId={run_id}"))["tasks"]
         return tasks[0] if tasks and tasks[0]["status"] == "PENDING" else None
 
     task = await eventually(pending, f"a pending task of run {run_id}")
     assert task["title"] == "Approve laptop"
     url = f"/api/workflow/tasks/{task['task_id']}/complete"
-    status, problem = await client.request("POST", url, {"payload": {"approved": "yes"}})
+    status, problem = await stack_api.request("POST", url, {"payload": {"approved": "yes"}})
     assert status == 400, problem
-    await client.call("POST", url, {"payload": {"approved": True}})
-    run = await client.wait_run(run_id)
+    await stack_api.call("POST", url, {"payload": {"approved": True}})
+    run = await stack_api.wait_run(run_id)
     assert run["status"] == "SUCCEEDED", run["error_json"]
-    [invocation] = (await client.steps(run_id))["invocations"]
+    [invocation] = (await stack_api.steps(run_id))["invocations"]
     assert invocation["output_json"] == {"value": True}
-    status, problem = await client.request("POST", url, {"payload": {"approved": False}})
+    status, problem = await stack_api.request("POST", url, {"payload": {"approved": False}})
     assert status == 409, problem
 
 
 async def test_data_store_rows_expire_through_the_sweeper(
-    client: StackApi, db: asyncpg.Pool, tuned: Stack
+    stack_api: StackApi, stack_db: asyncpg.Pool, stack: Stack
 ) -> None:
     namespace = _name("e2e-ttl")
     store_step = {
@@ -349,15 +302,17 @@ async def test_data_store_rows_expire_through_the_sweeper(
             },
         },
     }
-    workflow_id = await client.publish_definition({"name": _name("e2e-ttl"), "steps": [store_step]})
-    short = await client.launch(workflow_id, {"key": "short", "value": 1, "ttl": 1})
-    long = await client.launch(workflow_id, {"key": "long", "value": 2, "ttl": 3600})
+    workflow_id = await stack_api.publish_definition(
+        {"name": _name("e2e-ttl"), "steps": [store_step]}
+    )
+    short = await stack_api.launch(workflow_id, {"key": "short", "value": 1, "ttl": 1})
+    long = await stack_api.launch(workflow_id, {"key": "long", "value": 2, "ttl": 3600})
     for run_id in (short, long):
-        assert (await client.wait_run(run_id))["status"] == "SUCCEEDED"
-    tenant = uuid.UUID(tuned.tenant_id)
+        assert (await stack_api.wait_run(run_id))["status"] == "SUCCEEDED"
+    tenant = uuid.UUID(stack.tenant_id)
 
     async def keys() -> list[str]:
-        rows = await db.fetch(
+        rows = await stack_db.fetch(
             "SELECT key FROM workflow_data_store WHERE tenant = $1 AND namespace = $2",
             tenant,
             namespace,
@@ -372,25 +327,25 @@ async def test_data_store_rows_expire_through_the_sweeper(
 
 
 async def test_stuck_run_warning_without_a_worker_then_completion(
-    client: StackApi, tuned: Stack
+    stack_api: StackApi, stack: Stack
 ) -> None:
-    workflow_id = await client.publish_definition(
+    workflow_id = await stack_api.publish_definition(
         {"name": _name("e2e-stuck"), "steps": [_echo("echo", "payload.n", "vars.n")]}
     )
-    await asyncio.to_thread(tuned.stop_component, "worker")
+    await asyncio.to_thread(stack.stop_component, "worker")
     try:
-        run_id = await client.launch(workflow_id, {"n": 1})
-        run = await client.run(run_id)
+        run_id = await stack_api.launch(workflow_id, {"n": 1})
+        run = await stack_api.run(run_id)
         assert run["status"] == "RUNNING" and run["warnings"] == []
 
         async def warned() -> list[dict[str, Any]] | None:
-            return (await client.run(run_id))["warnings"] or None
+            return (await stack_api.run(run_id))["warnings"] or None
 
         # the API runs with a 2 s threshold here (60 s by default)
         [warning] = await eventually(warned, "the RUN_QUEUED_NO_PROGRESS warning", timeout_s=15)
         assert warning["code"] == "RUN_QUEUED_NO_PROGRESS" and warning["message"]
     finally:
-        await asyncio.to_thread(tuned.start_service, "worker")
-    run = await client.wait_run(run_id, timeout_s=60)
+        await asyncio.to_thread(stack.start_service, "worker")
+    run = await stack_api.wait_run(run_id, timeout_s=60)
     assert run["status"] == "SUCCEEDED", run["error_json"]
     assert run["warnings"] == []

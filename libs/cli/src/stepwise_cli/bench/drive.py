@@ -21,23 +21,9 @@ from nats.js import JetStreamContext
 from stepwise_contract.envelope import EventEnvelope, encode_envelope
 from stepwise_contract.names import MSG_ID_HEADER, event_subject
 
-from stepwise_cli.stack import Stack
-
 T = TypeVar("T")
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
-
-
-def tune(stack: Stack, env_by_service: dict[str, dict[str, str]]) -> list[str]:
-    """Restart each named service whose environment lacks the given values, with them from now on
-    (short sweeper intervals, a short stuck-run threshold…); the services it restarted. Blocks."""
-    restarted = []
-    for name, env in env_by_service.items():
-        proc = stack.service(name)
-        if any(proc.env.get(key) != value for key, value in env.items()) or not proc.alive():
-            stack.restart(name, env=env)
-            restarted.append(name)
-    return restarted
 
 
 class ApiCallError(RuntimeError):
