@@ -206,6 +206,14 @@ UPDATE workflow_tasks SET status = 'CANCELED', updated_at = now()
 WHERE tenant = $1 AND run_id = $2 AND status = 'PENDING'
 """
 
+# A child run row written just before the parent was cancelled, whose child workflow never
+# started: cancel it here, or launch reconciliation would start it without its parent.
+CANCEL_UNSTARTED_CHILDREN = """
+UPDATE workflow_runs
+SET status = 'CANCELED', completed_at = now(), updated_at = now(), error_json = $3
+WHERE tenant = $1 AND parent_run_id = $2 AND temporal_run_id IS NULL AND status = 'RUNNING'
+"""
+
 CANCEL_RUN = """
 UPDATE workflow_runs
 SET status = 'CANCELED', node_path = NULL, completed_at = now(), updated_at = now(),
@@ -450,5 +458,6 @@ class WaitStore:
             await conn.execute(CANCEL_STEPS, tenant, run)
             await conn.execute(CANCEL_WAITS, tenant, run)
             await conn.execute(CANCEL_TASKS, tenant, run)
+            await conn.execute(CANCEL_UNSTARTED_CHILDREN, tenant, run, error)
             status = await conn.execute(CANCEL_RUN, tenant, run, error)
         return Done(changed=_changed(status))
