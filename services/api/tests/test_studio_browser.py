@@ -467,6 +467,37 @@ async def test_queued_banner_only_for_a_stale_run_without_steps(studio, api, ten
         await expect(studio.tid("run-warning")).to_have_count(0)
 
 
+async def test_a_running_run_refreshes_live_and_keeps_expanded_invocations_open(
+    studio, api, tenant, pool
+):
+    workflow_id = await published(api, tenant)
+    run_id = await insert_run(pool, tenant, workflow_id, status="RUNNING", started_ago_s=30)
+    await insert_step(
+        pool, tenant, run_id, "root.steps[0]", "STARTED", offset_s=0, duration_ms=None
+    )
+    await pool.execute(
+        "INSERT INTO workflow_action_invocations (invocation_id, tenant, run_id, step_path,"
+        " action_id, action_version, idempotency_key, status, input_json)"
+        " VALUES ($1, $2, $3, 'root.steps[0]', 'core.echo', 1, $4, 'STARTED', $5)",
+        uuid.uuid4(), tenant.id, run_id, f"{run_id}:0", {"value": 1},
+    )  # fmt: skip
+    await studio.open_run(run_id)
+    invocation = studio.tid("invocation")
+    await invocation.locator("summary").click()
+    await expect(invocation).to_have_attribute("open", "")
+    await expect(studio.tid("log-row")).to_have_count(0)
+    await pool.execute(
+        "INSERT INTO workflow_run_logs (log_id, tenant, run_id, level, message, source)"
+        " VALUES ($1, $2, $3, 'INFO', 'late line', 'worker')",
+        uuid.uuid4(), tenant.id, run_id,
+    )  # fmt: skip
+    # the next refresh (every 5 s) shows the new line and re-renders the invocations
+    await expect(studio.tid("log-row")).to_have_count(1, timeout=12_000)
+    await expect(studio.tid("log-row")).to_contain_text("late line")
+    assert len(studio.calls("GET", f"/api/workflow-runs/{run_id}/steps")) >= 2
+    await expect(invocation).to_have_attribute("open", "")
+
+
 async def test_no_legacy_controls_on_failed_waiting_or_running_runs(studio, api, tenant, pool):
     workflow_id = await published(api, tenant)
     failed = await insert_run(

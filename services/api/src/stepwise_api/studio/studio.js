@@ -338,7 +338,16 @@ function changePage(delta) {
 // ---------------------------------------------------------------------------------------------
 // Run details
 
-const detail = { runId: null, run: null, steps: null, seq: 0, logsCursor: null, logsMore: false };
+const detail = {
+  runId: null,
+  run: null,
+  steps: null,
+  seq: 0,
+  logsCursor: null,
+  logsMore: false,
+  // invocations the operator expanded: kept open across the live refresh
+  openInvocations: new Set(),
+};
 
 function openRun(runId) {
   showView("run");
@@ -353,6 +362,7 @@ function openRun(runId) {
   if (detail.runId !== runId) {
     detail.run = null;
     detail.steps = null;
+    detail.openInvocations = new Set();
     clearRunPanels();
   }
   detail.runId = runId;
@@ -576,7 +586,16 @@ function renderInvocations(invocations) {
   const items = invocations.map((inv) =>
     el(
       "details",
-      { class: "card invocation", testid: "invocation", "data-action-id": inv.action_id },
+      {
+        class: "card invocation",
+        testid: "invocation",
+        "data-action-id": inv.action_id,
+        open: detail.openInvocations.has(inv.invocation_id),
+        ontoggle: (event) => {
+          if (event.target.open) detail.openInvocations.add(inv.invocation_id);
+          else detail.openInvocations.delete(inv.invocation_id);
+        },
+      },
       el(
         "summary",
         {},
