@@ -150,6 +150,9 @@ class ActionActivities:
                 clear,
             )
             await self._ledger.fail(req.tenant_id, begun.invocation_id, error)
+            log.info("action_failed", tenant=req.tenant_id, run_id=req.run_id,
+                     step_path=req.step_path, action=req.action_id, attempt=req.attempt,
+                     category=error["category"], code=error.get("code"))  # fmt: skip
             raise action_error(
                 error["category"], error["message"], code=error.get("code"),
                 details=error.get("details"),

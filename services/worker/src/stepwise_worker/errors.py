@@ -20,6 +20,7 @@ from stepwise_contract.expressions import ExpressionError
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    ApplicationErrorCategory,
     CancelledError,
     FailureError,
     TimeoutError,
@@ -106,7 +107,15 @@ def action_error(
         body["code"] = code
     if details is not None:
         body["details"] = details
-    return ApplicationError(message, body, type=category, non_retryable=True)
+    # BENIGN: an expected outcome the interpreter routes, not a worker fault (Temporal logs it at
+    # DEBUG instead of a WARNING with a traceback, and does not count it as a failure)
+    return ApplicationError(
+        message,
+        body,
+        type=category,
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )
 
 
 def failure_from_activity(err: FailureError) -> StepError:
