@@ -690,3 +690,33 @@ async def test_cancellation_is_never_caught(
     assert paths[target] == "CANCELED"
     assert not any(".catch." in p for p in paths), "tryCatch did not catch the cancellation"
     assert "root.steps[0].body.steps[1]" not in paths, "onItemError continue did not either"
+
+
+async def test_parallel_items_continue_on_item_error(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    steps = [
+        {
+            "id": "par",
+            "type": "control.forEach",
+            "items": expr("payload.items"),
+            "concurrency": 3,
+            "onItemError": "continue",
+            "body": [
+                {
+                    "id": "maybe",
+                    "type": "control.if",
+                    "condition": expr("item % 2 = 0"),
+                    "then": [fail("f", expr("'even ' & $string(item)"))],
+                },
+                assign("c", **{"vars.done": expr("append(vars.done, item)")}),
+            ],
+        }
+    ]
+    run_id, closed, row = await run(
+        pool, temporal_client, tenant_id, steps, {"items": [1, 2, 3, 4, 5]}
+    )
+    assert closed == "completed", row["error_json"]
+    assert sorted(row["result_json"]["vars"]["done"]) == [1, 2, 3, 4, 5]
+    failed = [r for r in await step_rows(pool, run_id) if r["status"] == "FAILED"]
+    assert sorted(r["error_json"]["message"] for r in failed) == ["even 2", "even 4"]
