@@ -34,59 +34,43 @@ def _bin(name: str) -> str:
     return found
 
 
+# A dev server's SQLite file in WAL mode without fsync on every commit: ~10x the start/signal
+# throughput of the default (measured: 13 → 179 workflow starts/s on 2 cores). Safe when the server
+# process is killed (WAL); only a machine crash can lose the newest commits — fine for a dev stack.
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=off")
+
+
+def _temporal_argv(home: Path, port: int, ui_port: int | None) -> list[str]:
+    argv = [_bin("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
+    argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
+    argv += ["--db-filename", str(home / "temporal.db"), "--log-level", "warn"]
+    for pragma in SQLITE_PRAGMAS:
+        argv += ["--sqlite-pragma", pragma]
+    return argv
+
+
+def _temporal_process(home: Path, port: int, ui_port: int | None) -> ManagedProcess:
+    return ManagedProcess(
+        name="temporal",
+        argv=_temporal_argv(home, port, ui_port),
+        log_path=home / "logs" / "temporal.log",
+        ready=tcp_ready("127.0.0.1", port),
+    )
+
+
 def temporal_dev_server(
     home: Path, port: int | None = None, ui_port: int | None = None
 ) -> tuple[ManagedProcess, str, str]:
     """A Temporal dev server (SQLite under `home`); returns (process, address, UI URL)."""
     port = free_port(port)
     ui = free_port(ui_port)
-    argv = [
-        _bin("temporal"),
-        "server",
-        "start-dev",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ui-port",
-        str(ui),
-        "--db-filename",
-        str(home / "temporal.db"),
-        "--log-level",
-        "warn",
-    ]
-    proc = ManagedProcess(
-        name="temporal",
-        argv=argv,
-        log_path=home / "logs" / "temporal.log",
-        ready=tcp_ready("127.0.0.1", port),
-    )
-    return proc, f"127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
+    return _temporal_process(home, port, ui), f"127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
 
 
 def temporal_dev_server_headless(home: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
+    """A Temporal dev server without its UI; returns (process, address)."""
     port = free_port(port)
-    argv = [
-        _bin("temporal"),
-        "server",
-        "start-dev",
-        "--headless",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--db-filename",
-        str(home / "temporal.db"),
-        "--log-level",
-        "warn",
-    ]
-    proc = ManagedProcess(
-        name="temporal",
-        argv=argv,
-        log_path=home / "logs" / "temporal.log",
-        ready=tcp_ready("127.0.0.1", port),
-    )
-    return proc, f"127.0.0.1:{port}"
+    return _temporal_process(home, port, None), f"127.0.0.1:{port}"
 
 
 def nats_server(home: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
