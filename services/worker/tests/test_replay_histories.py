@@ -50,6 +50,9 @@ EXPECTED = {
     "cancel",
     "continue_as_new_first",
     "continue_as_new_second",
+    # recorded before the `stepwise-can-closes-task` patch: must keep replaying
+    "continue_as_new_v1_first",
+    "continue_as_new_v1_second",
 }
 
 

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from stepwise_worker.interpreter import Interpreter
 
 CONTINUE_AS_NEW_EVERY: Final = 500
+# workflow.patched ids of changes to the commands issued here
+PATCH_CAN_CLOSES_TASK: Final = "stepwise-can-closes-task"
 ROOT: Final = "root"
 
 
@@ -245,6 +247,14 @@ class Checkpoints:
 
     async def _continue_as_new(self, interp: Interpreter) -> None:
         await interp.book.flush()  # the finished steps' rows before this history closes
+        # End the current workflow task first (a 1 ms timer): the markers of the local activities
+        # run since the last task are recorded, and signals that arrived meanwhile come in with the
+        # next task, before the checkpoint takes the inbox. Without it, a signal arriving during a
+        # long task of local activities makes Temporal refuse the continue-as-new
+        # (UnhandledCommand) and the whole task — up to hundreds of steps — runs again.
+        # Patched: histories that continued as new without this timer still replay.
+        if workflow.patched(PATCH_CAN_CLOSES_TASK):
+            await workflow.sleep(0.001)
         state = host()
         checkpoint = Checkpoint(
             state={
