@@ -537,9 +537,13 @@ function renderTimeline(events) {
             event.error_json ? el("pre", { class: "json inline" }, prettyJson(event.error_json)) : null,
           ]
         : [
-            event.event_name ? `event ${event.event_name}` : null,
-            event.key ? ` · key ${event.key}` : null,
-            event.timeout_at ? ` · timeout ${fmtTime(event.timeout_at)}` : null,
+            [
+              event.event_name ? `event ${event.event_name}` : null,
+              event.key ? `key ${event.key}` : null,
+              event.timeout_at ? `timeout ${fmtTime(event.timeout_at)}` : null,
+            ]
+              .filter(Boolean)
+              .join(" · "),
           ];
     return el(
       "tr",
