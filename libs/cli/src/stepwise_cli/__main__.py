@@ -10,9 +10,23 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from stepwise_cli import admin, dev_command
+from stepwise_cli import (
+    admin,
+    definitions_command,
+    dev_command,
+    doctor_command,
+    events_command,
+    runs_command,
+)
 
-COMMANDS = (dev_command, admin)
+COMMANDS = (
+    dev_command,
+    admin,
+    runs_command,
+    events_command,
+    definitions_command,
+    doctor_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
