@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
-import msgspec
 from stepwise_contract.actions import ActionDeclaration
+from stepwise_contract.hashing import definition_hash
 from stepwise_contract.launch import insert_run, launch
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import RunInput
@@ -27,11 +26,6 @@ from temporalio.worker import Interceptor, Worker
 from stepwise_worker.actions.base import Action, ActionContext, ActionFailure, JSONObject
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.worker import WorkerOptions, build_worker
-
-
-def definition_hash(definition: Any) -> str:
-    """sha256 of the canonical (key-sorted) JSON of a definition."""
-    return hashlib.sha256(msgspec.json.encode(definition, order="sorted")).hexdigest()
 
 
 async def ensure_tenant(pool: asyncpg.Pool, tenant_id: str, *, name: str = "test") -> None:
