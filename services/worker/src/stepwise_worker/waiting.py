@@ -96,6 +96,12 @@ def take_signal(kind: str, accept: Callable[[Any], bool]) -> Any | None:
     return None
 
 
+def drop_signals(kind: str, match: Callable[[Any], bool]) -> None:
+    """Forget every inbox entry of `kind` that `match`es (e.g. a second completion of a task)."""
+    inbox = host().inbox
+    inbox[:] = [entry for entry in inbox if not (entry.kind == kind and match(entry.body))]
+
+
 def drop_consumed_events() -> None:
     """Forget inbox events this run already consumed (a second delivery of the same event)."""
     state = host()

@@ -44,6 +44,7 @@ from stepwise_worker.waiting import (
     apply_assign,
     as_key,
     drop_consumed_events,
+    drop_signals,
     host,
     iso,
     local,
@@ -326,6 +327,7 @@ async def human_task(interp: Interpreter, step: dsl.HumanTask, at: At) -> None:
             response = signal.payload if signal.payload is not None else {}
             issues = _form_issues(config.form_schema, response, at)
             if not issues:
+                drop_signals("human", for_this_task)  # a second completion has nothing to do
                 break
             # The API validates before signalling; a response that still fails keeps the run
             # waiting for a valid one (it is logged, never applied).
