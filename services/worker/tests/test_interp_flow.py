@@ -267,6 +267,25 @@ async def test_assign_paths_and_scopes(
     assert result["meta"]["owner"] == "ops"
 
 
+async def test_assign_entries_run_in_authored_order(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    # jsonb would re-order these keys (shortest first); definitions are stored as json (0004)
+    steps = [
+        assign(
+            "order",
+            **{
+                "vars.longest_name_first": 1,
+                "mid_key": expr("longest_name_first + 1"),
+                "z": expr("mid_key + 1"),
+            },
+        )
+    ]
+    _run_id, closed, row = await run(pool, temporal_client, tenant_id, steps)
+    assert closed == "completed", row["error_json"]
+    assert row["result_json"]["vars"] == {"longest_name_first": 1, "mid_key": 2, "z": 3}
+
+
 async def test_for_each_sequential(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
