@@ -49,12 +49,32 @@ def _temporal_argv(home: Path, port: int, ui_port: int | None) -> list[str]:
     return argv
 
 
+def temporal_ready(port: int) -> Callable[[], bool]:
+    """The frontend answers SERVING — an open port alone is not enough (early calls then fail
+    with "Frontend is not healthy yet")."""
+    port_open = tcp_ready("127.0.0.1", port)
+
+    def check() -> bool:
+        if not port_open():
+            return False
+        probe = subprocess.run(
+            [_bin("temporal"), "operator", "cluster", "health", "--address", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return probe.returncode == 0 and "SERVING" in probe.stdout
+
+    return check
+
+
 def _temporal_process(home: Path, port: int, ui_port: int | None) -> ManagedProcess:
     return ManagedProcess(
         name="temporal",
         argv=_temporal_argv(home, port, ui_port),
         log_path=home / "logs" / "temporal.log",
-        ready=tcp_ready("127.0.0.1", port),
+        ready=temporal_ready(port),
     )
 
 
