@@ -5,7 +5,7 @@
 | `STEPWISE_WORKER_PORT` | 8081 | ops server (/healthz, /readyz, /metrics) |
 | `STEPWISE_SECRET_KEY` | (empty) | key of the tenant secrets; `$secret` refs fail without it |
 | `STEPWISE_HTTP_ALLOW_PRIVATE` | false | let `http.request` reach private and loopback addresses |
-| `STEPWISE_MAX_PAYLOAD_BYTES` | 10 MiB | largest action output / run input, stored by reference |
+| `STEPWISE_WORKER_MAX_VALUE_BYTES` | 10 MiB | largest action output / run input (over 256 KiB it is stored by reference) |
 | `STEPWISE_EVENT_LOOKBACK_S` | 300 | recent-event buffer window checked by `event.wait` |
 | `STEPWISE_WORKER_MAX_CONCURRENT_ACTIVITIES` | 100 | regular activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |
@@ -52,7 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             secret_key=env_str(environ, "STEPWISE_SECRET_KEY", ""),
             http_allow_private=env_bool(environ, "STEPWISE_HTTP_ALLOW_PRIVATE", False),
             max_payload_bytes=env_int(
-                environ, "STEPWISE_MAX_PAYLOAD_BYTES", 10 * 1024 * 1024, minimum=1024
+                environ, "STEPWISE_WORKER_MAX_VALUE_BYTES", 10 * 1024 * 1024, minimum=1024
             ),
             event_lookback_s=env_float(environ, "STEPWISE_EVENT_LOOKBACK_S", 300.0, minimum=0),
             max_concurrent_activities=env_int(
