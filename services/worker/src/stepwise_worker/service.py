@@ -19,6 +19,7 @@ from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
 from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
 from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.tracing import configure_tracing, temporal_interceptors, traced_jetstream
 
 from stepwise_worker.actions.base import ActionSettings
 from stepwise_worker.actions.events import jetstream_publisher
@@ -47,19 +48,24 @@ async def serve(settings: Settings) -> None:
     configure_logging(
         service="stepwise-worker", log_format=common.log_format, level=common.log_level
     )
+    tracer_provider = configure_tracing("stepwise-worker", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
     registry = ActionRegistry.default()
     pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
     nc = None
     try:
-        client = await connect_temporal(common.temporal_address, common.temporal_namespace)
+        client = await connect_temporal(
+            common.temporal_address,
+            common.temporal_namespace,
+            interceptors=temporal_interceptors(tracer_provider),
+        )
         nc = await nats.connect(common.nats_url, name="stepwise-worker", max_reconnect_attempts=-1)
         worker = build_worker(
             client,
             pool,
             registry=registry,
             options=worker_options(settings),
-            publish=jetstream_publisher(nc.jetstream()),
+            publish=jetstream_publisher(traced_jetstream(nc, tracer_provider)),
         )
         running = asyncio.create_task(worker.run(), name="temporal-worker")
 
