@@ -28,13 +28,15 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from opentelemetry import propagate, trace
+
+# TracerProvider is re-exported: services annotate the provider they pass around with it.
+from opentelemetry.sdk.trace import TracerProvider as TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from stepwise_contract.names import MSG_ID_HEADER
 
 if TYPE_CHECKING:
     import temporalio.client
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 DEFAULT_OTLP_ENDPOINT: Final = "http://localhost:4318"
@@ -189,7 +191,6 @@ def configure_tracing(
     if not settings.enabled and exporter is None:
         return None
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         ConsoleSpanExporter,
