@@ -18,6 +18,12 @@ from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
 from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
 from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.tracing import (
+    TracerProvider,
+    configure_tracing,
+    temporal_interceptors,
+    traced_message_handler,
+)
 from temporalio.client import Client
 
 from stepwise_router.consumer import EventConsumer
@@ -42,6 +48,7 @@ async def run_router(
     nc: NATS,
     metrics: Metrics,
     stop: asyncio.Event,
+    tracer_provider: TracerProvider | None = None,
 ) -> None:
     """Ensure the streams and the consumer, then route events until `stop` is set."""
     js = nc.jetstream()
@@ -58,7 +65,8 @@ async def run_router(
     )
     consumer = EventConsumer(
         nc,
-        router.handle,
+        # a span per message, continuing the publisher's traceparent
+        traced_message_handler(router.handle, tracer_provider),
         concurrency=settings.concurrency,
         batch=settings.batch,
         ack_wait_s=settings.ack_wait_s,
@@ -84,11 +92,16 @@ async def serve(settings: Settings) -> None:
     configure_logging(
         service="stepwise-router", log_format=common.log_format, level=common.log_level
     )
+    tracer_provider = configure_tracing("stepwise-router", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
     # one connection per in-flight message, plus readiness checks
     pool = await create_pool(common.database_url, max_size=settings.concurrency + 2)
     try:
-        client = await connect_temporal(common.temporal_address, common.temporal_namespace)
+        client = await connect_temporal(
+            common.temporal_address,
+            common.temporal_namespace,
+            interceptors=temporal_interceptors(tracer_provider),
+        )
         nc = await nats.connect(
             common.nats_url,
             name="stepwise-router",
@@ -106,7 +119,13 @@ async def serve(settings: Settings) -> None:
             async with ops_server(settings.host, settings.port, checks):
                 log.info("service_started", port=settings.port, concurrency=settings.concurrency)
                 await run_router(
-                    settings, pool=pool, client=client, nc=nc, metrics=Metrics(), stop=stop
+                    settings,
+                    pool=pool,
+                    client=client,
+                    nc=nc,
+                    metrics=Metrics(),
+                    stop=stop,
+                    tracer_provider=tracer_provider,
                 )
                 log.info("service_stopping")
         finally:
