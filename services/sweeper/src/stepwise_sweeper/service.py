@@ -17,6 +17,7 @@ from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
 from stepwise_contract.readiness import postgres_check, temporal_check
 from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.tracing import configure_tracing, temporal_interceptors
 from temporalio.client import Client
 
 from stepwise_sweeper.jobs.buffer import BufferJob
@@ -52,13 +53,17 @@ async def serve(settings: Settings) -> None:
     configure_logging(
         service="stepwise-sweeper", log_format=common.log_format, level=common.log_level
     )
+    tracer_provider = configure_tracing("stepwise-sweeper", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
     pool = await create_pool(common.database_url)
     try:
         # Lazy: the Postgres-only jobs (expiry, buffer, retention) run while Temporal is down;
         # readiness reports it, and reconciliation treats it as transient until the deadline.
         client = await connect_temporal(
-            common.temporal_address, common.temporal_namespace, lazy=True
+            common.temporal_address,
+            common.temporal_namespace,
+            lazy=True,
+            interceptors=temporal_interceptors(tracer_provider),
         )
         checks = {"postgres": postgres_check(pool), "temporal": temporal_check(client)}
         scheduler = build_scheduler(settings, pool, client, SweeperMetrics())
