@@ -12,6 +12,12 @@ from stepwise_contract.db import create_pool
 from stepwise_contract.ops import ReadinessCheck, add_ops_routes
 from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
 from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.tracing import (
+    TracerProvider,
+    temporal_interceptors,
+    traced_jetstream,
+    tracing_middlewares,
+)
 
 from stepwise_api.deps import DEPS, Deps
 from stepwise_api.errors import problem_middleware
@@ -25,7 +31,7 @@ from stepwise_api.studio_routes import add_studio_routes
 
 
 def _resources(
-    settings: Settings,
+    settings: Settings, tracer_provider: TracerProvider | None = None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         common = settings.common
@@ -33,7 +39,10 @@ def _resources(
         try:
             # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
             client = await connect_temporal(
-                common.temporal_address, common.temporal_namespace, lazy=True
+                common.temporal_address,
+                common.temporal_namespace,
+                lazy=True,
+                interceptors=temporal_interceptors(tracer_provider),
             )
             nc = await nats.connect(common.nats_url, name="stepwise-api", max_reconnect_attempts=-1)
             try:
@@ -42,7 +51,7 @@ def _resources(
                     pool=pool,
                     temporal=client,
                     nats=nc,
-                    js=nc.jetstream(),
+                    js=traced_jetstream(nc, tracer_provider),
                     launcher=Launcher(
                         pool, client, crash_after_row=settings.fault_crash_after_run_row
                     ),
@@ -69,12 +78,16 @@ def _checks(app: web.Application) -> dict[str, ReadinessCheck]:
     return {"postgres": postgres, "temporal": temporal, "nats": nats_ready}
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(
+    settings: Settings, tracer_provider: TracerProvider | None = None
+) -> web.Application:
+    """`tracer_provider` (tracing on): a server span per request, its context carried into the
+    Temporal calls and the NATS publishes the request makes."""
     app = web.Application(
         client_max_size=settings.max_payload_bytes,
-        middlewares=[metrics_middleware, problem_middleware],
+        middlewares=[*tracing_middlewares(tracer_provider), metrics_middleware, problem_middleware],
     )
-    app.cleanup_ctx.append(_resources(settings))
+    app.cleanup_ctx.append(_resources(settings, tracer_provider))
     routes = api_routes(settings)
     add_routes(app, routes)
     document = msgspec.json.encode(build_document(routes))
