@@ -9,13 +9,14 @@ import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
+from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_contract.launch import insert_run, launch
 from stepwise_contract.names import DEFAULT_EXECUTION_TIMEOUT_S, workflow_id_for
 from stepwise_contract.payloads import RunInput
-from stepwise_worker.baseline import BASELINE_TASK_QUEUE, LocalEcho, RegularEcho, echo
 from stepwise_worker.testing import publish_definition, run_row, running_worker
 from stepwise_worker.worker import workflow_runner
 from temporalio.client import Client
@@ -30,8 +31,8 @@ async def workers(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[
     baseline = Worker(
         temporal_client,
         task_queue=BASELINE_TASK_QUEUE,
-        workflows=[RegularEcho, LocalEcho],
-        activities=[echo],
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
         workflow_runner=workflow_runner(),
     )
     async with running_worker(temporal_client, pool), baseline:
@@ -90,20 +91,20 @@ async def test_step_overhead(
         started = time.perf_counter()
         result = await temporal_client.execute_workflow(
             workflow,
-            STEPS,
+            1,
             id=f"bench-{uuid.uuid4()}",
             task_queue=BASELINE_TASK_QUEUE,
-            execution_timeout=__import__("datetime").timedelta(seconds=DEFAULT_EXECUTION_TIMEOUT_S),
+            execution_timeout=timedelta(seconds=DEFAULT_EXECUTION_TIMEOUT_S),
         )
-        assert result == STEPS
+        assert result == {"value": 1}
         return time.perf_counter() - started
 
-    await ours(), await baseline("BenchRegularEcho"), await baseline("BenchLocalEcho")  # warm up
+    await ours(), await baseline("BenchRegular10"), await baseline("BenchLocal10")  # warm up
     samples: dict[str, list[float]] = {"ours": [], "regular": [], "local": []}
     for _ in range(RUNS):  # interleaved, so drift hits all three alike
         samples["ours"].append(await ours())
-        samples["regular"].append(await baseline("BenchRegularEcho"))
-        samples["local"].append(await baseline("BenchLocalEcho"))
+        samples["regular"].append(await baseline("BenchRegular10"))
+        samples["local"].append(await baseline("BenchLocal10"))
     median = {name: statistics.median(values) * 1000 for name, values in samples.items()}
     print(f"\n{STEPS}-step core.echo, median of {RUNS} runs (ms)")
     print(f"{'figure':<28}{'ours':>8}{'baseline':>10}{'ratio':>8}")

@@ -26,11 +26,12 @@ class BenchRegular10:
 
     @workflow.run
     async def run(self, value: Any) -> Any:
-        for _ in range(STEPS):
-            value = await workflow.execute_activity(
+        result: Any = None
+        for _ in range(STEPS):  # each step echoes the input, as the definition's steps do
+            result = await workflow.execute_activity(
                 bench_echo, value, start_to_close_timeout=timedelta(seconds=30)
             )
-        return value
+        return result
 
 
 @workflow.defn(name="BenchLocal10")
@@ -39,11 +40,12 @@ class BenchLocal10:
 
     @workflow.run
     async def run(self, value: Any) -> Any:
-        for _ in range(STEPS):
-            value = await workflow.execute_local_activity(
+        result: Any = None
+        for _ in range(STEPS):  # each step echoes the input, as the definition's steps do
+            result = await workflow.execute_local_activity(
                 bench_echo, value, start_to_close_timeout=timedelta(seconds=30)
             )
-        return value
+        return result
 
 
 @workflow.defn(name="BenchWaiter")
