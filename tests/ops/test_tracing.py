@@ -96,7 +96,7 @@ async def test_http_request_workflow_and_activity_share_one_trace(temporal_addre
             headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"},
         ) as resp,
     ):
-        assert resp.status == 200
+        assert resp.status == 200, await resp.text()
         assert await resp.json() == {"result": "HELLO"}
 
     spans = _by_name(exporter.get_finished_spans())
