@@ -48,6 +48,15 @@ class BenchLocal10:
         return result
 
 
+@workflow.defn(name="BenchNoop")
+class BenchNoop:
+    """Does nothing (the baseline of a launch: a raw start of a trivial workflow)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        return None
+
+
 @workflow.defn(name="BenchWaiter")
 class BenchWaiter:
     """Waits for one signal, then completes (the baseline of event routing)."""
@@ -65,5 +74,5 @@ class BenchWaiter:
         return self._got
 
 
-WORKFLOWS = [BenchRegular10, BenchLocal10, BenchWaiter]
+WORKFLOWS = [BenchRegular10, BenchLocal10, BenchNoop, BenchWaiter]
 ACTIVITIES = [bench_echo]

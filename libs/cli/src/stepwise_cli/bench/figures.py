@@ -1,7 +1,23 @@
-"""The SPEC §11 measurements. Each returns (ours, baseline) measured in the same run.
+"""The SPEC §11 measurements, each beside its baseline measured the same way in the same run.
 
-Ours goes through the public interfaces (HTTP launch, NATS publish) of a running stack; the
-baseline does the same work directly on Temporal with the hand-written workflows of `baseline.py`.
+Ours goes through the public interfaces of a running stack (HTTP launch, NATS publish) and is
+observed through Temporal and the projections; the baseline does the same work directly on
+Temporal with the hand-written workflows of `baseline.py` (the physical floor of this design).
+
+Method notes (they decide what the numbers mean):
+- Step overhead compares execution times as Temporal records them (start → close of the
+  workflow execution), interleaving ours and both baselines so machine drift hits all alike.
+- Launch has two parts: capacity (closed loop, `concurrency` clients back to back → launches/s)
+  and latency at the target rate (open loop at `rate`/s → p99). A closed loop cannot show both
+  targets at once: by Little's law 32 clients at 200/s wait 160 ms on average. Open-loop
+  latencies count from each request's scheduled send time, so a server that falls behind is
+  charged for the queueing it causes (no coordinated omission).
+- Event routing parks `waiting` runs on `event.wait` (each its own key), then a burst of events
+  (throughput: events / (last resume - first publish)) and a paced stream (latency: publish →
+  the wait row RESOLVED, written by the worker once the signal reached the run).
+- The sweeper figure is the p99 latency of a `store.set`-shaped upsert issued back to back while
+  the sweeper deletes the expired rows, some of which the writer revives meanwhile (row-lock
+  contention with the delete batches), against the same writer with nothing to sweep.
 """
 
 from __future__ import annotations
@@ -12,17 +28,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import aiohttp
 import asyncpg
 import msgspec
-import nats
-from stepwise_contract.envelope import EventEnvelope, encode_envelope
-from stepwise_contract.names import MSG_ID_HEADER, event_subject, workflow_id_for
-from temporalio.client import Client
+from stepwise_contract.names import workflow_id_for
+from temporalio.client import Client, WorkflowHandle
 
 from stepwise_cli.bench.baseline import BASELINE_TASK_QUEUE, STEPS
+from stepwise_cli.bench.drive import EventPublisher, StackApi
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,30 +73,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-class Api:
-    """A thin client of the Stepwise HTTP API for the bench."""
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(method, path, json=body) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 300:
-                raise RuntimeError(f"{method} {path} → {resp.status}: {data}")
-            return data
-
-    async def publish_definition(self, definition: dict[str, Any]) -> str:
-        created = await self.call("POST", "/api/workflow-definitions", {"definition": definition})
-        workflow_id = str(created["workflowId"])
-        await self.call("POST", f"/api/workflow-definitions/{workflow_id}/publish", {})
-        return workflow_id
-
-    async def launch(self, workflow_id: str, payload: dict[str, Any]) -> str:
-        data = await self.call(
-            "POST", "/api/workflow-runs", {"workflowId": workflow_id, "payload": payload}
-        )
-        return str(data["runId"])
+def note(message: str) -> None:
+    print(f"bench:   {message}", flush=True)
 
 
 def echo_definition(name: str) -> dict[str, Any]:
@@ -119,211 +112,378 @@ def wait_definition(name: str, event_name: str) -> dict[str, Any]:
     }
 
 
-async def _timed(make: Callable[[], Awaitable[Any]], runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await make()
-        samples.append(time.perf_counter() - started)
-    return samples
+async def _execution_s(handle: WorkflowHandle[Any, Any]) -> float:
+    """Start → close of a finished workflow execution, as Temporal recorded it."""
+    described = await handle.describe()
+    assert described.close_time is not None
+    return (described.close_time - described.start_time).total_seconds()
 
 
-async def step_overhead(api: Api, client: Client, runs: int) -> tuple[float, float, float]:
-    """Median seconds of a 10-step core.echo run: ours, regular and local baselines."""
+@dataclass(frozen=True, slots=True)
+class Overhead:
+    ours_ms: float
+    regular_ms: float
+    local_ms: float
+    ours_end_to_end_ms: float
+
+
+async def step_overhead(api: StackApi, client: Client, runs: int) -> Overhead:
+    """Median execution ms of a 10-step core.echo run: ours, regular and local baselines."""
     workflow_id = await api.publish_definition(
         echo_definition(f"bench-echo-{uuid.uuid4().hex[:6]}")
     )
+    end_to_end: list[float] = []
 
-    async def ours() -> None:
+    async def ours() -> float:
+        started = time.perf_counter()
         run_id = await api.launch(workflow_id, {"n": 1})
-        await client.get_workflow_handle(workflow_id_for(run_id)).result()
+        handle = client.get_workflow_handle(workflow_id_for(run_id))
+        await handle.result()
+        end_to_end.append(time.perf_counter() - started)
+        return await _execution_s(handle)
 
-    async def baseline(kind: str) -> None:
-        await client.execute_workflow(
+    async def baseline(kind: str) -> float:
+        handle = await client.start_workflow(
             kind, 1, id=f"bench-{kind}-{uuid.uuid4()}", task_queue=BASELINE_TASK_QUEUE
         )
+        await handle.result()
+        return await _execution_s(handle)
 
-    # warm up both paths (first workflow task, code paths, pools)
-    await ours()
-    await baseline("BenchRegular10")
-    await baseline("BenchLocal10")
-    ours_s = await _timed(ours, runs)
-    regular_s = await _timed(lambda: baseline("BenchRegular10"), runs)
-    local_s = await _timed(lambda: baseline("BenchLocal10"), runs)
-    return statistics.median(ours_s), statistics.median(regular_s), statistics.median(local_s)
+    # warm up every path (first workflow task, sandbox, pools, prepared statements)
+    await ours(), await baseline("BenchRegular10"), await baseline("BenchLocal10")
+    end_to_end.clear()
+    samples: dict[str, list[float]] = {"ours": [], "regular": [], "local": []}
+    for _ in range(runs):  # interleaved: drift of a shared machine hits all three alike
+        samples["ours"].append(await ours())
+        samples["regular"].append(await baseline("BenchRegular10"))
+        samples["local"].append(await baseline("BenchLocal10"))
+    ms = {k: statistics.median(v) * 1000 for k, v in samples.items()}
+    return Overhead(ms["ours"], ms["regular"], ms["local"], statistics.median(end_to_end) * 1000)
 
 
-async def _load(
+async def _closed_loop(
     make: Callable[[], Awaitable[Any]], seconds: float, concurrency: int
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], list[Any]]:
+    """`concurrency` clients calling `make` back to back for `seconds`: (per second, latencies,
+    results)."""
     latencies: list[float] = []
+    results: list[Any] = []
     deadline = time.perf_counter() + seconds
 
-    async def loop() -> None:
+    async def client() -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            await make()
+            results.append(await make())
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return len(latencies) / (time.perf_counter() - started), latencies
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return len(latencies) / (time.perf_counter() - started), latencies, results
 
 
-async def launch_rate(
-    api: Api, client: Client, seconds: float, concurrency: int
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(launches/s, p99 ms) through the API, and the same for raw Temporal starts."""
+async def _open_loop(
+    make: Callable[[], Awaitable[Any]], rate: float, seconds: float
+) -> tuple[float, list[float], list[Any]]:
+    """Calls sent at a fixed `rate` for `seconds`, whatever the answers' pace: (completed per
+    second, latencies from each call's scheduled time, results)."""
+    count = max(1, round(rate * seconds))
+    interval = 1.0 / rate
+    latencies: list[float] = []
+    results: list[Any] = []
+
+    async def one(scheduled: float) -> None:
+        results.append(await make())
+        latencies.append(time.perf_counter() - scheduled)
+
+    tasks = []
+    started = time.perf_counter()
+    for i in range(count):
+        scheduled = started + i * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    return count / (time.perf_counter() - started), latencies, results
+
+
+@dataclass(frozen=True, slots=True)
+class Launches:
+    per_s: float
+    base_per_s: float
+    p99_ms: float
+    base_p99_ms: float
+    rate: float
+    achieved: float
+    base_achieved: float
+
+
+async def _drained(pool: asyncpg.Pool, workflow_id: str, timeout_s: float) -> None:
+    """Wait until no run of the workflow is RUNNING (the next phase starts on a quiet worker)."""
+
+    async def running() -> int:
+        return int(
+            await pool.fetchval(
+                "SELECT count(*) FROM workflow_runs WHERE workflow_id = $1 AND status = 'RUNNING'",
+                uuid.UUID(workflow_id),
+            )
+        )
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not await running():
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _results(handles: list[WorkflowHandle[Any, Any]], timeout_s: float) -> None:
+    sem = asyncio.Semaphore(64)
+
+    async def one(handle: WorkflowHandle[Any, Any]) -> None:
+        async with sem:
+            await handle.result()
+
+    await asyncio.wait_for(asyncio.gather(*(one(h) for h in handles)), timeout_s)
+
+
+async def launches(
+    api: StackApi,
+    client: Client,
+    pool: asyncpg.Pool,
+    seconds: float,
+    concurrency: int,
+    rate: float,
+) -> Launches:
+    """Launch capacity (closed loop) and p99 at `rate`/s (open loop), through the API and as raw
+    Temporal starts of a no-op hand-written workflow."""
     definition = {
         "name": f"bench-launch-{uuid.uuid4().hex[:6]}",
         "steps": [{"id": "s", "type": "state.set", "config": {"state": "x"}}],
     }
     workflow_id = await api.publish_definition(definition)
-    ours_rate, ours_lat = await _load(lambda: api.launch(workflow_id, {}), seconds, concurrency)
 
-    async def start() -> None:
-        await client.start_workflow(
-            "BenchLocal10", 1, id=f"bench-start-{uuid.uuid4()}", task_queue=BASELINE_TASK_QUEUE
+    async def ours() -> str:
+        return await api.launch(workflow_id, {})
+
+    async def base() -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            "BenchNoop", id=f"bench-start-{uuid.uuid4()}", task_queue=BASELINE_TASK_QUEUE
         )
 
-    base_rate, base_lat = await _load(start, seconds, concurrency)
-    return (
-        (ours_rate, percentile(ours_lat, 0.99) * 1000),
-        (base_rate, percentile(base_lat, 0.99) * 1000),
+    drain_s = 60 + rate * seconds / 5
+    per_s, _, _ = await _closed_loop(ours, seconds, concurrency)
+    note(f"launch capacity through the API: {per_s:.0f}/s with {concurrency} clients")
+    await _drained(pool, workflow_id, drain_s)
+    base_per_s, _, handles = await _closed_loop(base, seconds, concurrency)
+    note(f"raw Temporal start capacity: {base_per_s:.0f}/s")
+    await _results(handles, drain_s)
+    achieved, latencies, _ = await _open_loop(ours, rate, seconds)
+    note(f"API at {rate:.0f}/s offered: {achieved:.0f}/s completed")
+    await _drained(pool, workflow_id, drain_s)
+    base_achieved, base_latencies, handles = await _open_loop(base, rate, seconds)
+    await _results(handles, drain_s)
+    return Launches(
+        per_s=per_s,
+        base_per_s=base_per_s,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        base_p99_ms=percentile(base_latencies, 0.99) * 1000,
+        rate=rate,
+        achieved=achieved,
+        base_achieved=base_achieved,
     )
 
 
-async def _wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+async def _wait_for(
+    check: Callable[[], Awaitable[int]],
+    target: int,
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.25,
+) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
+    last_note = time.monotonic()
+    while True:
+        done = await check()
+        if done >= target:
             return
-        await asyncio.sleep(0.25)
-    raise TimeoutError(f"bench: timed out waiting for {what}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bench: timed out waiting for {what} ({done}/{target})")
+        if time.monotonic() - last_note > 15:
+            note(f"{what}: {done}/{target}")
+            last_note = time.monotonic()
+        await asyncio.sleep(interval_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    per_s: float
+    base_per_s: float
+    p50_ms: float
+    base_p50_ms: float
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
 
 
 async def event_routing(
-    api: Api,
+    api: StackApi,
     client: Client,
     pool: asyncpg.Pool,
-    nats_url: str,
-    tenant: str,
+    publisher: EventPublisher,
     waiting: int,
-    events: int,
-    rate_cap: float,
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(events/s routed, p50 publish→resume ms) with `waiting` runs parked on event.wait.
-
-    The baseline signals hand-written waiter workflows directly: signals/s and p50 signal→complete.
-    """
+    burst: int,
+    paced: int,
+    paced_rate: float,
+) -> Routing:
+    """Events routed per second (a burst) and p50 publish→resume ms (a paced stream) with
+    `waiting` runs parked on event.wait; the baseline signals parked hand-written workflows."""
+    assert burst + paced <= waiting
     event_name = f"BENCH_{uuid.uuid4().hex[:8].upper()}"
     workflow_id = await api.publish_definition(
         wait_definition(f"bench-wait-{event_name}", event_name)
     )
     keys = [f"k{i}" for i in range(waiting)]
-    sem = asyncio.Semaphore(32)
+    sem = asyncio.Semaphore(16)
+    parked_started = time.perf_counter()
 
     async def park(key: str) -> None:
         async with sem:
             await api.launch(workflow_id, {"key": key})
 
     await asyncio.gather(*(park(k) for k in keys))
+    note(f"{waiting} runs launched in {time.perf_counter() - parked_started:.0f}s")
 
-    async def all_parked() -> bool:
-        count = await pool.fetchval(
-            "SELECT count(*) FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
-            " WHERE r.workflow_id = $1 AND w.status = 'WAITING'",
-            uuid.UUID(workflow_id),
-        )
-        return int(count) >= waiting
-
-    await _wait_for(all_parked, 60 + waiting / 20, f"{waiting} runs to reach event.wait")
-
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    published: dict[str, float] = {}
-    interval = 1.0 / rate_cap if rate_cap > 0 else 0.0
-    first = time.time()
-    for key in keys[:events]:
-        env = EventEnvelope(
-            event_id=str(uuid.uuid4()),
-            event_type=event_name,
-            tenant=tenant,
-            workflow_correlation_key=key,
-            payload={"key": key},
-        )
-        published[key] = time.time()
-        await js.publish(
-            event_subject(tenant, event_name),
-            encode_envelope(env),
-            headers={MSG_ID_HEADER: env.event_id},
-        )
-        if interval:
-            await asyncio.sleep(interval)
-    await nc.drain()
-
-    async def all_resumed() -> bool:
-        count = await pool.fetchval(
-            "SELECT count(*) FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
-            " WHERE r.workflow_id = $1 AND w.status = 'RESOLVED'",
-            uuid.UUID(workflow_id),
-        )
-        return int(count) >= events
-
-    await _wait_for(all_resumed, 60 + events / 10, f"{events} runs to resume")
-    rows = await pool.fetch(
-        "SELECT r.input_json->>'key' AS key, extract(epoch FROM w.resolved_at) AS resolved"
-        " FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
-        " WHERE r.workflow_id = $1 AND w.status = 'RESOLVED'",
-        uuid.UUID(workflow_id),
-    )
-    resumes = [float(r["resolved"]) - published[r["key"]] for r in rows if r["key"] in published]
-    last = max(float(r["resolved"]) for r in rows)
-    ours = (len(resumes) / max(last - first, 1e-6), statistics.median(resumes) * 1000)
-
-    # baseline: the same number of parked hand-written workflows, signalled directly
-    handles = []
-    for _ in range(events):
-        handles.append(
-            await client.start_workflow(
-                "BenchWaiter", id=f"bench-wait-{uuid.uuid4()}", task_queue=BASELINE_TASK_QUEUE
+    async def count_waits(status: str) -> int:
+        return int(
+            await pool.fetchval(
+                "SELECT count(*) FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
+                " WHERE r.workflow_id = $1 AND w.status = $2",
+                uuid.UUID(workflow_id),
+                status,
             )
         )
-    await asyncio.sleep(1.0)
-    latencies: list[float] = []
 
-    async def signal_and_wait(handle: Any, sent: float) -> None:
-        await handle.result()
-        latencies.append(time.time() - sent)
+    await _wait_for(
+        lambda: count_waits("WAITING"), waiting, 120 + waiting / 5, "runs parked on event.wait"
+    )
+    note(f"{waiting} runs waiting after {time.perf_counter() - parked_started:.0f}s")
 
-    waits = []
+    published: dict[str, float] = {}
+
+    async def publish(key: str) -> None:
+        async with sem:
+            published[key] = time.time()
+            await publisher.publish(event_name, {"key": key}, key=key)
+
+    async def resolved_at(subset: list[str]) -> dict[str, float]:
+        rows = await pool.fetch(
+            "SELECT r.input_json->>'key' AS key, w.resolved_at"
+            " FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
+            " WHERE r.workflow_id = $1 AND w.status = 'RESOLVED'"
+            " AND r.input_json->>'key' = ANY($2::text[])",
+            uuid.UUID(workflow_id),
+            subset,
+        )
+        return {r["key"]: _epoch(r["resolved_at"]) for r in rows}
+
+    # burst: throughput
+    burst_keys = keys[:burst]
     first = time.time()
-    for handle in handles:
-        sent = time.time()
-        await handle.signal("bench_event", {"x": 1})
-        waits.append(asyncio.create_task(signal_and_wait(handle, sent)))
-        if interval:
-            await asyncio.sleep(interval)
-    await asyncio.gather(*waits)
-    base = (events / max(time.time() - first, 1e-6), statistics.median(latencies) * 1000)
-    return ours, base
+    await asyncio.gather(*(publish(k) for k in burst_keys))
+    await _wait_for(
+        lambda: count_waits("RESOLVED"), burst, 60 + burst / 5, "burst events resuming runs"
+    )
+    resumed = await resolved_at(burst_keys)
+    per_s = burst / max(max(resumed.values()) - first, 1e-6)
+
+    # paced: latency
+    paced_keys = keys[burst : burst + paced]
+    for key in paced_keys:
+        asyncio.create_task(publish(key))  # noqa: RUF006 - awaited below through the resumes
+        await asyncio.sleep(1.0 / paced_rate)
+    await _wait_for(
+        lambda: count_waits("RESOLVED"), burst + paced, 60 + paced, "paced events resuming runs"
+    )
+    resumed = await resolved_at(paced_keys)
+    p50 = statistics.median(resumed[k] - published[k] for k in paced_keys) * 1000
+    note(f"ours: burst {per_s:.0f} events/s, paced p50 {p50:.0f} ms")
+
+    base_per_s, base_p50 = await _signal_baseline(client, burst, paced, paced_rate)
+    return Routing(per_s=per_s, base_per_s=base_per_s, p50_ms=p50, base_p50_ms=base_p50)
 
 
-UPSERT = (
-    "INSERT INTO workflow_data_store (store_id, tenant, namespace, key, value, revision)"
-    " VALUES ($1, $2, 'bench', $3, $4, 1) ON CONFLICT (tenant, namespace, key)"
-    " DO UPDATE SET value = EXCLUDED.value, revision = workflow_data_store.revision + 1,"
-    " updated_at = now()"
-)
+async def _signal_baseline(
+    client: Client, burst: int, paced: int, paced_rate: float
+) -> tuple[float, float]:
+    """The same burst and paced stream as signals sent straight to parked BenchWaiter runs."""
+    sem = asyncio.Semaphore(16)
+
+    async def start() -> WorkflowHandle[Any, Any]:
+        async with sem:
+            return await client.start_workflow(
+                "BenchWaiter", id=f"bench-wait-{uuid.uuid4()}", task_queue=BASELINE_TASK_QUEUE
+            )
+
+    handles = await asyncio.gather(*(start() for _ in range(burst + paced)))
+    await asyncio.sleep(2.0)  # let every waiter run its first task and block
+    sent: dict[str, float] = {}
+
+    async def signal(handle: WorkflowHandle[Any, Any]) -> None:
+        async with sem:
+            sent[handle.id] = time.time()
+            await handle.signal("bench_event", {"x": 1})
+
+    async def closed_at(subset: list[WorkflowHandle[Any, Any]]) -> dict[str, float]:
+        await _results(subset, 60 + len(subset) / 5)
+        out = {}
+        for handle in subset:
+            described = await handle.describe()
+            assert described.close_time is not None
+            out[handle.id] = _epoch(described.close_time)
+        return out
+
+    first = time.time()
+    await asyncio.gather(*(signal(h) for h in handles[:burst]))
+    closed = await closed_at(handles[:burst])
+    per_s = burst / max(max(closed.values()) - first, 1e-6)
+    for handle in handles[burst:]:
+        asyncio.create_task(signal(handle))  # noqa: RUF006 - awaited below through the results
+        await asyncio.sleep(1.0 / paced_rate)
+    closed = await closed_at(handles[burst:])
+    p50 = statistics.median(closed[h.id] - sent[h.id] for h in handles[burst:]) * 1000
+    note(f"baseline: burst {per_s:.0f} signals/s, paced p50 {p50:.0f} ms")
+    return per_s, p50
 
 
-async def _writer(pool: asyncpg.Pool, tenant: uuid.UUID, stop: asyncio.Event) -> list[float]:
+# The shape of `store.set`'s statement (an upsert that revives an expired key as a fresh one).
+STORE_SET = """
+INSERT INTO workflow_data_store AS s
+    (store_id, tenant, namespace, key, value, value_type, revision, expires_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, 'object', 1, now() + interval '1 hour')
+ON CONFLICT (tenant, namespace, key) DO UPDATE SET
+    value = EXCLUDED.value,
+    expires_at = EXCLUDED.expires_at,
+    revision = CASE WHEN s.expires_at <= now() THEN 1 ELSE s.revision + 1 END,
+    updated_at = now()
+RETURNING revision
+"""
+
+
+async def _writer(
+    pool: asyncpg.Pool, tenant: uuid.UUID, stop: asyncio.Event, revive: int
+) -> list[float]:
+    """Back-to-back store.set upserts; every 4th revives one of `revive` expired keys."""
     latencies = []
     i = 0
     while not stop.is_set():
+        if revive and i % 4 == 0:
+            namespace, key = "expired", f"k{(i * 7919) % revive + 1}"
+        else:
+            namespace, key = "live", f"w{i % 100}"
         started = time.perf_counter()
-        await pool.execute(
-            UPSERT, uuid.uuid4(), tenant, f"w{i % 100}", msgspec.json.encode({"i": i}).decode()
+        await pool.fetchval(
+            STORE_SET, uuid.uuid4(), tenant, namespace, key, msgspec.json.encode({"i": i}).decode()
         )
         latencies.append(time.perf_counter() - started)
         i += 1
@@ -333,11 +493,12 @@ async def _writer(pool: asyncpg.Pool, tenant: uuid.UUID, stop: asyncio.Event) ->
 
 async def sweep_under_write(
     pool: asyncpg.Pool, expired_rows: int, baseline_s: float
-) -> tuple[float, float]:
-    """Writer p99 ms while the sweeper deletes `expired_rows`, and with no sweep (baseline)."""
+) -> tuple[float, float, float]:
+    """Writer p99 ms while the sweeper deletes `expired_rows`, the same writer with nothing to
+    sweep (baseline), and the seconds the sweeper took."""
     tenant = uuid.uuid4()
     stop = asyncio.Event()
-    task = asyncio.create_task(_writer(pool, tenant, stop))
+    task = asyncio.create_task(_writer(pool, tenant, stop, 0))
     await asyncio.sleep(baseline_s)
     stop.set()
     baseline = await task
@@ -350,20 +511,24 @@ async def sweep_under_write(
         expired_rows,
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(_writer(pool, tenant, stop))
+    started = time.perf_counter()
+    task = asyncio.create_task(_writer(pool, tenant, stop, expired_rows))
 
-    async def swept() -> bool:
+    async def swept() -> int:
         left = await pool.fetchval(
-            "SELECT count(*) FROM workflow_data_store WHERE tenant = $1 AND namespace = 'expired'",
+            "SELECT count(*) FROM workflow_data_store WHERE tenant = $1 AND expires_at <= now()",
             tenant,
         )
-        return int(left) == 0
+        return expired_rows - int(left)
 
     try:
+        # a slow poll: counting the backlog must not compete with the sweeper it measures
         await _wait_for(
-            swept, 120 + expired_rows / 2000, f"the sweeper to delete {expired_rows} rows"
+            swept, expired_rows, 120 + expired_rows / 2000, "rows swept", interval_s=2.0
         )
     finally:
         stop.set()
         ours = await task
-    return percentile(ours, 0.99) * 1000, percentile(baseline, 0.99) * 1000
+    took = time.perf_counter() - started
+    note(f"sweeper deleted {expired_rows} rows in {took:.0f}s ({expired_rows / took:.0f}/s)")
+    return percentile(ours, 0.99) * 1000, percentile(baseline, 0.99) * 1000, took
