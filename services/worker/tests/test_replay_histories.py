@@ -53,6 +53,9 @@ EXPECTED = {
     # recorded before the `stepwise-can-closes-task` patch: must keep replaying
     "continue_as_new_v1_first",
     "continue_as_new_v1_second",
+    # action.call with its step start carried in the action activity (patch
+    # `stepwise-action-start-in-activity`); the histories above predate it (old path)
+    "actions_in_activity",
 }
 
 

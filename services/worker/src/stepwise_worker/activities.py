@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -29,7 +29,13 @@ from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.blobs import BlobStore, PayloadTooLarge
 from stepwise_worker.errors import action_error
 from stepwise_worker.ledger import Ledger
-from stepwise_worker.messages import EXECUTE_ACTION, ActionRequest, ActionResult
+from stepwise_worker.messages import (
+    EXECUTE_ACTION,
+    ActionRequest,
+    ActionResult,
+    Recorded,
+    StepBatch,
+)
 from stepwise_worker.secret_refs import (
     SecretUnavailable,
     load_secrets,
@@ -74,6 +80,7 @@ class ActionActivities:
         secret_key: str,
         action_settings: ActionSettings,
         publish: Publisher | None = None,
+        record_steps: Callable[[StepBatch], Awaitable[Recorded]] | None = None,
     ) -> None:
         self._pool = pool
         self._registry = registry
@@ -82,12 +89,21 @@ class ActionActivities:
         self._secret_key = secret_key
         self._settings = action_settings
         self._publish = publish
+        self._record_steps = record_steps
 
     def activities(self) -> list[Any]:
         return [self.execute_action]
 
     @activity.defn(name=EXECUTE_ACTION)
     async def execute_action(self, req: ActionRequest) -> ActionResult:
+        if req.steps is not None:
+            # the step's start row travels with the call (one round trip per step, SPEC §11);
+            # re-recording on a retried attempt changes nothing (idempotent by step id)
+            if self._record_steps is None:
+                raise RuntimeError("execute_action got step rows but has no projection writer")
+            recorded = await self._record_steps(req.steps)
+            if recorded.quota is not None:
+                return ActionResult(output=None, quota=recorded.quota)
         action = self._registry.get(req.action_id, req.version)
         if action is None:
             raise action_error(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
@@ -29,6 +30,7 @@ from stepwise_worker.messages import (
     StepStart,
 )
 from stepwise_worker.quota import pause_until_resumed
+from stepwise_worker.wait_messages import QuotaReservation
 
 # Projections must not fail a run because Postgres blinked: retry until it is back.
 PROJECTION_RETRY = RetryPolicy(
@@ -38,6 +40,11 @@ PROJECTION_RETRY = RetryPolicy(
     maximum_attempts=0,
 )
 PROJECTION_TIMEOUT = timedelta(seconds=30)
+
+
+class DeferredStart(msgspec.Struct, frozen=True, kw_only=True):
+    step_id: str
+    batch: StepBatch
 
 
 class Bookkeeper:
@@ -55,11 +62,16 @@ class Bookkeeper:
 
     async def _record(self, start: StepStart | None) -> Recorded:
         done, logs = self._take()
-        recorded: Recorded = await workflow.execute_local_activity(
-            RECORD_STEPS,
+        return await self._write(
             StepBatch(
                 tenant_id=self.tenant_id, run_id=self.run_id, done=done, start=start, logs=logs
-            ),
+            )
+        )
+
+    async def _write(self, batch: StepBatch) -> Recorded:
+        recorded: Recorded = await workflow.execute_local_activity(
+            RECORD_STEPS,
+            batch,
             result_type=Recorded,
             start_to_close_timeout=PROJECTION_TIMEOUT,
             retry_policy=PROJECTION_RETRY,
@@ -67,33 +79,80 @@ class Bookkeeper:
         return recorded
 
     async def start_step(
-        self, *, step_path: str, definition_step_id: str, step_type: str, attempt: int
+        self,
+        *,
+        step_path: str,
+        definition_step_id: str,
+        step_type: str,
+        attempt: int,
+        step_id: str | None = None,
     ) -> str:
         """Insert the `STARTED` row (and `workflow_runs.node_path`); returns the step id.
 
         The same statement reserves the step's quota unit; without capacity the run pauses
         (worker part 2, `quota.py`) and the start is retried when it is resumed (SPEC §5.5).
         """
-        step_id = str(workflow.uuid4())
+        deferred = self.defer_start(
+            step_path=step_path,
+            definition_step_id=definition_step_id,
+            step_type=step_type,
+            attempt=attempt,
+            step_id=step_id,
+        )
+        await self.commit_deferred(deferred)
+        return deferred.step_id
+
+    def defer_start(
+        self,
+        *,
+        step_path: str,
+        definition_step_id: str,
+        step_type: str,
+        attempt: int,
+        step_id: str | None = None,
+    ) -> DeferredStart:
+        """The start row (with buffered completions and logs) to be written by someone else:
+        an action activity carries it, saving the step its own local activity (SPEC §11)."""
+        start = StepStart(
+            step_id=step_id or str(workflow.uuid4()),
+            step_path=step_path,
+            definition_step_id=definition_step_id,
+            step_type=step_type,
+            attempt=attempt,
+        )
         self.steps_started += 1
-        while True:
-            recorded = await self._record(
-                StepStart(
-                    step_id=step_id,
-                    step_path=step_path,
-                    definition_step_id=definition_step_id,
-                    step_type=step_type,
-                    attempt=attempt,
-                )
-            )
-            if recorded.quota is None:
-                return step_id
-            await pause_until_resumed(
-                tenant_id=self.tenant_id,
-                run_id=self.run_id,
-                step_path=step_path,
-                reservation=recorded.quota,
-            )
+        done, logs = self._take()
+        batch = StepBatch(
+            tenant_id=self.tenant_id, run_id=self.run_id, done=done, start=start, logs=logs
+        )
+        return DeferredStart(step_id=start.step_id, batch=batch)
+
+    async def commit_deferred(self, deferred: DeferredStart) -> None:
+        """Write a deferred start now; pause for quota until it gets its unit (idempotent)."""
+        recorded = await self._write(deferred.batch)
+        while recorded.quota is not None:
+            await self.pause_for_quota(deferred, recorded.quota)
+            recorded = await self._write(self.retry_batch(deferred))
+
+    def retry_batch(self, deferred: DeferredStart) -> StepBatch:
+        """The start again (after a quota pause), with whatever was buffered meanwhile."""
+        done, logs = self._take()
+        return StepBatch(
+            tenant_id=self.tenant_id,
+            run_id=self.run_id,
+            done=done,
+            start=deferred.batch.start,
+            logs=logs,
+        )
+
+    async def pause_for_quota(self, deferred: DeferredStart, reservation: QuotaReservation) -> None:
+        assert deferred.batch.start is not None
+        await pause_until_resumed(
+            tenant_id=self.tenant_id,
+            run_id=self.run_id,
+            step_path=deferred.batch.start.step_path,
+            reservation=reservation,
+        )
 
     def finish_step(self, step_id: str, status: str, error: Any = None) -> None:
         """Buffer a step's completion; written with the next projection."""

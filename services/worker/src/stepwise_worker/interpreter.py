@@ -20,7 +20,7 @@ from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, r
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
 
-from stepwise_worker.bookkeeping import Bookkeeper
+from stepwise_worker.bookkeeping import Bookkeeper, DeferredStart
 from stepwise_worker.checkpoint import Checkpoints
 from stepwise_worker.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
 from stepwise_worker.errors import ReturnSignal, StepError, expression_failure
@@ -28,6 +28,8 @@ from stepwise_worker.frames import At
 from stepwise_worker.messages import ActionInfo
 from stepwise_worker.retry import backoff_ms, should_retry
 from stepwise_worker.scopes import Scopes
+
+MERGED_ACTION_START_PATCH = "stepwise-action-start-in-activity"
 
 
 def now_iso() -> str:
@@ -56,6 +58,11 @@ class Interpreter:
         self.steps_executed = 0
         # where the run can continue as new (worker part 2); replaced when resuming a checkpoint
         self.checkpoints = Checkpoints()
+        # A local action's step-start row travels inside its action activity (one round trip
+        # per step instead of two). It changes the commands a run issues, hence the patch:
+        # histories recorded before it replay on the old path.
+        self.merge_action_starts = workflow.patched(MERGED_ACTION_START_PATCH)
+        self.deferred_start: DeferredStart | None = None
 
     # -- expressions ---------------------------------------------------------------------------
 
@@ -110,6 +117,17 @@ class Interpreter:
         finally:
             self.checkpoints.leave_sequence(at)
 
+    def _carries_start(self, step: Any, kind: str) -> bool:
+        """Whether the step's start row rides in its (local) action activity."""
+        if not self.merge_action_starts or kind != "action.call":
+            return False
+        info = self.actions.get(f"{step.config.action_id}@{step.config.version}")
+        return info is not None and info.local
+
+    def take_deferred_start(self) -> DeferredStart | None:
+        deferred, self.deferred_start = self.deferred_start, None
+        return deferred
+
     async def run_step(self, step: Any, at: At) -> None:
         """One step with its rows, retry policy and onError; raises what it does not handle."""
         kind = step_type(step)
@@ -131,6 +149,11 @@ class Interpreter:
             if resumed is not None:
                 step_id, attempt = resumed
                 resumed = None
+            elif self._carries_start(step, kind):
+                self.deferred_start = self.book.defer_start(
+                    step_path=at.path, definition_step_id=step.id, step_type=kind, attempt=attempt
+                )
+                step_id = self.deferred_start.step_id
             else:
                 step_id = await self.book.start_step(
                     step_path=at.path, definition_step_id=step.id, step_type=kind, attempt=attempt

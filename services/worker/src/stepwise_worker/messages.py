@@ -115,6 +115,9 @@ class ActionRequest(Message, frozen=True, kw_only=True):
     input: JSON
     idempotency_key: str
     attempt: int = 1
+    # the step-start projection (with buffered completions) carried into this activity instead of
+    # a local activity of its own: recorded first, in the same activity (interpreter.py)
+    steps: StepBatch | None = None
 
 
 class ActionResult(Message, frozen=True, kw_only=True):
@@ -123,3 +126,5 @@ class ActionResult(Message, frozen=True, kw_only=True):
     invocation_id: str | None = None
     # true when the ledger already held a SUCCEEDED invocation for the key (not executed again)
     replayed: bool = False
+    # set when the carried step start found no quota capacity: nothing else was done
+    quota: QuotaReservation | None = None

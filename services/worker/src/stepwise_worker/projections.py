@@ -174,6 +174,10 @@ class Projections:
 
     @activity.defn(name=RECORD_STEPS)
     async def record_steps(self, batch: StepBatch) -> Recorded:
+        return await self.write_steps(batch)
+
+    async def write_steps(self, batch: StepBatch) -> Recorded:
+        """One statement: buffered completions and logs, the next step's start with its quota."""
         start = batch.start
         row = await self._pool.fetchrow(
             RECORD_STEPS_SQL,

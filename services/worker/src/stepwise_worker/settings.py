@@ -5,7 +5,7 @@
 | `STEPWISE_WORKER_PORT` | 8081 | ops server (/healthz, /readyz, /metrics) |
 | `STEPWISE_SECRET_KEY` | (empty) | key of the tenant secrets; `$secret` refs fail without it |
 | `STEPWISE_HTTP_ALLOW_PRIVATE` | false | let `http.request` reach private and loopback addresses |
-| `STEPWISE_WORKER_MAX_VALUE_BYTES` | 10 MiB | largest action output / run input (over 256 KiB it is stored by reference) |
+| `STEPWISE_WORKER_MAX_VALUE_BYTES` | 10 MiB | largest action output or run input |
 | `STEPWISE_EVENT_LOOKBACK_S` | 300 | recent-event buffer window checked by `event.wait` |
 | `STEPWISE_WORKER_MAX_CONCURRENT_ACTIVITIES` | 100 | regular activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |

@@ -62,6 +62,7 @@ def activities_for(
         secret_key=options.secret_key,
         action_settings=options.action_settings,
         publish=publish,
+        record_steps=projections.write_steps,
     )
     waits = WaitStore(pool, lookback_s=options.event_lookback_s)
     return [*projections.activities(), *actions.activities(), *waits.activities()]

@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
+from stepwise_worker.bookkeeping import DeferredStart
 from stepwise_worker.errors import StepError, failure_from_activity
 from stepwise_worker.frames import At
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
@@ -83,6 +84,39 @@ async def run_action(interp: Interpreter, request: ActionRequest, info: ActionIn
 
 
 async def action_call(interp: Interpreter, step: dsl.ActionCall, at: At) -> None:
+    # the step's start row, when it rides in the action activity (interpreter.py)
+    deferred = interp.take_deferred_start()
+    try:
+        request, info = _request(interp, step, at, deferred)
+    except StepError:
+        if deferred is not None:  # no activity will carry it: write it (and what it holds) now
+            await interp.book.commit_deferred(deferred)
+        raise
+    try:
+        result = await run_action(interp, request, info)
+    except StepError:
+        if deferred is not None:
+            # The activity records the start first, so the row normally exists; if it failed
+            # before that (Postgres down through every retry), write the start now. Idempotent.
+            await interp.book.commit_deferred(
+                DeferredStart(step_id=deferred.step_id, batch=interp.book.retry_batch(deferred))
+            )
+        raise
+    if result.quota is not None:
+        assert deferred is not None
+        # no capacity for this step: pause, then start it for real and call the action
+        await interp.book.pause_for_quota(deferred, result.quota)
+        await interp.book.commit_deferred(
+            DeferredStart(step_id=deferred.step_id, batch=interp.book.retry_batch(deferred))
+        )
+        result = await run_action(interp, msgspec.structs.replace(request, steps=None), info)
+    if step.config.save_as:
+        interp.scopes.assign(step.config.save_as, result.output, at.frame, path=at.path)
+
+
+def _request(
+    interp: Interpreter, step: dsl.ActionCall, at: At, deferred: DeferredStart | None
+) -> tuple[ActionRequest, ActionInfo]:
     config = step.config
     key = f"{config.action_id}@{config.version}"
     info = interp.actions.get(key)
@@ -117,7 +151,6 @@ async def action_call(interp: Interpreter, step: dsl.ActionCall, at: At) -> None
         input=payload,
         idempotency_key=idempotency_key,
         attempt=at.attempt,
+        steps=deferred.batch if deferred is not None else None,
     )
-    result = await run_action(interp, request, info)
-    if config.save_as:
-        interp.scopes.assign(config.save_as, result.output, at.frame, path=at.path)
+    return request, info
