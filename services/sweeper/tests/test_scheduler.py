@@ -67,12 +67,19 @@ async def test_jobs_run_independently_without_overlap_and_stop_after_a_batch() -
     )
     stop = asyncio.Event()
     running = asyncio.create_task(scheduler.run(stop))
+
     # Wait (by progress, not by the clock: a loaded machine slows everything) until the slow job
     # is in the middle of its third pass and the others have had many passes.
+    def progressed() -> bool:
+        return bool(
+            len(slow.passes) >= 2
+            and slow.running
+            and len(fast.passes) >= 20
+            and failing.calls >= 10
+        )
+
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (
-        len(slow.passes) >= 2 and slow.running and len(fast.passes) >= 20 and failing.calls >= 10
-    ):
+    while time.monotonic() < deadline and not progressed():
         await asyncio.sleep(0.01)
     stop_at = time.monotonic()
     stop.set()
