@@ -103,8 +103,14 @@ async def test_push_launch_tail_publish_list_show_export(
         "--interval", "0.2", "--timeout", "60",
         env=_env(stack), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    assert tail.stdout is not None
+    seen: list[bytes] = []
     try:
-        await stack_api.wait_waiting(run_id)
+        # publish only once the live view has shown the open wait
+        while b'"WAITING"' not in (line := await asyncio.wait_for(tail.stdout.readline(), 30)):
+            assert line, "runs tail ended before the wait opened"
+            seen.append(line)
+        seen.append(line)
         published = await cli_json(
             stack, "events", "publish", event_name, "--key", order,
             "--payload", json.dumps({"amount": 5}), "--wait", "10",
@@ -116,7 +122,10 @@ async def test_push_launch_tail_publish_list_show_export(
             tail.kill()
             await tail.wait()
     assert tail.returncode == 0, err.decode()
-    lines = [json.loads(line) for line in out.decode().splitlines()]
+    lines = [json.loads(line) for line in b"".join(seen).decode().splitlines()]
+    lines += [json.loads(line) for line in out.decode().splitlines()]
+    # the live view opens with the run's line, then the transitions
+    assert lines[0]["type"] == "run" and lines[0]["status"] in ("RUNNING", "WAITING")
     steps = [(e["definition_step_id"], e["status"]) for e in lines if e["type"] == "step"]
     # every step seen finishing, in order (a fast step may be seen only once it is done)
     assert [s for s in steps if s[1] == "SUCCEEDED"] == [

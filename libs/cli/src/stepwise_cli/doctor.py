@@ -249,9 +249,11 @@ class Doctor:
         now = datetime.now(UTC)
         live: list[str] = []
         stale: list[str] = []
+        newest: float | None = None
         for poller in response.pollers:
             age = (now - poller.last_access_time.ToDatetime(tzinfo=UTC)).total_seconds()
             (stale if age > POLLER_STALE_S else live).append(poller.identity or "?")
+            newest = age if newest is None else min(newest, age)
         backlog, backlog_age = _backlog(response)
         if not live:
             gone = f" ({len(stale)} stopped recently: {', '.join(stale)})" if stale else ""
@@ -263,6 +265,8 @@ class Doctor:
                 fix="start one: python -m stepwise_worker",
             )
         detail = f"{len(live)} worker(s) polling {queue}: {', '.join(sorted(live))}"
+        # a worker that stopped a moment ago still shows until its last poll ages out
+        detail += f" (last poll {max(0.0, newest or 0.0):.0f} s ago)"
         if backlog:
             detail += f"; backlog {backlog}"
         if backlog_age is not None and backlog_age > BACKLOG_AGE_WARN_S:

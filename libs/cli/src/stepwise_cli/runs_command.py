@@ -13,6 +13,7 @@ import json
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +25,7 @@ from stepwise_cli.api_client import (
     print_json,
     run_api_command,
 )
-from stepwise_cli.tables import clock, duration, elapsed_ms, short_time, table
+from stepwise_cli.tables import clock, duration, elapsed_ms, parse_time, short_time, table
 
 STATUSES: Final = ("RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED")
 TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
@@ -267,8 +268,19 @@ class Tail:
                 self.warnings.add(message)
                 self.emit("warning", None, message, warning)
 
-    def parts(self, parts: dict[str, Any]) -> None:
-        events: list[tuple[str, str, str, dict[str, Any]]] = []
+    def update(self, parts: dict[str, Any], logs: list[dict[str, Any]]) -> None:
+        """Print what is new in the steps, waits and logs, in time order."""
+        events = [*self._step_events(parts), *self._wait_events(parts), *self._log_events(logs)]
+        for _when, kind, at, text, row in sorted(events, key=lambda e: e[0]):
+            self.emit(kind, at, text, row)
+        paused = bool(parts.get("quotaPause"))
+        if paused != self.quota_paused:
+            self.quota_paused = paused
+            text = "paused by the step quota" if paused else "quota pause over"
+            self.emit("quota", None, text, {"quotaPause": parts.get("quotaPause")})
+
+    def _step_events(self, parts: dict[str, Any]) -> list[Event]:
+        events: list[Event] = []
         for step in parts.get("steps") or []:
             if self.steps.get(step["step_id"]) == step["status"]:
                 continue
@@ -285,7 +297,11 @@ class Tail:
                 text += f"  attempt {step['attempt']}"
             if step.get("error_json"):
                 text += f"  {_error_text(step['error_json'], 120)}"
-            events.append((str(at or ""), "step", text, step))
+            events.append((_when(at), "step", at, text, step))
+        return events
+
+    def _wait_events(self, parts: dict[str, Any]) -> list[Event]:
+        events: list[Event] = []
         for wait in parts.get("waits") or []:
             if self.waits.get(wait["wait_id"]) == wait["status"]:
                 continue
@@ -296,31 +312,29 @@ class Tail:
             if wait.get("key"):
                 what += f" key={wait['key']}"
             at = wait.get("resolved_at") or wait.get("created_at")
-            events.append(
-                (
-                    str(at or ""),
-                    "wait",
-                    f"{wait['status']:<9} {wait['step_path']} wait {what}",
-                    wait,
-                )
-            )
-        for at, kind, text, row in sorted(events, key=lambda e: e[0]):
-            self.emit(kind, at, text, row)
-        paused = bool(parts.get("quotaPause"))
-        if paused != self.quota_paused:
-            self.quota_paused = paused
-            text = "paused by the step quota" if paused else "quota pause over"
-            self.emit("quota", None, text, {"quotaPause": parts.get("quotaPause")})
+            text = f"{wait['status']:<9} {wait['step_path']} wait {what}"
+            events.append((_when(at), "wait", at, text, wait))
+        return events
 
-    def log_lines(self, lines: list[dict[str, Any]]) -> None:
+    def _log_events(self, lines: list[dict[str, Any]]) -> list[Event]:
+        events: list[Event] = []
         for line in lines:
             if line["log_id"] in self.logs:
                 continue
             self.logs.add(line["log_id"])
             where = f" {line['step_path']}" if line.get("step_path") else ""
-            self.emit(
-                "log", line.get("created_at"), f"{line['level']:<9} {line['message']}{where}", line
-            )
+            at = line.get("created_at")
+            text = f"{line['level']:<9} {line['message']}{where}"
+            events.append((_when(at), "log", at, text, line))
+        return events
+
+
+# (sort key, kind, timestamp, text, row)
+Event = tuple[datetime, str, Any, str, dict[str, Any]]
+
+
+def _when(at: Any) -> datetime:
+    return parse_time(at) or datetime.max.replace(tzinfo=UTC)
 
 
 async def _new_logs(api: ApiClient, run_id: str, state: Tail) -> list[dict[str, Any]]:
@@ -349,8 +363,7 @@ async def runs_tail(args: argparse.Namespace, api: ApiClient) -> int:
         terminal = run["status"] in TERMINAL
         if not terminal:
             state.run(run)
-        state.parts(parts)
-        state.log_lines(logs)
+        state.update(parts, logs)
         if terminal:
             state.run(run)
         if terminal:
