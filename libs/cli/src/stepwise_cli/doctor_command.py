@@ -16,12 +16,14 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 from stepwise_contract.settings import CommonSettings, SettingsError
 
-from stepwise_cli.doctor import Check, Doctor, Targets
+if TYPE_CHECKING:
+    # imported when the command runs: Temporal's SDK is slow to import for every other command
+    from stepwise_cli.doctor import Check, Targets
 
 MARKS: Final = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 # service name → (flag dest, environment variable)
@@ -55,6 +57,8 @@ def _home_files(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, s
 
 
 def targets_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Targets:
+    from stepwise_cli.doctor import Targets
+
     dev, stack_urls = _home_files(environ)
     # the environment wins over dev.env, dev.env over the built-in defaults
     merged = {**dev, **environ}
@@ -102,6 +106,8 @@ def render(checks: list[Check]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stepwise_cli.doctor import Doctor
+
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")
     try:
