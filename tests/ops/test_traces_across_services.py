@@ -87,6 +87,9 @@ def traced_stack(
             "OTEL_EXPORTER_OTLP_ENDPOINT": collector[1],
             # the SDK's batch processor exports every 200 ms instead of 5 s
             "OTEL_BSP_SCHEDULE_DELAY": "200",
+            # a second stack next to the e2e one: keep its share of Postgres connections small
+            "STEPWISE_WORKER_DB_POOL_SIZE": "4",
+            "STEPWISE_ROUTER_CONCURRENCY": "2",
         },
         tenant_name="traces",
     )
