@@ -77,7 +77,15 @@ async def cancel_run(
             },
         )
         if updated is None:
-            raise ApiError(409, "RUN_TERMINAL", "the run finished before it could be canceled")
+            # The worker's own cancellation cleanup (started by the Temporal cancel above) may
+            # have been first: the run is CANCELED as asked — not a conflict.
+            status = await conn.fetchval(
+                "SELECT status FROM workflow_runs WHERE tenant = $1 AND run_id = $2",
+                tenant,
+                run_id,
+            )
+            if status != RunStatus.CANCELED:
+                raise ApiError(409, "RUN_TERMINAL", "the run finished before it could be canceled")
         await conn.execute(
             "UPDATE workflow_run_waits SET status = 'CANCELED', resolved_at = now()"
             " WHERE tenant = $1 AND run_id = $2 AND status = 'WAITING'",

@@ -189,6 +189,8 @@ SET status = 'RUNNING', error_json = NULL, updated_at = now()
 WHERE tenant = $1 AND run_id = $2 AND status = 'WAITING'
 """
 
+LOCK_RUN = "SELECT 1 FROM workflow_runs WHERE tenant = $1 AND run_id = $2 FOR UPDATE"
+
 CANCEL_STEPS = """
 UPDATE workflow_run_steps
 SET status = 'CANCELED', completed_at = now(),
@@ -455,6 +457,9 @@ class WaitStore:
             "at": req.at.isoformat(),
         }
         async with self._pool.acquire() as conn, conn.transaction():
+            # The run row first, as the API's cancel does: the same lock order on both sides,
+            # so an operator's cancel and this cleanup serialise instead of deadlocking.
+            await conn.execute(LOCK_RUN, tenant, run)
             await conn.execute(CANCEL_STEPS, tenant, run)
             await conn.execute(CANCEL_WAITS, tenant, run)
             await conn.execute(CANCEL_TASKS, tenant, run)
