@@ -112,6 +112,13 @@ class EventRouter:
                 DlqReason.TENANT_SUBJECT_MISMATCH,
                 f"envelope tenant {env.tenant} does not match subject {msg.subject}",
             )
+        # every line logged while routing it (signals, triggers, the ledger) names the event
+        with structlog.contextvars.bound_contextvars(
+            tenant=env.tenant, event_id=env.event_id, event_name=env.name
+        ):
+            return await self._route_event(env, tenant)
+
+    async def _route_event(self, env: EventEnvelope, tenant: uuid.UUID) -> Result:
         # 4. correlation (pure; the recorded row carries the keys)
         keys = self._correlation.keys(env)
         # 2. suspended tenant
