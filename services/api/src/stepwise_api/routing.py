@@ -64,8 +64,16 @@ class Route:
         return self.handler.__name__
 
 
+# path parameters that name a run or an event → the log context key they are bound as
+_PATH_IDS = {"runId": "run_id", "eventId": "event_id"}
+
+
 def _guarded(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
+        structlog.contextvars.bind_contextvars(
+            **{key: request.match_info[name] for name, key in _PATH_IDS.items()
+               if name in request.match_info}
+        )  # fmt: skip
         principal = await authenticate(deps_of(request).pool, request)
         # Each request runs in its own task: these identifiers end up on its request log line.
         structlog.contextvars.bind_contextvars(
