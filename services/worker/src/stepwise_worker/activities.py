@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ import structlog
 from stepwise_contract.enums import ErrorCategory
 from temporalio import activity
 
+from stepwise_worker import metrics
 from stepwise_worker.actions.base import (
     ActionContext,
     ActionFailure,
@@ -96,6 +98,13 @@ class ActionActivities:
 
     @activity.defn(name=EXECUTE_ACTION)
     async def execute_action(self, req: ActionRequest) -> ActionResult:
+        # every line of this attempt (ours, the actions', Temporal's activity logger) names it
+        with structlog.contextvars.bound_contextvars(
+            tenant=req.tenant_id, run_id=req.run_id, step_path=req.step_path
+        ):
+            return await self._execute(req)
+
+    async def _execute(self, req: ActionRequest) -> ActionResult:
         if req.steps is not None:
             # the step's start row travels with the call (one round trip per step, SPEC §11);
             # re-recording on a retried attempt changes nothing (idempotent by step id)
@@ -150,12 +159,16 @@ class ActionActivities:
             settings=self._settings,
         )
         clear = secrets.values()
+        label = f"{req.action_id}@{req.version}"  # bounded: a registered action
+        started = time.perf_counter()
         try:
             async with _heartbeating():
                 output = await invoke(
                     action, substitute(payload, secrets) if names else payload, ctx
                 )
         except ActionFailure as failure:
+            metrics.ACTION_SECONDS.labels(label).observe(time.perf_counter() - started)
+            metrics.ACTION_FAILURES.labels(label, metrics.failure_category(failure.category)).inc()
             error = scrub(
                 {
                     "category": failure.category,
@@ -173,6 +186,7 @@ class ActionActivities:
                 error["category"], error["message"], code=error.get("code"),
                 details=error.get("details"),
             ) from None  # fmt: skip
+        metrics.ACTION_SECONDS.labels(label).observe(time.perf_counter() - started)
         output = scrub(output, clear)
         try:
             self._blobs.check_size(output, f"output of {req.action_id}@{req.version}")

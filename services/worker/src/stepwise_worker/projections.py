@@ -14,11 +14,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import structlog
 from stepwise_contract import dsl
 from stepwise_contract.actions import ActionCatalog
 from stepwise_contract.enums import ErrorCategory, LogSource
 from temporalio import activity
 
+from stepwise_worker import metrics
 from stepwise_worker.blobs import INLINE_LIMIT, BlobStore, PayloadTooLarge, size_of
 from stepwise_worker.errors import action_error
 from stepwise_worker.messages import (
@@ -47,7 +49,7 @@ done AS (
         duration_ms = GREATEST(0, (extract(epoch FROM (now() - s.started_at)) * 1000)::int)
     FROM jsonb_to_recordset($3::jsonb) AS d(step_id uuid, status text, error jsonb)
     WHERE s.tenant = $1 AND s.step_id = d.step_id AND s.status = 'STARTED'
-    RETURNING 1
+    RETURNING s.step_type, s.status, s.duration_ms
 ), logged AS (
     INSERT INTO workflow_run_logs (
         log_id, tenant, run_id, step_path, level, message, context_json, source
@@ -57,6 +59,13 @@ done AS (
     FROM jsonb_to_recordset($4::jsonb) AS l(step_path text, level text, message text, context jsonb)
     RETURNING 1
 )"""
+
+# The steps this statement completed, `[step_type, status, duration_ms]` each, for the metrics
+# (only rows the status guard let through: a re-executed local activity adds none).
+_DONE_ROWS = (
+    "(SELECT coalesce(jsonb_agg(jsonb_build_array(step_type, status, duration_ms)), '[]'::jsonb)"
+    " FROM done) AS done_rows"
+)
 
 # Worker part 2 (SPEC §5.5): a step start reserves one unit of the tenant's quota in the same
 # statement, once per step row (`fresh`: a re-executed local activity does not count twice).
@@ -83,6 +92,7 @@ WITH {_DONE_AND_LOGS}, fresh AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM started) AS started, (SELECT count(*) FROM done) AS completed,
+       {_DONE_ROWS},
        (SELECT yes FROM fresh) AND NOT EXISTS (SELECT 1 FROM reserved) AS quota_refused,
        {quota_figures("$1")}, {RELAXED_COMMIT}
 """
@@ -95,7 +105,8 @@ WITH {_DONE_AND_LOGS}, finished AS (
     WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM done) AS completed, (SELECT count(*) FROM finished) AS finished
+SELECT (SELECT count(*) FROM done) AS completed, (SELECT count(*) FROM finished) AS finished,
+       {_DONE_ROWS}
 """
 
 LOAD_RUN_SQL = """
@@ -136,6 +147,10 @@ class Projections:
     @activity.defn(name=LOAD_RUN)
     async def load_run(self, req: LoadRun) -> LoadedRun:
         """The pinned definition (hash checked) and the run input."""
+        with structlog.contextvars.bound_contextvars(tenant=req.tenant_id, run_id=req.run_id):
+            return await self._load_run(req)
+
+    async def _load_run(self, req: LoadRun) -> LoadedRun:
         row = await self._pool.fetchrow(
             LOAD_RUN_SQL, uuid.UUID(req.tenant_id), uuid.UUID(req.run_id)
         )
@@ -174,7 +189,8 @@ class Projections:
 
     @activity.defn(name=RECORD_STEPS)
     async def record_steps(self, batch: StepBatch) -> Recorded:
-        return await self.write_steps(batch)
+        with structlog.contextvars.bound_contextvars(tenant=batch.tenant_id, run_id=batch.run_id):
+            return await self.write_steps(batch)
 
     async def write_steps(self, batch: StepBatch) -> Recorded:
         """One statement: buffered completions and logs, the next step's start with its quota."""
@@ -192,6 +208,7 @@ class Projections:
             start.attempt if start else 1,
         )
         assert row is not None
+        metrics.record_completed_steps(row["done_rows"])
         return Recorded(
             steps_started=row["started"],
             steps_completed=row["completed"],
@@ -200,6 +217,10 @@ class Projections:
 
     @activity.defn(name=COMPLETE_RUN)
     async def complete_run(self, done: RunDone) -> Recorded:
+        with structlog.contextvars.bound_contextvars(tenant=done.tenant_id, run_id=done.run_id):
+            return await self._complete_run(done)
+
+    async def _complete_run(self, done: RunDone) -> Recorded:
         # result_json holds the whole scopes: blob refs are resolved here, off the history
         stored = await self._blobs.materialize(done.tenant_id, done.result)
         row = await self._pool.fetchrow(
@@ -213,6 +234,9 @@ class Projections:
             stored,
         )
         assert row is not None
+        metrics.record_completed_steps(row["done_rows"])
+        if row["finished"]:
+            metrics.RUNS_COMPLETED.labels(done.status).inc()
         recorded = Recorded(steps_completed=row["completed"])
         if done.result is not None and size_of(done.result) > INLINE_LIMIT:
             try:

@@ -26,6 +26,7 @@ from stepwise_contract.payloads import EventSignal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from stepwise_worker import metrics
 from stepwise_worker import wait_messages as names
 from stepwise_worker.filters import filters_pass
 from stepwise_worker.wait_messages import (
@@ -89,10 +90,15 @@ WITH run AS (
 SELECT * FROM hits ORDER BY received_at, event_id LIMIT $7
 """
 
+# RETURNING feeds the metrics: only a wait this statement closed is counted
 RESOLVE_WAIT = """
 UPDATE workflow_run_waits
 SET status = $3, resolved_at = now(), payload = coalesce(payload, '{}'::jsonb) || $4::jsonb
 WHERE tenant = $1 AND wait_id = $2 AND status = 'WAITING'
+RETURNING wait_type,
+          CASE WHEN status = 'CANCELED' THEN 'canceled'
+               WHEN payload @> '{"timedOut": true}' THEN 'timed_out'
+               ELSE 'resolved' END AS outcome
 """
 
 INSERT_TASK = """
@@ -196,11 +202,13 @@ UPDATE workflow_run_steps
 SET status = 'CANCELED', completed_at = now(),
     duration_ms = (extract(epoch FROM now() - started_at) * 1000)::int
 WHERE tenant = $1 AND run_id = $2 AND status = 'STARTED'
+RETURNING step_type, status, duration_ms
 """
 
 CANCEL_WAITS = """
 UPDATE workflow_run_waits SET status = 'CANCELED', resolved_at = now()
 WHERE tenant = $1 AND run_id = $2 AND status = 'WAITING'
+RETURNING wait_type, 'canceled' AS outcome
 """
 
 CANCEL_TASKS = """
@@ -285,11 +293,13 @@ class WaitStore:
 
     @activity.defn(name=names.OPEN_WAIT)
     async def open_wait(self, req: OpenWait) -> WaitOpened:
-        await self._pool.execute(
+        status = await self._pool.execute(
             INSERT_WAIT,
             _uuid(req.wait_id), _uuid(req.tenant_id), _uuid(req.run_id), req.step_path,
             req.wait_type, req.key, req.event_name, req.timeout_at, req.payload,
         )  # fmt: skip
+        if _changed(status):
+            metrics.WAITS_OPENED.labels(req.wait_type).inc()
         return WaitOpened(wait_id=req.wait_id)
 
     @activity.defn(name=names.CHECK_BUFFER)
@@ -315,10 +325,11 @@ class WaitStore:
 
     @activity.defn(name=names.RESOLVE_WAIT)
     async def resolve_wait(self, req: ResolveWait) -> Done:
-        status = await self._pool.execute(
+        closed = await self._pool.fetch(
             RESOLVE_WAIT, _uuid(req.tenant_id), _uuid(req.wait_id), req.status, req.payload_patch
         )
-        return Done(changed=_changed(status))
+        metrics.record_closed_waits(closed)
+        return Done(changed=len(closed))
 
     @activity.defn(name=names.CREATE_HUMAN_TASK)
     async def create_human_task(self, req: CreateHumanTask) -> WaitOpened:
@@ -336,11 +347,13 @@ class WaitStore:
                 _uuid(req.task_id), tenant, run, req.step_path, req.task_type, req.title,
                 req.description, req.context_data, req.form_schema,
             )  # fmt: skip
-            await conn.execute(
+            opened = await conn.execute(
                 INSERT_WAIT,
                 _uuid(req.wait_id), tenant, run, req.step_path, "human", req.task_id,
                 req.event_name, None, wait_payload,
             )  # fmt: skip
+        if _changed(opened):
+            metrics.WAITS_OPENED.labels("human").inc()
         return WaitOpened(wait_id=req.wait_id)
 
     @activity.defn(name=names.RESOLVE_HUMAN_TASK)
@@ -356,7 +369,8 @@ class WaitStore:
                 tenant, _uuid(req.task_id), req.status,
                 req.response if req.status == "COMPLETED" else None,
             )  # fmt: skip
-            await conn.execute(RESOLVE_WAIT, tenant, _uuid(req.wait_id), wait_status, patch)
+            closed = await conn.fetch(RESOLVE_WAIT, tenant, _uuid(req.wait_id), wait_status, patch)
+        metrics.record_closed_waits(closed)
         return Done(changed=_changed(task))
 
     @activity.defn(name=names.CREATE_CHILD_RUN)
@@ -429,12 +443,15 @@ class WaitStore:
         }
         tenant, run = _uuid(req.tenant_id), _uuid(req.run_id)
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            opened = await conn.execute(
                 INSERT_WAIT,
                 _uuid(req.wait_id), tenant, run, req.step_path, "quota", None, None,
                 req.reservation.period_end, details,
             )  # fmt: skip
             status = await conn.execute(PAUSE_RUN, tenant, run, req.step_path, error)
+        if _changed(opened):  # once per pause, however often this local activity ran
+            metrics.WAITS_OPENED.labels("quota").inc()
+            metrics.QUOTA_PAUSES.inc()
         return Done(changed=_changed(status))
 
     @activity.defn(name=names.RESUME_FROM_QUOTA)
@@ -442,8 +459,9 @@ class WaitStore:
         """The quota wait resolved and the run `RUNNING` again (the API may have done it first)."""
         tenant = _uuid(req.tenant_id)
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(RESOLVE_WAIT, tenant, _uuid(req.wait_id), "RESOLVED", {})
+            closed = await conn.fetch(RESOLVE_WAIT, tenant, _uuid(req.wait_id), "RESOLVED", {})
             status = await conn.execute(RESUME_RUN, tenant, _uuid(req.run_id))
+        metrics.record_closed_waits(closed)
         return Done(changed=_changed(status))
 
     @activity.defn(name=names.CANCEL_RUN)
@@ -460,9 +478,14 @@ class WaitStore:
             # The run row first, as the API's cancel does: the same lock order on both sides,
             # so an operator's cancel and this cleanup serialise instead of deadlocking.
             await conn.execute(LOCK_RUN, tenant, run)
-            await conn.execute(CANCEL_STEPS, tenant, run)
-            await conn.execute(CANCEL_WAITS, tenant, run)
+            steps = await conn.fetch(CANCEL_STEPS, tenant, run)
+            waits = await conn.fetch(CANCEL_WAITS, tenant, run)
             await conn.execute(CANCEL_TASKS, tenant, run)
             await conn.execute(CANCEL_UNSTARTED_CHILDREN, tenant, run, error)
             status = await conn.execute(CANCEL_RUN, tenant, run, error)
+        # after the commit: a rolled-back cleanup counts nothing
+        metrics.record_completed_steps(tuple(r) for r in steps)
+        metrics.record_closed_waits(waits)
+        if _changed(status):
+            metrics.RUNS_COMPLETED.labels("CANCELED").inc()
         return Done(changed=_changed(status))
