@@ -339,6 +339,8 @@ async def event_routing(
     """Events routed per second (a burst) and p50 publish→resume ms (a paced stream) with
     `waiting` runs parked on event.wait; the baseline signals parked hand-written workflows."""
     assert burst + paced <= waiting
+    # the baseline first, on a quiet system, with as many hand-written waiters parked as ours
+    base_per_s, base_p50 = await _signal_baseline(client, waiting, burst, paced, paced_rate)
     event_name = f"BENCH_{uuid.uuid4().hex[:8].upper()}"
     workflow_id = await api.publish_definition(
         wait_definition(f"bench-wait-{event_name}", event_name)
@@ -408,16 +410,16 @@ async def event_routing(
     resumed = await resolved_at(paced_keys)
     p50 = statistics.median(resumed[k] - published[k] for k in paced_keys) * 1000
     note(f"ours: burst {per_s:.0f} events/s, paced p50 {p50:.0f} ms")
-
-    base_per_s, base_p50 = await _signal_baseline(client, burst, paced, paced_rate)
     return Routing(per_s=per_s, base_per_s=base_per_s, p50_ms=p50, base_p50_ms=base_p50)
 
 
 async def _signal_baseline(
-    client: Client, burst: int, paced: int, paced_rate: float
+    client: Client, waiting: int, burst: int, paced: int, paced_rate: float
 ) -> tuple[float, float]:
-    """The same burst and paced stream as signals sent straight to parked BenchWaiter runs."""
+    """The same burst and paced stream as signals sent straight to `waiting` parked
+    BenchWaiter runs."""
     sem = asyncio.Semaphore(16)
+    started = time.perf_counter()
 
     async def start() -> WorkflowHandle[Any, Any]:
         async with sem:
@@ -425,8 +427,19 @@ async def _signal_baseline(
                 "BenchWaiter", id=f"bench-wait-{uuid.uuid4()}", task_queue=BASELINE_TASK_QUEUE
             )
 
-    handles = await asyncio.gather(*(start() for _ in range(burst + paced)))
-    await asyncio.sleep(2.0)  # let every waiter run its first task and block
+    handles = await asyncio.gather(*(start() for _ in range(waiting)))
+
+    async def parked() -> int:
+        # workflow tasks are handed out about in start order: the last ones done → all done
+        done = 0
+        for handle in handles[-10:]:
+            described = await handle.describe()
+            done += (described.history_length or 0) >= 4
+        return done
+
+    await _wait_for(parked, 10, 120 + waiting / 5, "baseline waiters parked")
+    note(f"baseline: {waiting} waiters parked after {time.perf_counter() - started:.0f}s")
+    handles = handles[: burst + paced]
     sent: dict[str, float] = {}
 
     async def signal(handle: WorkflowHandle[Any, Any]) -> None:
