@@ -32,6 +32,7 @@ from stepwise_router.stream import ensure_topology
 from temporalio import activity, workflow
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 ADMIN_URL = os.environ.get(
@@ -55,11 +56,23 @@ class NoopWorkflow:
 @pytest.fixture
 async def namespace(temporal_client: Client) -> str:
     name = f"ops-doctor-{uuid.uuid4().hex[:10]}"
-    await temporal_client.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
-        )
+    request = RegisterNamespaceRequest(
+        namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
     )
+    # A loaded dev server has answered CANCELLED to this call (CI, full suite): registration is
+    # idempotent by name, so retry, and count "already exists" from an earlier try as done.
+    for attempt in range(5):
+        try:
+            await temporal_client.workflow_service.register_namespace(
+                request, timeout=timedelta(seconds=15)
+            )
+            break
+        except RPCError as err:
+            if err.status == RPCStatusCode.ALREADY_EXISTS:
+                break
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))
     return name
 
 
