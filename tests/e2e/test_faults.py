@@ -349,8 +349,6 @@ async def _check_resumed_once(
     by_key: dict[str, str],
     matching: dict[str, str],
     rows: Sequence[asyncpg.Record],
-    *,
-    strict_projection: bool = True,
 ) -> None:
     """Each parked run resumed by exactly its event (`matching`: key → event id), once."""
     for run_id in by_key.values():
@@ -381,13 +379,6 @@ async def _check_resumed_once(
         for key, event_id in matching.items()
         if str(by_event[event_id]["matched_run_id"]) != by_key[key]
     }
-    if unmatched and not strict_projection:
-        # KNOWN ROUTER BUG (reported): an event whose first delivery signalled its run but was
-        # killed before `Ledger.finish` is re-processed on redelivery; the run's wait is then
-        # RESOLVED, `matching_waits` (WAITING only) finds nothing, and FINISH overwrites the row
-        # as unmatched. Nothing is lost or doubled (asserted above); the event's projection is
-        # wrong. Remove this branch once the router merges the first delivery's signals.
-        pytest.xfail(f"router crash left {len(unmatched)} resumed events unmatched: {unmatched}")
     assert not unmatched, unmatched
 
 
@@ -462,9 +453,7 @@ async def test_router_kill_9_under_1000_events(
     assert counts == {"SUCCEEDED": 20}  # exactly one run per trigger event
     assert await _dead_letters(nats_events, stack.tenant_id) == dlq_before
     print(f"\nrouter kill -9 after {at_kill} of 1000 events recorded; none lost or doubled")
-    await _check_resumed_once(
-        stack_api, stack_db, tenant, by_key, matching, rows, strict_projection=False
-    )
+    await _check_resumed_once(stack_api, stack_db, tenant, by_key, matching, rows)
 
 
 @pytest.fixture

@@ -92,6 +92,47 @@ async def test_same_event_twice_is_processed_once(
     assert rows == 1
 
 
+async def test_a_redelivery_after_a_crash_between_signal_and_finish_keeps_the_match(
+    router: Any, bus: Any, recorder: Any, tenant_id: str
+) -> None:
+    """The first delivery signalled a run, the worker consumed the event (wait RESOLVED, stamped
+    with the event id), and the router died before finishing the event row. The redelivery finds
+    no WAITING wait, yet the row must still name the run it resumed — and signal nothing twice."""
+    tenant = uuid.UUID(tenant_id)
+    resumed, still_waiting, other_event = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for run_id in (resumed, still_waiting, other_event):
+        await recorder.start(run_id)
+    event_id = str(uuid.uuid4())
+    first = await bus.insert_wait(tenant_id, resumed, "CRASHED", "K-1", status="RESOLVED")
+    await bus.pool.execute(
+        "UPDATE workflow_run_waits SET payload = $2 WHERE wait_id = $1",
+        first, {"matchedEventId": event_id},
+    )  # fmt: skip
+    # a wait another event resolved is not this event's match
+    other = await bus.insert_wait(tenant_id, other_event, "CRASHED", "K-1", status="RESOLVED")
+    await bus.pool.execute(
+        "UPDATE workflow_run_waits SET payload = $2 WHERE wait_id = $1",
+        other, {"matchedEventId": str(uuid.uuid4())},
+    )  # fmt: skip
+    await bus.insert_wait(tenant_id, still_waiting, "CRASHED", "K-1")
+    # the crashed delivery's row: recorded, never finished
+    await bus.pool.execute(
+        "INSERT INTO workflow_runtime_events (tenant, event_id, event_name, event_type,"
+        " correlation_key, correlation_keys, payload) VALUES ($1, $2, 'CRASHED', 'CRASHED', 'K-1',"
+        " ARRAY['K-1'], '{}')",
+        tenant, event_id,
+    )  # fmt: skip
+
+    await bus.publish(tenant_id, "CRASHED", {"ticketId": "K-1"}, event_id=event_id)
+    row = await bus.processed(tenant_id, event_id)
+
+    assert row["matched_run_id"] == resumed and row["matched_wait_id"] == first
+    assert row["signaled_run_ids"] == [resumed, still_waiting]
+    assert [e.event_id for e in (await recorder.received(still_waiting)).events] == [event_id]
+    # the run that consumed it on the first delivery is not signalled again
+    assert (await recorder.received(resumed)).events == []
+
+
 async def test_an_event_resumes_every_matching_wait_and_no_other(
     router: Any, bus: Any, recorder: Any, tenant_id: str
 ) -> None:

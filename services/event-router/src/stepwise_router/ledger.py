@@ -66,7 +66,8 @@ SUSPENDED_MESSAGE = "tenant is suspended: event recorded, not routed"
 
 
 class Recorded(enum.Enum):
-    NEW = "new"  # first delivery, or a redelivery of one that crashed before finishing
+    NEW = "new"  # first delivery
+    UNFINISHED = "unfinished"  # a redelivery of one that crashed before finishing: route again
     PROCESSED = "processed"  # a duplicate of an event already routed: ack and ignore
 
 
@@ -112,7 +113,7 @@ class Ledger:
             return Recorded.NEW
         if row["processed"] or await self._pool.fetchval(PROCESSED, tenant, env.event_id):
             return Recorded.PROCESSED
-        return Recorded.NEW
+        return Recorded.UNFINISHED
 
     async def finish(self, tenant: uuid.UUID, event_id: str, outcome: Outcome) -> None:
         await self._pool.execute(

@@ -5,7 +5,8 @@
 3. Dedupe on (tenant, event_id) and 5. record the event and its recent-event buffer rows — one
    statement (`Ledger.record`): an event already processed is acked and ignored; one recorded by a
    delivery that crashed midway is processed again, idempotently (a run consumes an event id once;
-   trigger starts are keyed by their fire key).
+   trigger starts are keyed by their fire key), and the runs that delivery already resumed are
+   merged into the row (`WaitSignaller.resumed_earlier`).
 4. Correlation keys — pure, computed before recording because the row carries them.
 6. Signal every matching waiting run. 7. Start the triggered runs. 8. Finish the row, ack.
 Any exception (database, Temporal, or a bug) → nak with the backoff delay of this delivery; on the
@@ -126,11 +127,14 @@ class EventRouter:
             await self._ledger.record_suspended(tenant, env, keys)
             return Result(outcome="suspended", envelope=env)
         # 3. dedupe + 5. record the event and the recent-event buffer (committed before step 6)
-        if await self._ledger.record(tenant, env, keys) is Recorded.PROCESSED:
+        recorded = await self._ledger.record(tenant, env, keys)
+        if recorded is Recorded.PROCESSED:
             return Result(outcome="duplicate", envelope=env)
         # 6. resume matching waits
         waits = await self._signaller.matching_waits(tenant, env.name, keys)
         signalled = await self._signaller.signal(env, keys, waits)
+        if recorded is Recorded.UNFINISHED:
+            signalled = await self._signaller.resumed_earlier(tenant, env, keys, signalled)
         # 7. triggered runs
         triggered = await self._launcher.start_all(tenant, env, keys)
         # 8. the event row, then (in `handle`) the ack

@@ -39,6 +39,15 @@ WHERE tenant = $1 AND event_name = $2 AND status = 'WAITING' AND wait_type IN ('
 ORDER BY created_at, wait_id
 """
 
+# Event waits this event already resumed: the worker stamps the consumed event id on the wait it
+# resolves. Read on a redelivery only (see `resumed_earlier`).
+RESUMED = """
+SELECT wait_id, run_id, wait_type, key FROM workflow_run_waits
+WHERE tenant = $1 AND event_name = $2 AND status = 'RESOLVED' AND wait_type = 'event'
+  AND (key IS NULL OR key = ANY ($3::text[])) AND payload ->> 'matchedEventId' = $4
+ORDER BY created_at, wait_id
+"""
+
 
 class Wait(msgspec.Struct, frozen=True, kw_only=True):
     wait_id: uuid.UUID
@@ -66,6 +75,25 @@ class WaitSignaller:
             Wait(wait_id=r["wait_id"], run_id=r["run_id"], wait_type=r["wait_type"], key=r["key"])
             for r in rows
         ]
+
+    async def resumed_earlier(
+        self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str], signalled: Signalled
+    ) -> Signalled:
+        """`signalled` plus the runs an earlier, crashed delivery of this event resumed.
+
+        Their waits are RESOLVED by now, so `matching_waits` no longer finds them; without this the
+        redelivery would finish the event row as matching nothing. Read after this delivery's
+        signals: a wait is then either still WAITING (signalled above) or already stamped.
+        """
+        rows = await self._pool.fetch(RESUMED, tenant, env.name, keys, env.event_id)
+        run_ids = [r["run_id"] for r in rows if r["run_id"] not in signalled.run_ids]
+        if not run_ids:
+            return signalled
+        return Signalled(
+            run_ids=run_ids + signalled.run_ids,
+            first_wait_id=rows[0]["wait_id"],
+            kinds=signalled.kinds,
+        )
 
     async def signal(self, env: EventEnvelope, keys: list[str], waits: list[Wait]) -> Signalled:
         received_at = datetime.now(UTC).isoformat()
