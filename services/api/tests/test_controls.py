@@ -120,13 +120,16 @@ async def test_cancel_when_temporal_is_unreachable_changes_nothing(api, app_fact
 
 async def test_cancel_of_a_never_started_run(api, tenant, pool):
     """A row whose Temporal start never happened (crash between the two): cancel still works."""
-    from stepwise_contract.launch import insert_run
+    from stepwise_contract.launch import NewRun, insert_run
 
     wf = await api.create_published(tenant.headers())
     run_id = uuid.uuid4()
     await insert_run(
-        pool, run_id=run_id, tenant=tenant.id, workflow_id=uuid.UUID(wf), workflow_version=1,
-        input_json={}, definition_hash="h",
+        pool,
+        NewRun(
+            run_id=run_id, tenant=tenant.id, workflow_id=uuid.UUID(wf), workflow_version=1,
+            input_json={}, definition_hash="h",
+        ),
     )  # fmt: skip
     resp = await api.post(
         f"/api/workflow-runs/{run_id}/cancel", json={"reason": "ops"}, headers=tenant.headers()

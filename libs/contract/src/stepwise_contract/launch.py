@@ -9,6 +9,7 @@ fails outright marks the run `FAILED` at once. Either way no accepted run is sil
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -46,32 +47,37 @@ INSERT INTO workflow_runs (
 """
 
 
-async def insert_run(
-    conn: Executor,
-    *,
-    run_id: uuid.UUID,
-    tenant: uuid.UUID,
-    workflow_id: uuid.UUID,
-    workflow_version: int,
-    input_json: Any,
-    definition_hash: str | None,
-    trigger_type: str | None = None,
-    trigger_metadata: Any = None,
-    trigger_fire_key: str | None = None,
-    event_type: str | None = None,
-    parent_run_id: uuid.UUID | None = None,
-    root_run_id: uuid.UUID | None = None,
-    idempotency_key: str | None = None,
-    idempotency_hash: str | None = None,
-) -> None:
-    """Insert the `RUNNING` row of a new run (engine 'temporal', no Temporal run id yet)."""
-    await conn.execute(
-        INSERT_RUN,
-        run_id, tenant, workflow_id, workflow_version, input_json,
-        workflow_id_for(str(run_id)), definition_hash, trigger_type, trigger_metadata,
-        trigger_fire_key, event_type, parent_run_id, root_run_id or run_id, idempotency_key,
-        idempotency_hash,
-    )  # fmt: skip
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRun:
+    """The row of a new `RUNNING` run (engine 'temporal', no Temporal run id yet)."""
+
+    run_id: uuid.UUID
+    tenant: uuid.UUID
+    workflow_id: uuid.UUID
+    workflow_version: int
+    input_json: Any
+    definition_hash: str | None
+    trigger_type: str | None = None
+    trigger_metadata: Any = None
+    trigger_fire_key: str | None = None
+    event_type: str | None = None
+    parent_run_id: uuid.UUID | None = None
+    root_run_id: uuid.UUID | None = None
+    idempotency_key: str | None = None
+    idempotency_hash: str | None = None
+
+    def args(self) -> list[Any]:
+        """`INSERT_RUN`'s parameters $1..$15, also for statements that extend it."""
+        return [
+            self.run_id, self.tenant, self.workflow_id, self.workflow_version, self.input_json,
+            workflow_id_for(str(self.run_id)), self.definition_hash, self.trigger_type,
+            self.trigger_metadata, self.trigger_fire_key, self.event_type, self.parent_run_id,
+            self.root_run_id or self.run_id, self.idempotency_key, self.idempotency_hash,
+        ]  # fmt: skip
+
+
+async def insert_run(conn: Executor, run: NewRun) -> None:
+    await conn.execute(INSERT_RUN, *run.args())
 
 
 def run_input_for(row: asyncpg.Record | dict[str, Any]) -> RunInput:

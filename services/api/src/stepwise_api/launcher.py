@@ -19,14 +19,14 @@ from typing import Any
 import asyncpg
 from stepwise_contract.enums import LogLevel
 from stepwise_contract.hashing import sha256_hex
-from stepwise_contract.launch import insert_run, launch, run_input_for
+from stepwise_contract.launch import NewRun, launch, run_input_for
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
 
 from stepwise_api import ratelimit
 from stepwise_api.db import Tx
 from stepwise_api.errors import ApiError
-from stepwise_api.run_logs import LogLine, insert_logs
+from stepwise_api.run_logs import INSERT_RUN_WITH_LOGS, LogLine, log_rows
 
 _TARGET = """
 SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
@@ -132,29 +132,34 @@ class Launcher:
         await self._take_rate(spec.tenant, target["run_rate_limit_per_min"])
         run_id = spec.run_id or uuid.uuid4()
         version = int(target["version"])
+        started = LogLine(
+            level=LogLevel.INFO,
+            message="Run started",
+            context={"workflowVersion": version, "source": "api"},
+        )
+        args = [
+            *NewRun(
+                run_id=run_id,
+                tenant=spec.tenant,
+                workflow_id=spec.workflow_id,
+                workflow_version=version,
+                input_json=spec.payload,
+                definition_hash=target["definition_hash"],
+                trigger_metadata=spec.trigger_metadata,
+                event_type=spec.event_type,
+                idempotency_key=spec.idempotency_key,
+                idempotency_hash=spec.idempotency_hash() if spec.idempotency_key else None,
+            ).args(),
+            log_rows([started, *spec.logs]),
+        ]
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if target["concurrency_limit"] is not None:
+            if target["concurrency_limit"] is None:
+                # one statement: the row and its log lines commit together
+                await self._pool.execute(INSERT_RUN_WITH_LOGS, *args)
+            else:
+                async with self._pool.acquire() as conn, conn.transaction():
                     await _check_concurrency(conn, spec)
-                await insert_run(
-                    conn,
-                    run_id=run_id,
-                    tenant=spec.tenant,
-                    workflow_id=spec.workflow_id,
-                    workflow_version=version,
-                    input_json=spec.payload,
-                    definition_hash=target["definition_hash"],
-                    trigger_metadata=spec.trigger_metadata,
-                    event_type=spec.event_type,
-                    idempotency_key=spec.idempotency_key,
-                    idempotency_hash=spec.idempotency_hash() if spec.idempotency_key else None,
-                )
-                started = LogLine(
-                    level=LogLevel.INFO,
-                    message="Run started",
-                    context={"workflowVersion": version, "source": "api"},
-                )
-                await insert_logs(conn, spec.tenant, run_id, [started, *spec.logs])
+                    await conn.execute(INSERT_RUN_WITH_LOGS, *args)
         except asyncpg.UniqueViolationError:
             # A concurrent request with the same Idempotency-Key won the insert.
             repeat = await self._existing(spec)

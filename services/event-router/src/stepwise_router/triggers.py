@@ -35,6 +35,7 @@ from stepwise_contract.expressions import (
     resolve_value,
 )
 from stepwise_contract.launch import (
+    NewRun,
     insert_run,
     mark_launch_failed,
     record_started,
@@ -181,21 +182,23 @@ class TriggerLauncher:
             async with self._pool.acquire() as conn, conn.transaction():
                 await insert_run(
                     conn,
-                    run_id=run_id,
-                    tenant=tenant,
-                    workflow_id=wf.workflow_id,
-                    workflow_version=wf.version,
-                    input_json=payload,
-                    definition_hash=wf.definition_hash,
-                    trigger_type="event",
-                    trigger_metadata={
-                        "eventId": env.event_id,
-                        "eventName": env.name,
-                        "eventType": env.event_type,
-                        "correlationKey": primary,
-                    },
-                    trigger_fire_key=fire_key,
-                    event_type=env.event_type,
+                    NewRun(
+                        run_id=run_id,
+                        tenant=tenant,
+                        workflow_id=wf.workflow_id,
+                        workflow_version=wf.version,
+                        input_json=payload,
+                        definition_hash=wf.definition_hash,
+                        trigger_type="event",
+                        trigger_metadata={
+                            "eventId": env.event_id,
+                            "eventName": env.name,
+                            "eventType": env.event_type,
+                            "correlationKey": primary,
+                        },
+                        trigger_fire_key=fire_key,
+                        event_type=env.event_type,
+                    ),
                 )
                 if message is not None:
                     await mark_launch_failed(

@@ -55,7 +55,8 @@ async def serve(settings: Settings) -> None:
     )
     tracer_provider = configure_tracing("stepwise-sweeper", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
-    pool = await create_pool(common.database_url)
+    # the quota scan takes session advisory locks: keep asyncpg's reset on release
+    pool = await create_pool(common.database_url, session_state=True)
     try:
         # Lazy: the Postgres-only jobs (expiry, buffer, retention) run while Temporal is down;
         # readiness reports it, and reconciliation treats it as transient until the deadline.

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from stepwise_contract.actions import ActionDeclaration
 from stepwise_contract.hashing import definition_hash
-from stepwise_contract.launch import insert_run, launch
+from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import RunInput
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -71,12 +71,14 @@ async def launch_run(
     run_id = uuid.uuid4()
     await insert_run(
         pool,
-        run_id=run_id,
-        tenant=uuid.UUID(tenant_id),
-        workflow_id=uuid.UUID(workflow_id),
-        workflow_version=version,
-        input_json=payload if payload is not None else {},
-        definition_hash=definition_hash,
+        NewRun(
+            run_id=run_id,
+            tenant=uuid.UUID(tenant_id),
+            workflow_id=uuid.UUID(workflow_id),
+            workflow_version=version,
+            input_json=payload if payload is not None else {},
+            definition_hash=definition_hash,
+        ),
     )
     run_input = RunInput(
         run_id=str(run_id),

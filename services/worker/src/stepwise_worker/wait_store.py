@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
-from stepwise_contract.launch import insert_run
+from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import EventSignal
 from temporalio import activity
@@ -399,15 +399,17 @@ class WaitStore:
         with contextlib.suppress(asyncpg.UniqueViolationError):
             await insert_run(
                 self._pool,
-                run_id=_uuid(req.child_run_id),
-                tenant=tenant,
-                workflow_id=found["workflow_id"],
-                workflow_version=int(found["version"]),
-                input_json=req.payload if req.payload is not None else {},
-                definition_hash=found["definition_hash"],
-                trigger_metadata=metadata,
-                parent_run_id=_uuid(req.parent_run_id),
-                root_run_id=_uuid(req.root_run_id),
+                NewRun(
+                    run_id=_uuid(req.child_run_id),
+                    tenant=tenant,
+                    workflow_id=found["workflow_id"],
+                    workflow_version=int(found["version"]),
+                    input_json=req.payload if req.payload is not None else {},
+                    definition_hash=found["definition_hash"],
+                    trigger_metadata=metadata,
+                    parent_run_id=_uuid(req.parent_run_id),
+                    root_run_id=_uuid(req.root_run_id),
+                ),
             )
         return ChildRunCreated(
             child_run_id=req.child_run_id,
