@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from stepwise_contract.launch import insert_run
+from stepwise_contract.launch import NewRun, insert_run
 
 InsertRun = Callable[..., Awaitable[uuid.UUID]]
 
@@ -44,14 +44,16 @@ def add_run(pool: asyncpg.Pool, tenant: uuid.UUID) -> InsertRun:
         run_id = uuid.uuid4()
         await insert_run(
             pool,
-            run_id=run_id,
-            tenant=tenant,
-            workflow_id=uuid.uuid4(),
-            workflow_version=1,
-            input_json={"n": 1},
-            definition_hash="test",
-            parent_run_id=parent_run_id,
-            root_run_id=parent_run_id,
+            NewRun(
+                run_id=run_id,
+                tenant=tenant,
+                workflow_id=uuid.uuid4(),
+                workflow_version=1,
+                input_json={"n": 1},
+                definition_hash="test",
+                parent_run_id=parent_run_id,
+                root_run_id=parent_run_id,
+            ),
         )
         await pool.execute(
             "UPDATE workflow_runs SET started_at = now() - make_interval(secs => $2), status = $3,"

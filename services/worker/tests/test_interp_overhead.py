@@ -14,7 +14,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
-from stepwise_contract.launch import insert_run, launch
+from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import DEFAULT_EXECUTION_TIMEOUT_S, workflow_id_for
 from stepwise_contract.payloads import RunInput
 from stepwise_worker.testing import publish_definition, run_row, running_worker
@@ -64,12 +64,14 @@ async def test_step_overhead(
         run_id = uuid.uuid4()
         await insert_run(
             pool,
-            run_id=run_id,
-            tenant=uuid.UUID(tenant_id),
-            workflow_id=uuid.UUID(workflow_id),
-            workflow_version=version,
-            input_json={},
-            definition_hash=digest,
+            NewRun(
+                run_id=run_id,
+                tenant=uuid.UUID(tenant_id),
+                workflow_id=uuid.UUID(workflow_id),
+                workflow_version=version,
+                input_json={},
+                definition_hash=digest,
+            ),
         )
         started = time.perf_counter()
         await launch(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from stepwise_contract.launch import insert_run
+from stepwise_contract.launch import NewRun, insert_run
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.blobs import BlobStore
 from stepwise_worker.messages import RunDone, StepBatch, StepDone, StepStart
@@ -155,12 +155,14 @@ async def test_projection_activities_are_idempotent(pool: asyncpg.Pool, tenant_i
     run_id = uuid.uuid4()
     await insert_run(
         pool,
-        run_id=run_id,
-        tenant=uuid.UUID(tenant_id),
-        workflow_id=uuid.UUID(workflow_id),
-        workflow_version=version,
-        input_json={},
-        definition_hash=digest,
+        NewRun(
+            run_id=run_id,
+            tenant=uuid.UUID(tenant_id),
+            workflow_id=uuid.UUID(workflow_id),
+            workflow_version=version,
+            input_json={},
+            definition_hash=digest,
+        ),
     )
     registry = ActionRegistry.default()
     projections = Projections(pool, catalog=registry.catalog(), blobs=BlobStore(pool))

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 from stepwise_contract.dsl import Filter
-from stepwise_contract.launch import insert_run
+from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import trigger_fire_key, workflow_id_for
 from stepwise_worker.wait_messages import (
     BufferCheck,
@@ -63,15 +63,17 @@ async def make_run(
     run_id = new_id()
     await insert_run(
         pool,
-        run_id=uuid.UUID(run_id),
-        tenant=uuid.UUID(tenant),
-        workflow_id=uuid.uuid4(),
-        workflow_version=1,
-        input_json={},
-        definition_hash="h",
-        trigger_metadata=metadata,
-        trigger_fire_key=fire_key,
-        trigger_type="event" if fire_key else None,
+        NewRun(
+            run_id=uuid.UUID(run_id),
+            tenant=uuid.UUID(tenant),
+            workflow_id=uuid.uuid4(),
+            workflow_version=1,
+            input_json={},
+            definition_hash="h",
+            trigger_metadata=metadata,
+            trigger_fire_key=fire_key,
+            trigger_type="event" if fire_key else None,
+        ),
     )
     await pool.execute(
         "UPDATE workflow_runs SET started_at = now() - make_interval(secs => $2) WHERE run_id = $1",
