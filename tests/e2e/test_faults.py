@@ -137,7 +137,12 @@ async def _all_succeeded(
         except (TimeoutError, ApiCallError, aiohttp.ClientError):
             return None  # the API itself may be riding out a fault
         failed = counts.get("FAILED", 0) + counts.get("CANCELED", 0)
-        assert not failed, f"runs ended badly: {counts}"
+        if failed:
+            page = await api.call(
+                "GET", f"/api/workflow-runs?workflowId={workflow_id}&status=FAILED&limit=5"
+            )
+            errors = [run.get("error_json") or run.get("error") for run in page["runs"]]
+            raise AssertionError(f"runs ended badly: {counts}; errors: {errors}")
         return counts if counts.get("SUCCEEDED", 0) >= count else None
 
     return await eventually(

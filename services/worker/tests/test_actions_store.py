@@ -379,3 +379,17 @@ async def test_a_broken_database_is_a_transient_error(tenant_id: str, database_u
     await closed.close()
     err = await _fails("store.get", {"namespace": "ns", "key": "k"}, _ctx(tenant_id, closed))
     assert (err.category, err.code, err.retryable) == ("TransientError", "STORE_UNAVAILABLE", True)
+
+
+class _TerminatedBackendPool:
+    """A pool whose connection's backend the server terminated: asyncpg answers with an
+    InternalClientError rather than a connection error (seen under pg_terminate_backend)."""
+
+    async def fetchrow(self, *_: Any) -> None:
+        raise asyncpg.InternalClientError("cannot switch to 'idle' state")
+
+
+async def test_a_terminated_backend_is_a_transient_error(tenant_id: str) -> None:
+    ctx = _ctx(tenant_id, _TerminatedBackendPool())  # type: ignore[arg-type]
+    err = await _fails("store.increment", {"namespace": "ns", "key": "k"}, ctx)
+    assert (err.category, err.code, err.retryable) == ("TransientError", "STORE_UNAVAILABLE", True)

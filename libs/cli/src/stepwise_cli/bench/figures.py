@@ -336,8 +336,10 @@ async def event_routing(
     paced: int,
     paced_rate: float,
 ) -> Routing:
-    """Events routed per second (a burst) and p50 publish→resume ms (a paced stream) with
-    `waiting` runs parked on event.wait; the baseline signals parked hand-written workflows."""
+    """Events routed per second (a burst; publish → signal delivered, as SPEC §11 defines it) and
+    p50 publish→resume ms (a paced stream: the run's wait resolved by the worker) with `waiting`
+    runs parked on event.wait; the baseline signals parked hand-written workflows straight from a
+    Temporal client (delivered = the signal RPC answered; resumed = the waiter closed)."""
     assert burst + paced <= waiting
     # the baseline first, on a quiet system, with as many hand-written waiters parked as ours
     base_per_s, base_p50 = await _signal_baseline(client, waiting, burst, paced, paced_rate)
@@ -372,11 +374,12 @@ async def event_routing(
     note(f"{waiting} runs waiting after {time.perf_counter() - parked_started:.0f}s")
 
     published: dict[str, float] = {}
+    event_ids: dict[str, str] = {}
 
     async def publish(key: str) -> None:
         async with sem:
             published[key] = time.time()
-            await publisher.publish(event_name, {"key": key}, key=key)
+            event_ids[key] = await publisher.publish(event_name, {"key": key}, key=key)
 
     async def resolved_at(subset: list[str]) -> dict[str, float]:
         rows = await pool.fetch(
@@ -389,15 +392,27 @@ async def event_routing(
         )
         return {r["key"]: _epoch(r["resolved_at"]) for r in rows}
 
-    # burst: throughput
+    async def routed() -> list[float]:
+        """When the router finished each burst event: its signals were delivered by then."""
+        rows = await pool.fetch(
+            "SELECT processed_at FROM workflow_runtime_events WHERE event_id = ANY($1::text[])"
+            " AND processed_at IS NOT NULL AND cardinality(signaled_run_ids) > 0",
+            [event_ids[k] for k in burst_keys],
+        )
+        return [_epoch(r["processed_at"]) for r in rows]
+
+    async def routed_count() -> int:
+        return len(await routed())
+
+    # burst: throughput, publish → signal delivered (SPEC §11), as the router records it
     burst_keys = keys[:burst]
     first = time.time()
     await asyncio.gather(*(publish(k) for k in burst_keys))
+    await _wait_for(routed_count, burst, 60 + burst / 5, "burst events routed (signal delivered)")
+    per_s = burst / max(max(await routed()) - first, 1e-6)
     await _wait_for(
         lambda: count_waits("RESOLVED"), burst, 60 + burst / 5, "burst events resuming runs"
     )
-    resumed = await resolved_at(burst_keys)
-    per_s = burst / max(max(resumed.values()) - first, 1e-6)
 
     # paced: latency
     paced_keys = keys[burst : burst + paced]
@@ -456,10 +471,11 @@ async def _signal_baseline(
             out[handle.id] = _epoch(described.close_time)
         return out
 
+    # burst: every signal RPC answered = delivered (Temporal has written it to the history)
     first = time.time()
     await asyncio.gather(*(signal(h) for h in handles[:burst]))
-    closed = await closed_at(handles[:burst])
-    per_s = burst / max(max(closed.values()) - first, 1e-6)
+    per_s = burst / max(time.time() - first, 1e-6)
+    await closed_at(handles[:burst])
     for handle in handles[burst:]:
         asyncio.create_task(signal(handle))  # noqa: RUF006 - awaited below through the results
         await asyncio.sleep(1.0 / paced_rate)
