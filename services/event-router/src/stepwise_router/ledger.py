@@ -16,41 +16,42 @@ import asyncpg
 import msgspec
 from stepwise_contract.envelope import EventEnvelope
 
-# One statement, so the event row and its buffer rows commit together. The buffer rows are written
-# on a redelivery of an event whose processing crashed midway (rows exist, `DO NOTHING`), but never
-# for an event already processed: after its buffer rows expired, a late duplicate must not offer an
-# old event to a new wait.
+# One statement, so the event row and its buffer rows commit together, and one round trip for
+# steps 2, 3 and 5 of SPEC §8 (the router's profile is dominated by statement round trips). A
+# suspended tenant's event is recorded as processed with an error and gets no buffer rows. The
+# buffer rows are written on a redelivery of an event whose processing crashed midway (rows exist,
+# `DO NOTHING`), but never for an event already processed: after its buffer rows expired, a late
+# duplicate must not offer an old event to a new wait.
 RECORD = """
-WITH done AS (
+WITH tenant AS (
+    SELECT coalesce((SELECT suspended FROM tenants WHERE tenant = $1), false) AS suspended
+), done AS (
     SELECT 1 FROM workflow_runtime_events
     WHERE tenant = $1 AND event_id = $2 AND processed_at IS NOT NULL
 ), event AS (
     INSERT INTO workflow_runtime_events (tenant, event_id, event_name, event_type, correlation_key,
-                                         correlation_keys, payload, payload_schema_ref)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                         correlation_keys, payload, payload_schema_ref,
+                                         processed_at, error_message)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8,
+           CASE WHEN tenant.suspended THEN now() END,
+           CASE WHEN tenant.suspended THEN $10 END
+    FROM tenant
     ON CONFLICT (tenant, event_id) DO NOTHING
     RETURNING 1
 ), buffer AS (
     INSERT INTO workflow_recent_events (tenant, event_id, event_name, correlation_key, payload)
     SELECT $1, $2, $3, k, $7 FROM unnest($9::text[]) AS k
-    WHERE NOT EXISTS (SELECT 1 FROM done)
+    WHERE NOT EXISTS (SELECT 1 FROM done) AND NOT (SELECT suspended FROM tenant)
     ON CONFLICT DO NOTHING
 )
-SELECT EXISTS (SELECT 1 FROM event) AS inserted, EXISTS (SELECT 1 FROM done) AS processed
+SELECT EXISTS (SELECT 1 FROM event) AS inserted, EXISTS (SELECT 1 FROM done) AS processed,
+       (SELECT suspended FROM tenant) AS suspended
 """
 
 # The row of a concurrent first delivery is only visible once that statement committed; asking
 # again in a new statement (new snapshot) tells whether it has finished.
 PROCESSED = """
 SELECT processed_at IS NOT NULL FROM workflow_runtime_events WHERE tenant = $1 AND event_id = $2
-"""
-
-RECORD_SUSPENDED = """
-INSERT INTO workflow_runtime_events (tenant, event_id, event_name, event_type, correlation_key,
-                                     correlation_keys, payload, payload_schema_ref, processed_at,
-                                     error_message)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9)
-ON CONFLICT (tenant, event_id) DO NOTHING
 """
 
 FINISH = """
@@ -60,12 +61,11 @@ SET processed_at = now(), matched_run_id = $3, matched_wait_id = $4, signaled_ru
 WHERE tenant = $1 AND event_id = $2
 """
 
-SUSPENDED = "SELECT suspended FROM tenants WHERE tenant = $1"
-
 SUSPENDED_MESSAGE = "tenant is suspended: event recorded, not routed"
 
 
 class Recorded(enum.Enum):
+    SUSPENDED = "suspended"  # the tenant is suspended: recorded with an error, not routed
     NEW = "new"  # first delivery
     UNFINISHED = "unfinished"  # a redelivery of one that crashed before finishing: route again
     PROCESSED = "processed"  # a duplicate of an event already routed: ack and ignore
@@ -90,25 +90,21 @@ class Ledger:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def tenant_suspended(self, tenant: uuid.UUID) -> bool:
-        """An unknown tenant is not suspended: events are routed for it."""
-        return bool(await self._pool.fetchval(SUSPENDED, tenant))
-
     def _row(self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str]) -> list[Any]:
         return [
             tenant, env.event_id, env.name, env.event_type, keys[0] if keys else None, keys,
             env.payload or {}, env.payload_schema_ref,
         ]  # fmt: skip
 
-    async def record_suspended(
-        self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str]
-    ) -> None:
-        await self._pool.execute(RECORD_SUSPENDED, *self._row(tenant, env, keys), SUSPENDED_MESSAGE)
-
     async def record(self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str]) -> Recorded:
-        """Record the event and its buffer rows unless it was processed already (dedupe)."""
-        row = await self._pool.fetchrow(RECORD, *self._row(tenant, env, keys), keys or [""])
+        """Record the event and its buffer rows unless it was processed already (dedupe), or
+        as processed with an error when the tenant is suspended (an unknown tenant is not)."""
+        row = await self._pool.fetchrow(
+            RECORD, *self._row(tenant, env, keys), keys or [""], SUSPENDED_MESSAGE
+        )
         assert row is not None
+        if row["suspended"]:
+            return Recorded.SUSPENDED
         if row["inserted"]:
             return Recorded.NEW
         if row["processed"] or await self._pool.fetchval(PROCESSED, tenant, env.event_id):

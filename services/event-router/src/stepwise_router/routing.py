@@ -3,10 +3,10 @@
 1. Undecodable or invalid envelope, or envelope tenant ≠ subject tenant → DLQ, ack.
 2. Suspended tenant → the event is recorded with an error, ack.
 3. Dedupe on (tenant, event_id) and 5. record the event and its recent-event buffer rows — one
-   statement (`Ledger.record`): an event already processed is acked and ignored; one recorded by a
-   delivery that crashed midway is processed again, idempotently (a run consumes an event id once;
-   trigger starts are keyed by their fire key), and the runs that delivery already resumed are
-   merged into the row (`WaitSignaller.resumed_earlier`).
+   statement (`Ledger.record`, which also answers step 2): an event already processed is acked
+   and ignored; one recorded by a delivery that crashed midway is processed again, idempotently
+   (a run consumes an event id once; trigger starts are keyed by their fire key), and the runs
+   that delivery already resumed are merged into the row (`WaitSignaller.resumed_earlier`).
 4. Correlation keys — pure, computed before recording because the row carries them.
 6. Signal every matching waiting run. 7. Start the triggered runs. 8. Finish the row, ack.
 Any exception (database, Temporal, or a bug) → nak with the backoff delay of this delivery; on the
@@ -122,12 +122,11 @@ class EventRouter:
     async def _route_event(self, env: EventEnvelope, tenant: uuid.UUID) -> Result:
         # 4. correlation (pure; the recorded row carries the keys)
         keys = self._correlation.keys(env)
-        # 2. suspended tenant
-        if await self._ledger.tenant_suspended(tenant):
-            await self._ledger.record_suspended(tenant, env, keys)
-            return Result(outcome="suspended", envelope=env)
-        # 3. dedupe + 5. record the event and the recent-event buffer (committed before step 6)
+        # 2. suspended tenant, 3. dedupe and 5. record the event and the recent-event buffer:
+        # one statement, committed before step 6
         recorded = await self._ledger.record(tenant, env, keys)
+        if recorded is Recorded.SUSPENDED:
+            return Result(outcome="suspended", envelope=env)
         if recorded is Recorded.PROCESSED:
             return Result(outcome="duplicate", envelope=env)
         # 6. resume matching waits
