@@ -23,6 +23,7 @@ import asyncpg
 import msgspec
 from stepwise_contract.db import create_pool
 from stepwise_contract.temporal import connect_temporal
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from stepwise_cli.bench import figures
@@ -79,7 +80,12 @@ async def _admin(url: str, sql: str) -> None:
         await conn.close()
 
 
-async def measure(stack: Stack, sizes: Sizes) -> list[figures.Figure]:
+PARTS = ("overhead", "launch", "events", "sweep")
+
+
+async def measure(
+    stack: Stack, sizes: Sizes, parts: tuple[str, ...] = PARTS
+) -> list[figures.Figure]:
     client = await connect_temporal(stack.temporal_address, "default")
     pool = await create_pool(stack.database_url, max_size=10)
     publisher = await EventPublisher.connect(stack.nats_url, stack.tenant_id)
@@ -97,78 +103,103 @@ async def measure(stack: Stack, sizes: Sizes) -> list[figures.Figure]:
             ) as session,
         ):
             api = StackApi(session)
-            print(f"bench: step overhead ({sizes.overhead_runs} runs of each) …", flush=True)
-            o = await figures.step_overhead(api, client, sizes.overhead_runs)
-            figures.note(f"ours end to end (HTTP launch → result): {o.ours_end_to_end_ms:.0f} ms")
-            for name, base in (("regular", o.regular_ms), ("local", o.local_ms)):
-                out.append(
-                    figures.Figure(
-                        f"step_overhead_vs_{name}",
-                        o.ours_ms,
-                        base,
-                        "ms",
-                        "ratio <= 1.5",
-                        o.ours_ms <= 1.5 * base,
-                    )
-                )
-            print("bench: launches …", flush=True)
-            la = await figures.launches(
-                api,
-                client,
-                pool,
-                sizes.launch_seconds,
-                sizes.launch_concurrency,
-                sizes.launch_rate,
-            )
-            out.append(
-                figures.Figure(
-                    "launch_per_s", la.per_s, la.base_per_s, "1/s", ">= 200", la.per_s >= 200
-                )
-            )
-            out.append(
-                figures.Figure(
-                    "launch_p99_ms",
-                    la.p99_ms,
-                    la.base_p99_ms,
-                    "ms",
-                    f"<= 100 at {la.rate:g}/s",
-                    la.p99_ms <= 100 and la.achieved >= 0.95 * la.rate,
-                )
-            )
-            print(f"bench: event routing with {sizes.waiting_runs} runs waiting …", flush=True)
-            ev = await figures.event_routing(
-                api,
-                client,
-                pool,
-                publisher,
-                sizes.waiting_runs,
-                sizes.burst_events,
-                sizes.paced_events,
-                sizes.paced_rate,
-            )
-            out.append(
-                figures.Figure(
-                    "events_routed_per_s", ev.per_s, ev.base_per_s, "1/s", ">= 500", ev.per_s >= 500
-                )
-            )
-            out.append(
-                figures.Figure(
-                    "event_resume_p50_ms", ev.p50_ms, ev.base_p50_ms, "ms", "<= 50", ev.p50_ms <= 50
-                )
-            )
-            print(f"bench: sweeping {sizes.expired_rows} expired rows under a writer …", flush=True)
-            sweep_p99, base_p99, _ = await figures.sweep_under_write(
-                pool, sizes.expired_rows, sizes.writer_baseline_s
-            )
-            out.append(
-                figures.Figure(
-                    "sweep_writer_p99_ms", sweep_p99, base_p99, "ms", "<= 20", sweep_p99 <= 20
-                )
-            )
+            if "overhead" in parts:
+                await _overhead(api, client, sizes, out)
+            if "launch" in parts:
+                await _launch(api, client, pool, sizes, out)
+            if "events" in parts:
+                await _events(api, client, pool, publisher, sizes, out)
+            if "sweep" in parts:
+                await _sweep(pool, sizes, out)
     finally:
         await publisher.close()
         await pool.close()
     return out
+
+
+async def _overhead(api: StackApi, client: Client, sizes: Sizes, out: list[figures.Figure]) -> None:
+    print(f"bench: step overhead ({sizes.overhead_runs} runs of each) …", flush=True)
+    o = await figures.step_overhead(api, client, sizes.overhead_runs)
+    figures.note(f"ours end to end (HTTP launch → result): {o.ours_end_to_end_ms:.0f} ms")
+    for name, base in (("regular", o.regular_ms), ("local", o.local_ms)):
+        out.append(
+            figures.Figure(
+                f"step_overhead_vs_{name}",
+                o.ours_ms,
+                base,
+                "ms",
+                "ratio <= 1.5",
+                o.ours_ms <= 1.5 * base,
+            )
+        )
+
+
+async def _launch(
+    api: StackApi, client: Client, pool: asyncpg.Pool, sizes: Sizes, out: list[figures.Figure]
+) -> None:
+    print("bench: launches …", flush=True)
+    la = await figures.launches(
+        api,
+        client,
+        pool,
+        sizes.launch_seconds,
+        sizes.launch_concurrency,
+        sizes.launch_rate,
+    )
+    out.append(
+        figures.Figure("launch_per_s", la.per_s, la.base_per_s, "1/s", ">= 200", la.per_s >= 200)
+    )
+    out.append(
+        figures.Figure(
+            "launch_p99_ms",
+            la.p99_ms,
+            la.base_p99_ms,
+            "ms",
+            f"<= 100 at {la.rate:g}/s",
+            la.p99_ms <= 100 and la.achieved >= 0.95 * la.rate,
+        )
+    )
+
+
+async def _events(
+    api: StackApi,
+    client: Client,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    sizes: Sizes,
+    out: list[figures.Figure],
+) -> None:
+    print(f"bench: event routing with {sizes.waiting_runs} runs waiting …", flush=True)
+    ev = await figures.event_routing(
+        api,
+        client,
+        pool,
+        publisher,
+        sizes.waiting_runs,
+        sizes.burst_events,
+        sizes.paced_events,
+        sizes.paced_rate,
+    )
+    out.append(
+        figures.Figure(
+            "events_routed_per_s", ev.per_s, ev.base_per_s, "1/s", ">= 500", ev.per_s >= 500
+        )
+    )
+    out.append(
+        figures.Figure(
+            "event_resume_p50_ms", ev.p50_ms, ev.base_p50_ms, "ms", "<= 50", ev.p50_ms <= 50
+        )
+    )
+
+
+async def _sweep(pool: asyncpg.Pool, sizes: Sizes, out: list[figures.Figure]) -> None:
+    print(f"bench: sweeping {sizes.expired_rows} expired rows under a writer …", flush=True)
+    sweep_p99, base_p99, _ = await figures.sweep_under_write(
+        pool, sizes.expired_rows, sizes.writer_baseline_s
+    )
+    out.append(
+        figures.Figure("sweep_writer_p99_ms", sweep_p99, base_p99, "ms", "<= 20", sweep_p99 <= 20)
+    )
 
 
 def render(rows: list[figures.Figure]) -> str:
@@ -187,6 +218,12 @@ def render(rows: list[figures.Figure]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stepwise-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (harness check only)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="measure only this part (repeatable); default: all",
+    )
     parser.add_argument("--out", default=os.environ.get("BENCH_OUT", ".stepwise/bench.json"))
     parser.add_argument(
         "--pg-admin-url",
@@ -206,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"bench: starting the stack under {home} …", flush=True)
         stack.start()
-        rows = asyncio.run(measure(stack, sizes))
+        rows = asyncio.run(measure(stack, sizes, tuple(args.only or PARTS)))
     finally:
         stack.stop()
         asyncio.run(_admin(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
