@@ -8,6 +8,7 @@ Temporal and NATS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 import nats
@@ -26,6 +27,7 @@ from stepwise_contract.tracing import (
 )
 from temporalio.client import Client
 
+from stepwise_router.abandoned import AbandonedWatcher
 from stepwise_router.consumer import EventConsumer
 from stepwise_router.correlation import Correlation
 from stepwise_router.dlq import DeadLetters
@@ -53,11 +55,12 @@ async def run_router(
     """Ensure the streams and the consumer, then route events until `stop` is set."""
     js = nc.jetstream()
     await ensure_topology(js, max_deliver=settings.max_deliver, ack_wait_s=settings.ack_wait_s)
+    dead_letters = DeadLetters(js)
     router = EventRouter(
         ledger=Ledger(pool),
         signaller=WaitSignaller(pool, client),
         launcher=TriggerLauncher(pool, client),
-        dead_letters=DeadLetters(js),
+        dead_letters=dead_letters,
         correlation=Correlation(settings.correlation_paths),
         metrics=metrics,
         max_deliver=settings.max_deliver,
@@ -72,7 +75,13 @@ async def run_router(
         ack_wait_s=settings.ack_wait_s,
     )
     metrics.in_flight.set_function(lambda: consumer.in_flight)
-    await consumer.run(stop)
+    # messages JetStream stops delivering unacked (a poison message crashing the router)
+    abandoned = await AbandonedWatcher(nc, js, dead_letters, metrics).subscribe()
+    try:
+        await consumer.run(stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await abandoned.unsubscribe()
 
 
 async def _log_nats_error(exc: Exception) -> None:
