@@ -44,7 +44,7 @@ async def test_a_message_never_acked_is_dead_lettered(
     metrics = Metrics(registry)
     nc = await nats.connect(nats_url, name="abandoned-watcher")
     watcher = AbandonedWatcher(
-        nc, nc.jetstream(), DeadLetters(nc.jetstream()), metrics, stream=stream, consumer=durable
+        nc, nc.jetstream(), DeadLetters(nc.jetstream(), metrics), stream=stream, consumer=durable
     )
     sub = await watcher.subscribe()
     puller = await js.pull_subscribe_bind(durable, stream=stream)

@@ -28,7 +28,6 @@ from stepwise_contract import names
 from stepwise_contract.enums import DlqReason
 
 from stepwise_router.dlq import DeadLetters
-from stepwise_router.metrics import Metrics
 
 log = structlog.get_logger("stepwise_router.abandoned")
 
@@ -53,7 +52,6 @@ class AbandonedWatcher:
         nc: NATS,
         js: JetStreamContext,
         dead_letters: DeadLetters,
-        metrics: Metrics,
         *,
         stream: str = names.EVENTS_STREAM,
         consumer: str = names.EVENTS_CONSUMER,
@@ -61,7 +59,6 @@ class AbandonedWatcher:
         self._nc = nc
         self._js = js
         self._dead_letters = dead_letters
-        self._metrics = metrics
         self._stream = stream
         self._consumer = consumer
 
@@ -94,7 +91,6 @@ class AbandonedWatcher:
             # Still in the stream (until its max age): the log line names it for an operator.
             log.error("abandoned_event_not_dead_lettered", stream_sequence=seq, error=str(exc))
             return
-        self._metrics.dlq.labels(DlqReason.MAX_DELIVER.value).inc()
         log.error(
             "abandoned_event_dead_lettered",
             stream_sequence=seq,

@@ -17,6 +17,8 @@ from nats.js import JetStreamContext
 from stepwise_contract import names
 from stepwise_contract.enums import DlqReason
 
+from stepwise_router.metrics import Metrics
+
 # NATS headers are single lines of bounded size.
 MAX_DETAIL_CHARS: Final = 1000
 
@@ -52,8 +54,9 @@ def one_line(text: str) -> str:
 
 
 class DeadLetters:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, metrics: Metrics) -> None:
         self._js = js
+        self._metrics = metrics
 
     async def send(
         self,
@@ -64,7 +67,8 @@ class DeadLetters:
         reason: DlqReason,
         detail: str,
     ) -> str:
-        """Publish the dead letter and wait for JetStream to store it; returns its subject."""
+        """Publish the dead letter and wait for JetStream to store it (then count it); returns
+        its subject."""
         tenant = readable_tenant(data) or subject_tenant(subject)
         dlq_subject = names.dlq_subject(tenant)
         headers = {
@@ -74,4 +78,5 @@ class DeadLetters:
             names.MSG_ID_HEADER: f"{names.EVENTS_STREAM}:{stream_sequence}:{reason.value}",
         }
         await self._js.publish(dlq_subject, data, headers=headers)
+        self._metrics.dlq.labels(reason.value).inc()
         return dlq_subject

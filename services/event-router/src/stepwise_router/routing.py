@@ -169,7 +169,6 @@ class EventRouter:
             reason=reason,
             detail=detail,
         )
-        self._metrics.dlq.labels(reason.value).inc()
         return Result(outcome="dlq", dlq_reason=reason.value, detail=one_line(detail))
 
     async def _failed(self, msg: Msg, delivery: int, exc: Exception) -> Result:

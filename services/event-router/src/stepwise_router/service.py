@@ -55,7 +55,7 @@ async def run_router(
     """Ensure the streams and the consumer, then route events until `stop` is set."""
     js = nc.jetstream()
     await ensure_topology(js, max_deliver=settings.max_deliver, ack_wait_s=settings.ack_wait_s)
-    dead_letters = DeadLetters(js)
+    dead_letters = DeadLetters(js, metrics)
     router = EventRouter(
         ledger=Ledger(pool),
         signaller=WaitSignaller(pool, client),
@@ -76,7 +76,7 @@ async def run_router(
     )
     metrics.in_flight.set_function(lambda: consumer.in_flight)
     # messages JetStream stops delivering unacked (a poison message crashing the router)
-    abandoned = await AbandonedWatcher(nc, js, dead_letters, metrics).subscribe()
+    abandoned = await AbandonedWatcher(nc, js, dead_letters).subscribe()
     try:
         await consumer.run(stop)
     finally:

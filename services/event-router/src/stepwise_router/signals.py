@@ -86,12 +86,12 @@ class WaitSignaller:
         signals: a wait is then either still WAITING (signalled above) or already stamped.
         """
         rows = await self._pool.fetch(RESUMED, tenant, env.name, keys, env.event_id)
-        run_ids = [r["run_id"] for r in rows if r["run_id"] not in signalled.run_ids]
-        if not run_ids:
+        earlier = [r for r in rows if r["run_id"] not in signalled.run_ids]
+        if not earlier:
             return signalled
         return Signalled(
-            run_ids=run_ids + signalled.run_ids,
-            first_wait_id=rows[0]["wait_id"],
+            run_ids=[r["run_id"] for r in earlier] + signalled.run_ids,
+            first_wait_id=earlier[0]["wait_id"],  # the wait of the first run, as `signal` does
             kinds=signalled.kinds,
         )
 
