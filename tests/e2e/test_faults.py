@@ -141,7 +141,7 @@ async def _all_succeeded(
             page = await api.call(
                 "GET", f"/api/workflow-runs?workflowId={workflow_id}&status=FAILED&limit=5"
             )
-            errors = [run.get("error_json") or run.get("error") for run in page["runs"]]
+            errors = [run["error_json"] for run in page["runs"]]
             raise AssertionError(f"runs ended badly: {counts}; errors: {errors}")
         return counts if counts.get("SUCCEEDED", 0) >= count else None
 

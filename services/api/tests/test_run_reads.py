@@ -163,8 +163,13 @@ async def test_timeline_summary_and_logs_paging(api, tenant, pool):
 
 async def _insert(pool, tenant_id, wf, *, status="RUNNING", age_s=0.0, version=1, payload=None):
     run_id = uuid.uuid4()
-    await insert_run(pool, NewRun(run_id=run_id, tenant=tenant_id, workflow_id=uuid.UUID(wf), workflow_version=version,
-        input_json=payload or {}, definition_hash="h"))  # fmt: skip
+    await insert_run(
+        pool,
+        NewRun(
+            run_id=run_id, tenant=tenant_id, workflow_id=uuid.UUID(wf), workflow_version=version,
+            input_json=payload or {}, definition_hash="h",
+        ),
+    )  # fmt: skip
     await pool.execute(
         "UPDATE workflow_runs SET status = $2, started_at = now() - make_interval(secs => $3),"
         " updated_at = now() - make_interval(secs => $3) WHERE run_id = $1",
