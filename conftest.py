@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from stepwise_cli.infra import nats_server, temporal_dev_server_headless
+from stepwise_cli.scratch import scratch_database
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import migrate
 from stepwise_contract.temporal import connect_temporal
@@ -51,35 +52,11 @@ def nats_url(stack_home: Path) -> Iterator[str]:
         proc.stop()
 
 
-def _db_url(name: str) -> str:
-    base, _, _ = ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    name = f"stepwise_test_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(ADMIN_URL)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        await migrate(_db_url(name))
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(ADMIN_URL)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    try:
-        yield _db_url(name)
-    finally:
-        asyncio.run(drop())
+    with scratch_database(ADMIN_URL, "stepwise_test") as url:
+        asyncio.run(migrate(url))
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ import msgspec
 import pytest
 from stepwise_cli.devstack import DEV_ENV_KEYS, parse_dev_env
 from stepwise_cli.processes import group_gone, process_gone
+from stepwise_cli.scratch import scratch_database
 
 # The four services run as real processes: end-to-end by the suite's definition (not in test-fast).
 pytestmark = pytest.mark.e2e
@@ -40,26 +41,10 @@ SERVICES = ("api", "worker", "event-router", "sweeper")
 START_TIMEOUT_S = 90.0
 
 
-def _db_url(name: str) -> str:
-    return f"{ADMIN_URL.rpartition('/')[0]}/{name}"
-
-
 @pytest.fixture
-async def fresh_database() -> AsyncIterator[str]:
-    name = f"stepwise_run_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield _db_url(name)
-    finally:
-        conn = await asyncpg.connect(ADMIN_URL)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+def fresh_database() -> Iterator[str]:
+    with scratch_database(ADMIN_URL, "stepwise_run") as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ stack's tenant (`stack.tenant_id`). A failing test gets the tail of every compon
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import aiohttp
 import asyncpg
 import pytest
 from stepwise_cli.bench.drive import EventPublisher, StackApi
+from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
 
 ADMIN_URL = os.environ.get(
@@ -44,20 +43,8 @@ E2E_ENV: dict[str, str] = {
 @pytest.fixture(scope="session")
 def e2e_database_url() -> Iterator[str]:
     """A fresh, empty database (the stack migrates it), dropped at the end of the session."""
-    name = f"stepwise_e2e_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{ADMIN_URL.rpartition('/')[0]}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(ADMIN_URL, "stepwise_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

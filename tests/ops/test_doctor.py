@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from google.protobuf.duration_pb2 import Duration
 from stepwise_cli.doctor import Check, Doctor, Targets
 from stepwise_cli.doctor_command import render
+from stepwise_cli.scratch import scratch_database
 from stepwise_contract.migrate import load_migrations
 from stepwise_contract.names import TASK_QUEUE
 from stepwise_contract.ops import add_ops_routes
@@ -192,20 +193,8 @@ async def test_the_command_exits_1_and_prints_json(
 
 @pytest.fixture
 def empty_database() -> Iterator[str]:
-    name = f"stepwise_ops_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{ADMIN_URL.rpartition('/')[0]}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(ADMIN_URL, "stepwise_ops") as url:
+        yield url
 
 
 async def test_missing_migrations_are_named(empty_database: str) -> None:

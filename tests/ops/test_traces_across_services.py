@@ -5,7 +5,6 @@ followed through NATS into the router and its signal to the waiting run."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -13,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from stepwise_cli.bench.drive import StackApi, eventually
+from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -69,36 +68,26 @@ async def collector() -> AsyncIterator[tuple[Collector, str]]:
 def traced_stack(
     tmp_path_factory: pytest.TempPathFactory, collector: tuple[Collector, str]
 ) -> Iterator[Stack]:
-    name = f"stepwise_traces_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     home: Path = tmp_path_factory.mktemp("traces")
-    system = Stack(
-        home,
-        database_url=f"{ADMIN_URL.rpartition('/')[0]}/{name}",
-        extra_env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector[1],
-            # the SDK's batch processor exports every 200 ms instead of 5 s
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-            # a second stack next to the e2e one: keep its share of Postgres connections small
-            "STEPWISE_WORKER_DB_POOL_SIZE": "4",
-            "STEPWISE_ROUTER_CONCURRENCY": "2",
-        },
-        tenant_name="traces",
-    )
-    system.start()
-    try:
-        yield system
-    finally:
-        system.stop()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(ADMIN_URL, "stepwise_traces") as database_url:
+        system = Stack(
+            home,
+            database_url=database_url,
+            extra_env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": collector[1],
+                # the SDK's batch processor exports every 200 ms instead of 5 s
+                "OTEL_BSP_SCHEDULE_DELAY": "200",
+                # a second stack next to the e2e one: keep its share of Postgres connections small
+                "STEPWISE_WORKER_DB_POOL_SIZE": "4",
+                "STEPWISE_ROUTER_CONCURRENCY": "2",
+            },
+            tenant_name="traces",
+        )
+        system.start()
+        try:
+            yield system
+        finally:
+            system.stop()
 
 
 def _traceparent() -> tuple[str, str]:

@@ -14,7 +14,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from temporalio.worker import Worker
 from stepwise_cli.bench import figures
 from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_cli.bench.drive import EventPublisher, StackApi
+from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
 
 
@@ -70,14 +70,6 @@ SMOKE = Sizes(
     expired_rows=2_000,
     writer_baseline_s=1,
 )
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 PARTS = ("overhead", "launch", "events", "sweep")
@@ -234,19 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
-    name = f"stepwise_bench_{uuid.uuid4().hex[:10]}"
-    database_url = f"{args.pg_admin_url.rpartition('/')[0]}/{name}"
-    asyncio.run(_admin(args.pg_admin_url, f'CREATE DATABASE "{name}"'))
     home = Path(tempfile.mkdtemp(prefix="stepwise-bench-"))
     env = {"STEPWISE_SWEEP_EXPIRY_INTERVAL_S": "1", "STEPWISE_LOG_LEVEL": "WARNING"}
-    stack = Stack(home, database_url=database_url, extra_env=env, tenant_name="bench")
-    try:
-        print(f"bench: starting the stack under {home} …", flush=True)
-        stack.start()
-        rows = asyncio.run(measure(stack, sizes, tuple(args.only or PARTS)))
-    finally:
-        stack.stop()
-        asyncio.run(_admin(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(args.pg_admin_url, "stepwise_bench") as database_url:
+        stack = Stack(home, database_url=database_url, extra_env=env, tenant_name="bench")
+        try:
+            print(f"bench: starting the stack under {home} …", flush=True)
+            stack.start()
+            rows = asyncio.run(measure(stack, sizes, tuple(args.only or PARTS)))
+        finally:
+            stack.stop()
     print(render(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
