@@ -7,7 +7,8 @@ mappings) and by the API (publish validation). Sources are compiled once and cac
   `append` are callable with or without `$`.
 - Only allowlisted functions may be called; `$now`, `$millis`, `$random` and `$eval` are refused
   (clock and randomness break replay). `nowIso()` reads the caller-supplied clock (workflow time).
-- Evaluation budget: bounded node evaluations and depth — never wall-clock time.
+- Evaluation is bounded by a counted work budget (`expression_budget`) and runs on a metered
+  engine with RE2 regular expressions (`expression_engine`) — never by wall-clock time.
 - The result is capped at 256 KiB of JSON.
 """
 
@@ -19,13 +20,27 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import jsonata
 import msgspec
 from jsonata import jexception, utils
+from jsonata.jsonata import Jsonata
 
-MAX_RESULT_BYTES: Final = 256 * 1024
-MAX_WORK: Final = 200_000
-MAX_DEPTH: Final = 200
+from stepwise_contract import expression_budget as budget
+from stepwise_contract.expression_budget import (
+    MAX_EVAL_DEPTH,
+    MAX_RESULT_BYTES,
+    MAX_SOURCE_CHARS,
+    MAX_VALUE_DEPTH,
+    MAX_WORK,
+    BudgetExceeded,
+)
+from stepwise_contract.expression_engine import (
+    MeteredJsonata,
+    check_built,
+    metered_frame,
+    re2_engine,
+)
+
+__all__ = ["MAX_EVAL_DEPTH", "MAX_RESULT_BYTES", "MAX_WORK"]
 
 CUSTOM_FUNCTIONS: Final = frozenset({"nowIso", "coalesce", "len", "toString", "append"})
 
@@ -196,52 +211,57 @@ def _check_functions(ast: Any, source: str) -> None:
             raise ExpressionError(f"function ${node.value} is not allowed", source=source)
 
 
-class _BudgetExceeded(Exception):
-    pass
+_BUILTINS: Final = metered_frame(SAFE_BUILTINS)
 
 
-class _Budget(threading.local):
-    work = 0
-    depth = 0
-
-
-_budget = _Budget()
-
-
-def _on_entry(_expr: Any, _input: Any, env: Any) -> None:
-    _budget.work += 1
-    _budget.depth += 1
-    if _budget.work > MAX_WORK:
-        raise _BudgetExceeded(f"evaluation budget of {MAX_WORK} steps exceeded")
-    if _budget.depth > MAX_DEPTH:
-        raise _BudgetExceeded(f"evaluation deeper than {MAX_DEPTH} levels")
-
-
-def _on_exit(_expr: Any, _input: Any, _env: Any, _res: Any) -> None:
-    _budget.depth -= 1
-
-
-def _to_json(value: Any) -> Any:
-    """Plain JSON values: JSONata sequences become lists, integral floats become ints."""
-    if value is None:
+def _scalar(value: Any) -> Any:
+    if value is None or value is utils.Utils.NULL_VALUE:
         return None
-    if isinstance(value, bool | str):
+    if (
+        isinstance(value, float)
+        and math.isfinite(value)
+        and value.is_integer()
+        and abs(value) < 2**53
+    ):
+        return int(value)
+    if isinstance(value, bool | str | int | float):
         return value
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
-            return int(value)
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_json(v) for v in value]
     raise TypeError("an expression may not return a function")
 
 
+def _to_json(value: Any) -> Any:
+    """Plain JSON values, built iteratively and paid for: sequences become lists, JSONata's null
+    becomes None, integral floats become ints. Refuses nesting deeper than `MAX_VALUE_DEPTH`."""
+    if not isinstance(value, list | tuple | Mapping):
+        return _scalar(value)
+    root: list[Any] = [None]
+    # (source value, container to fill, key or index in it, depth)
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    while stack:
+        item, parent, slot, depth = stack.pop()
+        budget.charge(budget.WALK_COST)
+        if isinstance(item, Mapping):
+            if depth >= MAX_VALUE_DEPTH:
+                raise BudgetExceeded(f"result nested deeper than {MAX_VALUE_DEPTH} levels")
+            obj: dict[str, Any] = {}
+            parent[slot] = obj
+            for key, child in item.items():
+                obj[str(key)] = None
+                stack.append((child, obj, str(key), depth + 1))
+        elif isinstance(item, list | tuple):
+            if depth >= MAX_VALUE_DEPTH:
+                raise BudgetExceeded(f"result nested deeper than {MAX_VALUE_DEPTH} levels")
+            arr: list[Any] = [None] * len(item)
+            parent[slot] = arr
+            for index, child in enumerate(item):
+                stack.append((child, arr, index, depth + 1))
+        else:
+            parent[slot] = _scalar(item)
+    return root[0]
+
+
 def _json_arg(value: Any) -> Any:
-    return None if value is None else _to_json(utils.Utils.convert_nulls(value))
+    return None if value is None else _to_json(value)
 
 
 def _coalesce(*args: Any) -> Any:
@@ -252,25 +272,32 @@ def _coalesce(*args: Any) -> Any:
 
 
 def _len(value: Any) -> int:
-    value = _json_arg(value)
-    if value is None:
+    if value is None or value is utils.Utils.NULL_VALUE:
         return 0
-    if isinstance(value, str | list | dict):
+    if isinstance(value, str | list | tuple | Mapping):
         return len(value)
-    return len(str(value))
+    return len(str(_json_arg(value)))
 
 
 def _to_string(value: Any) -> str:
-    value = _json_arg(value)
     if isinstance(value, str):
         return value
-    return msgspec.json.encode(value).decode()
+    if isinstance(value, list | tuple | Mapping):
+        budget.check_string(budget.measure(value, "toString"), "toString")
+    text = msgspec.json.encode(_json_arg(value)).decode()
+    check_built(text, (), "toString")
+    return text
 
 
 def _append(items: Any, value: Any) -> list[Any]:
-    base = _json_arg(items)
-    base = [] if base is None else (list(base) if isinstance(base, list) else [base])
-    return [*base, _json_arg(value)]
+    if items is None or items is utils.Utils.NULL_VALUE:
+        base: list[Any] = []
+    elif isinstance(items, list | tuple):
+        budget.check_items(len(items) + 1, "append")
+        base = list(items)
+    else:
+        base = [items]
+    return [*base, value]
 
 
 class CompiledExpression:
@@ -280,32 +307,60 @@ class CompiledExpression:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        if len(source) > MAX_SOURCE_CHARS:
+            raise ExpressionError(
+                f"expression longer than {MAX_SOURCE_CHARS} characters", source=source[:200]
+            )
         try:
-            compiled = jsonata.Jsonata(_rewrite(source))
+            compiled = MeteredJsonata(_rewrite(source), re2_engine)
         except jexception.JException as exc:
             raise ExpressionError(f"syntax error: {exc}", source=source) from None
+        except RecursionError:
+            raise ExpressionError(
+                "syntax error: expression nested too deeply", source=source
+            ) from None
         except Exception as exc:
             raise ExpressionError(f"syntax error: {exc}", source=source) from None
         _check_functions(compiled.ast, source)
         compiled.set_output_convert_nulls(False)
-        compiled.environment.set_evaluate_entry_callback(_on_entry)
-        compiled.environment.set_evaluate_exit_callback(_on_exit)
+        # Our inputs are decoded JSON already; the library's check would walk them all per call.
+        compiled.set_validate_input(False)
+        compiled.environment = Jsonata.Frame(_BUILTINS)
         compiled.register_lambda("coalesce", _coalesce)
         compiled.register_lambda("len", _len)
         compiled.register_lambda("toString", _to_string)
         compiled.register_lambda("append", _append)
         self._jsonata = compiled
 
-    def evaluate(self, context: Mapping[str, Any], *, now_iso: Callable[[], str]) -> Any:
-        """Evaluate against `context`; returns `UNDEFINED` when the result is undefined."""
-        _budget.work = 0
-        _budget.depth = 0
-        bindings = {"nowIso": jsonata.Jsonata.JLambda(lambda: now_iso())}
+    def evaluate(
+        self,
+        context: Mapping[str, Any],
+        *,
+        now_iso: Callable[[], str],
+        max_result_bytes: int = MAX_RESULT_BYTES,
+    ) -> Any:
+        """Evaluate against `context`; returns `UNDEFINED` when the result is undefined.
+
+        `max_result_bytes` caps the JSON size of the result (256 KiB for every value an expression
+        computes; the interpreter passes the payload ceiling where an expression only *selects* a
+        list to iterate). The work spent is `last_work()` afterwards, on success and on failure.
+        """
+        bindings = {"nowIso": Jsonata.JLambda(lambda: now_iso())}
+        # Higher-order built-ins apply lambdas through "the thread's current instance": make sure
+        # that is this metered one, whatever else was compiled on this thread since.
+        Jsonata.CURRENT.jsonata = self._jsonata
+        budget.start()
         try:
             raw = self._jsonata.evaluate(context, bindings)
+            if raw is None:
+                return UNDEFINED
+            result = _to_json(raw)
+            if isinstance(result, dict | list | str):
+                self._check_size(result, max_result_bytes)
+            return result
         except jexception.JException as exc:
             raise ExpressionError(str(exc), source=self.source) from None
-        except _BudgetExceeded as exc:
+        except BudgetExceeded as exc:
             raise ExpressionError(str(exc), source=self.source) from None
         except RecursionError:
             raise ExpressionError("expression too deep", source=self.source) from None
@@ -313,20 +368,20 @@ class CompiledExpression:
             raise
         except Exception as exc:
             raise ExpressionError(f"{type(exc).__name__}: {exc}", source=self.source) from None
-        if raw is None:
-            return UNDEFINED
-        try:
-            result = _to_json(utils.Utils.convert_nulls(raw))
-        except TypeError as exc:
-            raise ExpressionError(str(exc), source=self.source) from None
-        if (
-            isinstance(result, dict | list | str)
-            and len(msgspec.json.encode(result)) > MAX_RESULT_BYTES
-        ):
-            raise ExpressionError(
-                f"expression result exceeds {MAX_RESULT_BYTES} bytes", source=self.source
-            )
-        return result
+        finally:
+            budget.stop()
+
+    def _check_size(self, result: Any, limit: int) -> None:
+        # A cheap upper bound first, so a huge result is refused without encoding it.
+        if isinstance(result, str) and len(result) * 4 <= limit:
+            return
+        if len(msgspec.json.encode(result)) > limit:
+            raise ExpressionError(f"expression result exceeds {limit:,} bytes", source=self.source)
+
+
+def last_work() -> int:
+    """Work units the last evaluation on this thread spent (deterministic for the same input)."""
+    return budget.spent()
 
 
 _cache: dict[str, CompiledExpression] = {}

@@ -26,7 +26,14 @@ from stepwise_worker.workflows import RunWorkflow
 
 # Deterministic code the workflow imports: loaded once per process instead of once per run in
 # the sandbox (the compiled-expression cache lives in stepwise_contract and is shared).
-PASSTHROUGH_MODULES = ("stepwise_contract", "stepwise_worker", "jsonata", "msgspec", "structlog")
+PASSTHROUGH_MODULES = (
+    "stepwise_contract",
+    "stepwise_worker",
+    "jsonata",
+    "re2",
+    "msgspec",
+    "structlog",
+)
 
 
 class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
