@@ -31,6 +31,7 @@ PASSTHROUGH_MODULES = (
     "stepwise_worker",
     "jsonata",
     "re2",
+    "_re2",
     "msgspec",
     "structlog",
 )

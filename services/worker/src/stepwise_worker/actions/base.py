@@ -52,9 +52,6 @@ class ActionSettings:
     nats_subject_prefix: str = "workflow.events"
     http_max_response_bytes: int = 5 * 1024 * 1024
     http_max_redirects: int = 5
-    # `regex` checks this budget while matching, so a catastrophic pattern fails fast instead of
-    # pinning a worker thread
-    regex_timeout_s: float = 0.25
     store_max_value_bytes: int = 256 * 1024
 
 

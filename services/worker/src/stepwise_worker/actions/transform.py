@@ -1,9 +1,10 @@
 """`transform.*@1`: pure data helpers, no I/O (SPEC §6; each documented in docs/actions.md).
 
-Regular expressions use the `regex` module rather than `re`: `re` cannot bound its running time, and
-a pattern such as `(a|aa)+$` backtracks for minutes on a 40-character input, which no input
-length cap prevents. `regex` aborts a match after `settings.regex_timeout_s` and releases the GIL
-while matching, so matching runs in a thread and never stalls the worker's event loop.
+Regular expressions run on RE2, the same linear-time engine as expressions: a backtracking engine
+(`re`) runs a pattern such as `(a|aa)+$` for minutes on a 40-character input while holding the
+GIL, freezing every run on the worker. RE2 matches in time linear in the input and refuses what it
+cannot do that way (backreferences, lookaround) as `INVALID_REGEX`. Matching still runs in a thread
+so a long input never stalls the worker's event loop.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 from typing import Any, Final
 
 import msgspec
-import regex
+import re2
 
 from stepwise_worker.actions.base import ActionContext, ActionFailure, JSONObject
 
@@ -20,7 +21,6 @@ _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
-_REGEX_FLAGS: Final = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL}
 MAX_REGEX_MATCHES: Final = 10_000
 
 
@@ -102,12 +102,13 @@ async def transform_text(payload: JSONObject, _ctx: ActionContext) -> JSONObject
 
 
 def _compile(pattern: str, flags: str) -> Any:
-    bits = 0
-    for flag in flags:
-        bits |= _REGEX_FLAGS[flag]
+    options = re2.Options()
+    options.case_sensitive = "i" not in flags
+    options.dot_nl = "s" in flags
+    options.log_errors = False
     try:
-        return regex.compile(pattern, bits)
-    except regex.error as exc:
+        return re2.compile(f"(?m){pattern}" if "m" in flags else pattern, options)
+    except re2.error as exc:
         raise ActionFailure(
             f"invalid regular expression: {exc}", category="ValidationError", code="INVALID_REGEX"
         ) from None
@@ -122,13 +123,13 @@ def _match_info(m: Any) -> JSONObject:
     }
 
 
-def _regex_op(payload: JSONObject, timeout_s: float) -> JSONObject:
+def _regex_op(payload: JSONObject) -> JSONObject:
     compiled = _compile(payload["pattern"], payload.get("flags", ""))
     value: str = payload["value"]
     count: int = payload.get("count", 0)
     match payload["op"]:
         case "match":
-            m = compiled.search(value, timeout=timeout_s)
+            m = compiled.search(value)
             if m is None:
                 return {
                     "matched": False,
@@ -141,17 +142,15 @@ def _regex_op(payload: JSONObject, timeout_s: float) -> JSONObject:
         case "extract":
             limit = min(count or MAX_REGEX_MATCHES, MAX_REGEX_MATCHES)
             matches: list[JSONObject] = []
-            for m in compiled.finditer(value, timeout=timeout_s):
+            for m in compiled.finditer(value):
                 matches.append(_match_info(m))
                 if len(matches) >= limit:
                     break
             return {"matches": matches}
         case "replace":
             try:
-                replaced, n = compiled.subn(
-                    payload["replacement"], value, count=count, timeout=timeout_s
-                )
-            except (regex.error, IndexError) as exc:
+                replaced, n = compiled.subn(payload["replacement"], value, count=count)
+            except (re2.error, IndexError) as exc:
                 raise ActionFailure(
                     f"invalid replacement: {exc}",
                     category="ValidationError",
@@ -161,15 +160,8 @@ def _regex_op(payload: JSONObject, timeout_s: float) -> JSONObject:
     raise AssertionError(f"op {payload['op']} passed the schema but has no implementation")
 
 
-async def transform_regex(payload: JSONObject, ctx: ActionContext) -> JSONObject:
-    timeout_s = ctx.settings.regex_timeout_s
-    try:
-        return await asyncio.to_thread(_regex_op, payload, timeout_s)
-    except TimeoutError:
-        raise ActionFailure(
-            f"regular expression took longer than {timeout_s}s (catastrophic backtracking?)",
-            code="REGEX_TIMEOUT",
-        ) from None
+async def transform_regex(payload: JSONObject, _ctx: ActionContext) -> JSONObject:
+    return await asyncio.to_thread(_regex_op, payload)
 
 
 # --- JSON ---
