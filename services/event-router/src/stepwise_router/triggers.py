@@ -20,6 +20,7 @@ reconciliation — starts. Nothing is stranded and a Temporal blip does not fail
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -170,7 +171,14 @@ class TriggerLauncher:
         """(run id, None) once the run is started; (run id, message) when it failed at launch."""
         fire_key = names.trigger_fire_key(env.event_id, str(wf.workflow_id))
         primary = keys[0] if keys else None
-        payload, issues = build_payload(env, primary, wf.trigger, wf.payload_schema)
+        if wf.trigger.get("payloadMapping"):
+            # Tenant expressions are bounded (a counted budget) but can still take a few hundred
+            # ms: evaluated off the event loop, so other tenants' events keep flowing meanwhile.
+            payload, issues = await asyncio.to_thread(
+                build_payload, env, primary, wf.trigger, wf.payload_schema
+            )
+        else:
+            payload, issues = build_payload(env, primary, wf.trigger, wf.payload_schema)
         run_id = uuid.uuid4()
         message = (
             "trigger payload failed validation: "
