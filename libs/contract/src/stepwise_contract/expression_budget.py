@@ -29,11 +29,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 MAX_RESULT_BYTES: Final = 256 * 1024
-MAX_WORK: Final = 10_000_000
+MAX_WORK: Final = 4_000_000
 NODE_COST: Final = 100
 CALL_COST: Final = 400
 ITEM_COST: Final = 1
-WALK_COST: Final = 20
+WALK_COST: Final = 50
 MATCH_COST: Final = 200
 SIGNATURE_ITEM_COST: Final = 40
 CHARS_PER_UNIT: Final = 4

@@ -238,6 +238,10 @@ def check_built(result: Any, args: Sequence[Any], what: str) -> None:
         budget.charge(len(result) * budget.ITEM_COST)
 
 
+# built-ins whose signature types each array element (`<a<n>:n>`, `<a<s>s?:s>`, `<a<o>:o>`)
+_TYPED_ARRAY_SIGNATURES: Final = frozenset({"sum", "max", "min", "average", "join", "merge"})
+
+
 class _MeteredNative(Jsonata.JNativeFunction):  # type: ignore[misc]
     """A JSONata built-in that pays for its work (same signature, arity and implementation)."""
 
@@ -246,7 +250,7 @@ class _MeteredNative(Jsonata.JNativeFunction):  # type: ignore[misc]
         self._label = f"${original.function_name}"
         self._pre = _PRE.get(original.function_name)
         # only typed-array signatures (`a<n>`, `a<s>`, ...) check every element
-        self._typed_arrays = "a<" in str(getattr(original.signature, "_signature", ""))
+        self._typed_arrays = original.function_name in _TYPED_ARRAY_SIGNATURES
 
     def validate(self, args: Any, context: Any) -> Any:
         # signature checks walk array arguments element by element, in Python
