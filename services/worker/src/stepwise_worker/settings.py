@@ -9,7 +9,7 @@
 | `STEPWISE_EVENT_LOOKBACK_S` | 300 | recent-event buffer window checked by `event.wait` |
 | `STEPWISE_WORKER_MAX_CONCURRENT_ACTIVITIES` | 100 | regular activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |
-| `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 4 | workflow tasks at once (CPU-bound; keep small) |
+| `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 4 | workflow tasks at once (CPU-bound) |
 | `STEPWISE_WORKER_DB_POOL_SIZE` | 20 | Postgres connections |
 | `STEPWISE_WORKER_SHUTDOWN_GRACE_S` | 30 | on SIGTERM, how long running activities may finish |
 """
