@@ -208,7 +208,7 @@ async def test_expression_output_size_guard(
     _run_id, closed, row = await run(pool, temporal_client, tenant_id, steps)
     assert closed == "failed"
     assert row["error_json"]["category"] == "ExpressionError"
-    assert "exceeds" in row["error_json"]["message"]
+    assert "would build a string" in row["error_json"]["message"]
 
 
 async def test_undefined_results_and_bad_types(

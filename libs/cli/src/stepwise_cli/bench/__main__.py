@@ -25,7 +25,7 @@ from stepwise_contract.temporal import connect_temporal
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from stepwise_cli.bench import figures
+from stepwise_cli.bench import figures, isolation
 from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_cli.bench.drive import EventPublisher, StackApi
 from stepwise_cli.scratch import scratch_database
@@ -44,6 +44,8 @@ class Sizes:
     paced_rate: float
     expired_rows: int
     writer_baseline_s: float
+    hostile_runs: int
+    isolation_samples: int
 
 
 FULL = Sizes(
@@ -57,6 +59,8 @@ FULL = Sizes(
     paced_rate=20,
     expired_rows=1_000_000,
     writer_baseline_s=10,
+    hostile_runs=20,
+    isolation_samples=10,
 )
 SMOKE = Sizes(
     overhead_runs=2,
@@ -69,10 +73,12 @@ SMOKE = Sizes(
     paced_rate=10,
     expired_rows=2_000,
     writer_baseline_s=1,
+    hostile_runs=2,
+    isolation_samples=2,
 )
 
 
-PARTS = ("overhead", "launch", "events", "sweep")
+PARTS = ("overhead", "launch", "events", "sweep", "isolation")
 
 
 async def measure(
@@ -103,6 +109,8 @@ async def measure(
                 await _events(api, client, pool, publisher, sizes, out)
             if "sweep" in parts:
                 await _sweep(pool, sizes, out)
+            if "isolation" in parts:
+                await _isolation(api, pool, stack.api_url, sizes, out)
     finally:
         await publisher.close()
         await pool.close()
@@ -191,6 +199,21 @@ async def _sweep(pool: asyncpg.Pool, sizes: Sizes, out: list[figures.Figure]) ->
     )
     out.append(
         figures.Figure("sweep_writer_p99_ms", sweep_p99, base_p99, "ms", "<= 20", sweep_p99 <= 20)
+    )
+
+
+async def _isolation(
+    api: StackApi, pool: asyncpg.Pool, api_url: str, sizes: Sizes, out: list[figures.Figure]
+) -> None:
+    print(f"bench: expression isolation ({sizes.hostile_runs} hostile runs) …", flush=True)
+    loaded, idle = await isolation.expression_isolation(
+        api, pool, api_url, sizes.hostile_runs, sizes.isolation_samples
+    )
+    figures.note("baseline = tenant B's idle p50 launch → SUCCEEDED on the same stack")
+    out.append(
+        figures.Figure(
+            "expression_isolation", loaded, idle, "ms", "ratio <= 1.5", loaded <= 1.5 * idle
+        )
     )
 
 
