@@ -41,6 +41,20 @@ def test_valid() -> None:
             {"name": "x", "steps": [echo("a", inputMapping={"value": {"$expr": "$now()"}})]},
             "INVALID_EXPR",
         ),
+        (
+            {
+                "name": "x",
+                "steps": [echo("a", inputMapping={"value": {"$expr": '$match("aa", /(a)\\1/)'}})],
+            },
+            "INVALID_EXPR",
+        ),
+        (
+            {
+                "name": "x",
+                "steps": [echo("a", inputMapping={"value": {"$expr": "1 + " * 5000 + "1"}})],
+            },
+            "INVALID_EXPR",
+        ),
         ({"name": "x", "steps": [{"id": "a", "type": "bogus"}]}, "UNKNOWN_NODE_TYPE"),
         (
             {"name": "x", "steps": [{"id": "a", "type": "state.set", "config": {"state": 1}}]},
