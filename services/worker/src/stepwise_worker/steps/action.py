@@ -3,7 +3,8 @@
 The declaration decides how it runs: a local activity for fast in-process actions, a regular
 activity for external I/O. Temporal retries only infrastructure failures (worker lost, ledger
 unreachable); the action's own errors come back non-retryable and the DSL retry policy decides.
-`$secret` refs travel unresolved: the activity resolves them, so no secret enters history.
+`$secret` refs travel unresolved with the positions the definition wrote them at: the activity
+resolves those only, so no secret enters history and a ref arriving as data stays data.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from stepwise_worker.bookkeeping import DeferredStart
 from stepwise_worker.errors import StepError, failure_from_activity
 from stepwise_worker.frames import At
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
+from stepwise_worker.secret_positions import declared_secret_paths
 
 if TYPE_CHECKING:
     from stepwise_worker.interpreter import Interpreter
@@ -152,5 +154,6 @@ def _request(
         idempotency_key=idempotency_key,
         attempt=at.attempt,
         steps=deferred.batch if deferred is not None else None,
+        secret_paths=declared_secret_paths(config.input_mapping or {}),
     )
     return request, info
