@@ -7,10 +7,11 @@ target an `ActionError` with code `HTTP_TARGET_REFUSED`.
 Targets that are not globally routable (private, loopback, link-local, unspecified, shared,
 reserved, documentation ranges) and multicast are refused unless `settings.allow_private_http`;
 so is every IPv6 address that embeds or translates to such an IPv4 address (IPv4-mapped,
--compatible and -translated, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4, Teredo). The check runs in the connector's resolver, on the very addresses
-the socket then connects to (a name that re-resolves elsewhere between check and connect gains
-nothing), and on IP literals before each request. Redirects are followed by hand, up to
-`settings.http_max_redirects`, so every hop passes the same check.
+-compatible and -translated, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4, Teredo). The check
+runs in the connector's resolver, on the very addresses the socket then connects to (a name that
+re-resolves elsewhere between check and connect gains nothing), and on IP literals before each
+request. Redirects are followed by hand, up to `settings.http_max_redirects`, so every hop passes
+the same check.
 """
 
 from __future__ import annotations
