@@ -6,6 +6,8 @@
 - Tenant JSON pointers apply at the root of each document (a run input, an invocation input or
   output, an event payload, a log context, ...): the value there becomes `"[REDACTED]"`.
 Stored data stays unredacted (replay needs it); only what leaves the API is redacted.
+The walk is bounded: anything nested deeper than `MAX_READ_DEPTH` is returned as a marker string
+(request bodies are refused past 64 levels, so only a document a run built itself can be that deep).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from stepwise_contract.redaction import (
     REDACTED,
@@ -22,6 +24,9 @@ from stepwise_contract.redaction import (
     parse_pointer,
 )
 from stepwise_contract.secrets import SECRET_REDACTED
+
+MAX_READ_DEPTH: Final = 128
+TOO_DEEP: Final = f"[TRUNCATED: nested deeper than {MAX_READ_DEPTH} levels]"
 
 
 def _is_secret_ref(value: dict[str, Any]) -> bool:
@@ -62,16 +67,18 @@ class Redactor:
     def _sensitive(self, key: str) -> bool:
         return any(p.search(key) for p in self._all_keys)
 
-    def _walk(self, value: Any) -> Any:
+    def _walk(self, value: Any, depth: int = 0) -> Any:
+        if isinstance(value, dict | list) and depth >= MAX_READ_DEPTH:
+            return TOO_DEEP
         if isinstance(value, dict):
             if _is_secret_ref(value):
                 return {**value, "$secret": SECRET_REDACTED}
             return {
-                k: (REDACTED if self._sensitive(str(k)) else self._walk(v))
+                k: (REDACTED if self._sensitive(str(k)) else self._walk(v, depth + 1))
                 for k, v in value.items()
             }
         if isinstance(value, list):
-            return [self._walk(v) for v in value]
+            return [self._walk(v, depth + 1) for v in value]
         return value
 
     def document(self, value: Any) -> Any:
