@@ -8,6 +8,9 @@
 Stored data stays unredacted (replay needs it); only what leaves the API is redacted.
 The walk is bounded: anything nested deeper than `MAX_READ_DEPTH` is returned as a marker string
 (request bodies are refused past 64 levels, so only a document a run built itself can be that deep).
+A document whose JSON is over `MAX_READ_DOCUMENT_BYTES` has each string longer than
+`MAX_READ_STRING` cut to its first `KEPT_CHARS` characters and a `…[TRUNCATED: N characters]`
+marker: a read stays small and the small fields of a large document stay visible.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
 from stepwise_contract.redaction import (
     REDACTED,
     SENSITIVE_KEY,
@@ -27,6 +31,11 @@ from stepwise_contract.secrets import SECRET_REDACTED
 
 MAX_READ_DEPTH: Final = 128
 TOO_DEEP: Final = f"[TRUNCATED: nested deeper than {MAX_READ_DEPTH} levels]"
+MAX_READ_DOCUMENT_BYTES: Final = 1024 * 1024
+MAX_READ_STRING: Final = 16 * 1024
+KEPT_CHARS: Final = 1024
+
+_encode = msgspec.json.Encoder().encode
 
 
 def _is_secret_ref(value: dict[str, Any]) -> bool:
@@ -86,7 +95,23 @@ class Redactor:
         out = self._walk(value)
         for pointer in self.pointers:
             out = _redact_at(out, pointer)
+        if isinstance(out, dict | list | str) and len(_encode(out)) > MAX_READ_DOCUMENT_BYTES:
+            out = _shortened(out, 0)
         return out
+
+
+def _shortened(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        if len(value) <= MAX_READ_STRING:
+            return value
+        return f"{value[:KEPT_CHARS]}…[TRUNCATED: {len(value)} characters]"
+    if depth >= MAX_READ_DEPTH:  # already cut by the redaction walk
+        return value
+    if isinstance(value, dict):
+        return {k: _shortened(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shortened(v, depth + 1) for v in value]
+    return value
 
 
 def _redact_at(doc: Any, pointer: tuple[str, ...]) -> Any:
