@@ -415,3 +415,20 @@ async def test_action_output_nested_too_deep_is_a_validation_error(
     )
     [invocation] = await ledger(pool, run_id)
     assert invocation["status"] == "FAILED" and invocation["output_json"] is None
+
+
+def test_an_error_with_a_nul_or_deep_details_is_made_storable() -> None:
+    from stepwise_worker.activities import _storable
+
+    deep: Any = "x"
+    for _ in range(100):
+        deep = [deep]
+    error = {"category": "ActionError", "message": "body a\u0000b", "code": "HTTP_400",
+             "details": {"text": "a\u0000b", "deep": deep}}  # fmt: skip
+    assert _storable(error) == {
+        "category": "ActionError",
+        "message": "body a\\u0000b",
+        "code": "HTTP_400",
+    }
+    plain = {"category": "ActionError", "message": "m", "details": {"status": 400}}
+    assert _storable(plain) == plain

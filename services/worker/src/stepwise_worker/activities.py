@@ -184,6 +184,7 @@ class ActionActivities:
                     **({"details": failure.details} if failure.details is not None else {}),
                 }
             )
+            error = _storable(error)
             await self._ledger.fail(req.tenant_id, begun.invocation_id, error)
             log.info("action_failed", tenant=req.tenant_id, run_id=req.run_id,
                      step_path=req.step_path, action=req.action_id, attempt=req.attempt,
@@ -212,3 +213,14 @@ class ActionActivities:
         return await self._blobs.externalize(
             req.tenant_id, req.run_id, output, what=f"output of {req.action_id}@{req.version}"
         )
+
+
+def _storable(error: dict[str, Any]) -> dict[str, Any]:
+    """An action's error as the ledger and history can hold it: details that nest too deep or
+    carry a NUL (an HTTP body echoed in them) are dropped, the message's NULs escaped."""
+    try:
+        check_json(error, what="the error")
+    except JsonRefused:
+        error = {k: v for k, v in error.items() if k != "details"}
+        error["message"] = str(error["message"]).replace("\x00", "\\u0000")
+    return error
