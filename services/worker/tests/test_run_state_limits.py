@@ -80,3 +80,23 @@ async def test_an_assignment_nul_or_too_deep_is_a_validation_error(
     assert (failure["category"], failure["code"]) == ("ValidationError", code)
     assert [(s["attempt"], s["status"]) for s in steps_done] == [(1, "FAILED")]
     assert "x" not in result["vars"]
+
+
+async def test_action_input_built_2000_deep_fails_the_step_not_the_workflow_task(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    deep = '$reduce([1..2000], function($a, $v) { {"a": $a} }, {})'
+    call = {"id": "c", "type": "action.call",
+            "config": {"actionId": "core.echo", "version": 1, "inputMapping": {"value": {"$expr": deep}}}}  # fmt: skip
+    caught = {"id": "tc", "type": "control.tryCatch", "captureErrorAs": "failure",
+              "try": [call], "catch": []}  # fmt: skip
+    run_id, handle = await run_definition(
+        pool, temporal_client, tenant_id, {"name": "s", "steps": [caught]}
+    )
+    assert await outcome(handle, timeout_s=60) == "completed"
+    failure = (await run_row(pool, run_id))["result_json"]["vars"]["failure"]
+    assert (failure["category"], failure["code"]) == ("ValidationError", "JSON_TOO_DEEP")
+    invocations = await pool.fetchval(
+        "SELECT count(*) FROM workflow_action_invocations WHERE run_id = $1::uuid", run_id
+    )
+    assert invocations == 0

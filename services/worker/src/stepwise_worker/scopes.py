@@ -42,15 +42,6 @@ class RunStateLimits:
         self.max_bytes = max_bytes
         self._upper: int | None = None
 
-    def check_value(self, value: Any, target: str, path: str) -> None:
-        try:
-            check_json(value, what=f"the value assigned to {target}")
-        except JsonRefused as exc:
-            if _enforced():
-                raise StepError(
-                    "ValidationError", exc.detail, code=exc.code, node_path=path
-                ) from None
-
     def grew(self, scopes: Scopes, target: str, value: Any) -> bool:
         """False when the state, with `value` now written, is over the limit."""
         if self._upper is None:
@@ -68,6 +59,17 @@ class RunStateLimits:
 
 def _enforced() -> bool:
     return workflow.patched(RUN_STATE_LIMITS_PATCH)
+
+
+def check_json_limits(value: Any, *, what: str, path: str) -> None:
+    """A `ValidationError` step failure when `value` nests past the JSON depth limit or holds a
+    NUL (Postgres cannot store it, and hashing or encoding a value nested ~1,000 deep fails the
+    workflow task itself)."""
+    try:
+        check_json(value, what=what)
+    except JsonRefused as exc:
+        if _enforced():
+            raise StepError("ValidationError", exc.detail, code=exc.code, node_path=path) from None
 
 
 class Scopes:
@@ -149,7 +151,7 @@ class Scopes:
             container = frame.locals
         else:  # vars, or local outside any loop (as the reference: falls back to vars)
             container = self.vars
-        self.limits.check_value(value, target, path)
+        check_json_limits(value, what=f"the value assigned to {target}", path=path)
         for segment in segments[:-1]:
             node = container.get(segment)
             if not isinstance(node, dict):

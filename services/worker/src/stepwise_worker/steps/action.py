@@ -24,6 +24,7 @@ from stepwise_worker.bookkeeping import DeferredStart
 from stepwise_worker.errors import StepError, failure_from_activity
 from stepwise_worker.frames import At
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
+from stepwise_worker.scopes import check_json_limits
 from stepwise_worker.secret_positions import declared_secret_paths
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ def _request(
     if info is None:
         raise StepError(ErrorCategory.VALIDATION, f"unknown action {key}", code="UNKNOWN_ACTION")
     payload = interp.evaluate_mapping(config.input_mapping or {}, at, what="input")
+    check_json_limits(payload, what=f"the input of {key}", path=at.path)
     if config.idempotency_key is not None:
         explicit = interp.evaluate(config.idempotency_key, at, what="idempotencyKey")
         if not isinstance(explicit, str | int | float) or isinstance(explicit, bool):
