@@ -79,3 +79,13 @@ def test_scrubbing_a_deep_value_is_bounded() -> None:
     for _ in range(5000):
         deep = [deep]
     assert Scrubber([SECRET]).value(deep) is not None
+
+
+def test_a_long_secret_is_scrubbed_from_short_pieces_too() -> None:
+    key = "".join(chr(ord("a") + (i * 7) % 26) + str(i % 10) for i in range(300))  # 600 chars
+    scrubber = Scrubber([key])
+    piece = key[100:109]
+    assert scrubber.text(piece) == SECRET_REDACTED
+    assert (
+        scrubber.text(f"before {key[250:400].upper()} after") == f"before {SECRET_REDACTED} after"
+    )

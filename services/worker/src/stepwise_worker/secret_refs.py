@@ -29,6 +29,7 @@ SELECT name, value_encrypted FROM tenant_secrets WHERE tenant = $1 AND name = AN
 # a secret that long still gives most of it away.
 SCRUB_WINDOW: Final = 8
 TOO_DEEP: Final = "[TRUNCATED: nested too deep]"
+MAX_SEARCHED_WINDOWS: Final = 200
 
 Path = tuple[str | int, ...]
 
@@ -147,23 +148,29 @@ class Scrubber:
             last = len(folded) - SCRUB_WINDOW
             windows.update(folded[i : i + SCRUB_WINDOW] for i in range(last + 1))
         self._needles = sorted({_folded(n) for n in needles if n}, key=len, reverse=True)
-        self._windows = windows
+        # few windows: one C-level `find` each is fastest; many (a long key): one pass over the
+        # text looking each position up in the set
+        few = len(windows) <= MAX_SEARCHED_WINDOWS
+        self._searched = self._needles + sorted(windows) if few else self._needles
+        self._scanned = set() if few else windows
+        lengths = [len(n) for n in self._needles] + ([SCRUB_WINDOW] if windows else [])
+        self._shortest = min(lengths, default=0)
 
     def __bool__(self) -> bool:
         return bool(self._needles)
 
     def text(self, text: str) -> str:
-        if not self._needles:
+        if not self._needles or len(text) < self._shortest:
             return text
         folded = _folded(text)
         spans: list[tuple[int, int]] = []
-        for needle in self._needles:
+        for needle in self._searched:
             at = folded.find(needle)
             while at >= 0:
                 spans.append((at, at + len(needle)))
                 at = folded.find(needle, at + 1)
-        if self._windows:
-            windows = self._windows
+        if self._scanned:
+            windows = self._scanned
             spans.extend(
                 (i, i + SCRUB_WINDOW)
                 for i in range(len(folded) - SCRUB_WINDOW + 1)
