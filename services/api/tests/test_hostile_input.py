@@ -308,3 +308,28 @@ async def test_seeded_fuzz_never_answers_5xx(api: Any, tenant: Any) -> None:
             if resp.status >= 400:
                 assert resp.content_type == "application/problem+json"
     await healthy(api)
+
+
+async def test_undecodable_bytes_in_paths_and_queries_never_answer_5xx(
+    api: Any, tenant: Any
+) -> None:
+    from yarl import URL
+
+    paths = [
+        "/api/workflow-runs/%ff%fe",
+        "/api/workflow-runs?status=%ff%fe",
+        "/api/workflow-runs?cursor=%00%ff",
+        "/api/workflow-runs?limit=%00",
+        "/api/workflow-definitions/%c3%28",
+        "/api/workflow/events?cursor=%ed%a0%80",
+        "/api/workflow/events/%00",
+        "/api/workflow/schemas/%ff",
+        "/api/workflow/tasks?status=%ff",
+        "/api/workflow-runs/export?status=%ff",
+    ]
+    for path in paths:
+        resp = await api.get(URL(path, encoded=True), headers=tenant.headers(Role.READ))
+        assert resp.status < 500, (path, resp.status, await resp.text())
+        if resp.status >= 400:
+            assert resp.content_type == "application/problem+json", path
+    await healthy(api)
