@@ -110,3 +110,21 @@ def test_assign_paths(path: str, expected: tuple[str, list[str]]) -> None:
 def test_unsafe_assign_paths(path: str) -> None:
     with pytest.raises(ValueError):
         parse_assign_path(path)
+
+
+def test_secret_outside_an_action_input_mapping_is_a_warning() -> None:
+    ref = {"$secret": "TOKEN"}
+    raw = {
+        "name": "x",
+        "trigger": {"type": "event", "eventName": "E", "payloadMapping": {"t": ref}},
+        "steps": [
+            echo("a", inputMapping={"value": {"nested": [ref]}}),
+            {"id": "b", "type": "transform.assign", "config": {"assign": {"vars.t": ref}}},
+        ],
+    }
+    result, _ = validate_definition(raw, catalog=builtin_catalog())
+    assert not result.errors
+    warned = [(w.code, w.step_path) for w in result.warnings]
+    assert ("SECRET_NOT_RESOLVED_HERE", "root.trigger") in warned
+    assert ("SECRET_NOT_RESOLVED_HERE", "root.steps[1]") in warned
+    assert all(path != "root.steps[0]" for _code, path in warned), "inputMapping resolves"

@@ -56,3 +56,27 @@ def test_root_pointer_and_non_objects() -> None:
     assert Redactor().document(None) is None
     assert Redactor().document("text") == "text"
     assert Redactor.from_settings([], ["/0/password"]).document([{"x": 1}]) == [{"x": 1}]
+
+
+def test_a_document_nested_past_the_read_depth_is_cut_not_a_crash() -> None:
+    from stepwise_api.redaction import MAX_READ_DEPTH, TOO_DEEP
+
+    deep: object = {"password": "p"}
+    for _ in range(5000):
+        deep = {"a": [deep]}
+    out = Redactor().document(deep)
+    node = out
+    for _ in range(MAX_READ_DEPTH // 2 - 1):
+        node = node["a"][0]
+    assert node == {"a": [TOO_DEEP]}
+
+
+def test_huge_strings_of_a_large_document_are_cut_with_a_marker() -> None:
+    from stepwise_api.redaction import KEPT_CHARS, MAX_READ_STRING
+
+    doc = {"status": 200, "chunks": ["x" * 300_000 for _ in range(5)], "small": "y" * 100}
+    out = Redactor().document(doc)
+    assert out["status"] == 200 and out["small"] == "y" * 100
+    assert out["chunks"][0] == "x" * KEPT_CHARS + "…[TRUNCATED: 300000 characters]"
+    below = {"one": "x" * (MAX_READ_STRING + 1)}
+    assert Redactor().document(below) == below, "a document under the read limit is whole"

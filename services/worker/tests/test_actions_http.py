@@ -299,6 +299,14 @@ async def test_credentials_are_not_sent_to_another_origin(server: TestServer) ->
         "169.254.169.254",
         "[fe80::1]",
         "100.64.0.1",
+        # IPv6 forms that embed or translate to a private IPv4 address
+        "[64:ff9b::7f00:1]",  # NAT64 well-known prefix
+        "[64:ff9b:1::a00:1]",  # NAT64 local-use prefix
+        "[::ffff:0:7f00:1]",  # IPv4-translated (SIIT)
+        "[::7f00:1]",  # IPv4-compatible
+        "[2002:7f00:1::]",  # 6to4
+        "[2002:a9fe:a9fe::1]",  # 6to4 of the metadata address
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
     ],
 )
 async def test_private_targets_are_refused_by_default(server: TestServer, host: str) -> None:
@@ -338,3 +346,32 @@ async def test_guarded_resolver_checks_every_address() -> None:
     public = [ipaddress.ip_address(a) for a in ("8.8.8.8", "2606:4700:4700::1111", "1.1.1.1")]
     assert not any(is_refused_address(ip) for ip in public)
     assert is_refused_address(ipaddress.ip_address("224.0.0.1"))
+
+
+class _FixedResolver(GuardedResolver):
+    """The guard over a resolver that answers `address` for every name (a hostile DNS)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+        class Inner:
+            async def resolve(self, host: str, port: int = 0, family: Any = 0) -> list[Any]:
+                return [{"hostname": host, "host": address, "port": port, "family": family,
+                         "proto": 0, "flags": 0}]  # fmt: skip
+
+            async def close(self) -> None:
+                return None
+
+        self._inner = Inner()  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::a9fe:a9fe", "::ffff:0:a00:1", "2002:c0a8:1::", "::ffff:127.0.0.1"]
+)
+async def test_names_resolving_to_embedded_private_addresses_are_refused(address: str) -> None:
+    resolver = _FixedResolver(address)
+    with pytest.raises(TargetRefused):
+        await resolver.resolve("rebinding.example", 80, socket.AF_UNSPEC)
+    public = _FixedResolver("64:ff9b::808:808")  # NAT64 of a public address is a public target
+    assert (await public.resolve("ok.example", 80))[0]["host"] == "64:ff9b::808:808"

@@ -323,3 +323,112 @@ async def test_plugin_action(
         "message": "Hello, Ada!",
         "tenantId": tenant_id,
     }
+
+
+# -- hostile input: secret refs as data, derived forms, NUL, depth ------------------------------
+
+
+async def _set_secret(pool: asyncpg.Pool, tenant_id: str, name: str, value: str) -> None:
+    await ensure_tenant(pool, tenant_id)
+    await pool.execute(
+        "INSERT INTO tenant_secrets (tenant, name, value_encrypted) VALUES ($1, $2, $3)"
+        " ON CONFLICT (tenant, name) DO UPDATE SET value_encrypted = EXCLUDED.value_encrypted",
+        uuid.UUID(tenant_id), name, encrypt_secret(SECRET_KEY, value),
+    )  # fmt: skip
+
+
+async def test_secret_ref_arriving_as_data_is_never_resolved(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    secret = f"probe-{uuid.uuid4().hex}"
+    await _set_secret(pool, tenant_id, "PROBE_SECRET", secret)
+    steps = [
+        # a payload value, an expression's own result, an earlier action's output: all data
+        call("p", "core.echo", {"value": {"$expr": "payload.injected"}}, "vars.fromPayload"),
+        call("e", "core.echo", {"value": {"$expr": "{'$secret': 'PROBE_SECRET'}"}}, "vars.built"),
+        call("o", "core.echo", {"value": {"$expr": "vars.built.value"}}, "vars.fromOutput"),
+        call("k", "test.count", {"key": {"$expr": "payload.injected"}}),
+    ]
+    injected = {"$secret": "PROBE_SECRET"}
+    run_id, closed, row, handle = await run(
+        pool, temporal_client, tenant_id, steps, {"injected": injected}
+    )
+    assert closed == "completed", row["error_json"]
+    result = row["result_json"]["vars"]
+    assert result["fromPayload"] == result["built"] == result["fromOutput"] == {"value": injected}
+    assert PROBE.calls[secret] == 0 and PROBE.calls[str(injected)] == 1
+    stored = msgspec.json.encode([dict(r) for r in await ledger(pool, run_id)] + [dict(row)])
+    assert secret.encode() not in stored
+    assert secret.encode() not in await history_bytes(handle)
+
+
+async def test_derived_forms_of_a_secret_are_scrubbed(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    secret = f"Derived-{uuid.uuid4().hex}"
+    await _set_secret(pool, tenant_id, "DERIVED", secret)
+    ref = {"$secret": "DERIVED"}
+    steps = [
+        call("u", "transform.text", {"op": "upper", "value": ref}, "vars.upper"),
+        call("s", "transform.text", {"op": "split", "value": ref, "separator": "-"}, "vars.split"),
+        call("j", "transform.jsonStringify", {"value": {"k": ref}}, "vars.json"),
+    ]
+    run_id, closed, row, handle = await run(pool, temporal_client, tenant_id, steps)
+    assert closed == "completed", row["error_json"]
+    result = row["result_json"]["vars"]
+    assert result["upper"] == {"value": "[SECRET:REDACTED]"}
+    assert result["split"] == {"value": ["Derived", "[SECRET:REDACTED]"]}
+    assert result["json"] == {"text": '{"k":"[SECRET:REDACTED]"}'}
+    stored = msgspec.json.encode([dict(r) for r in await ledger(pool, run_id)] + [dict(row)])
+    raw = await history_bytes(handle)
+    for form in (secret, secret.upper(), secret.split("-")[1]):
+        assert form.encode() not in stored and form.encode() not in raw
+
+
+async def test_nul_in_an_action_input_is_a_validation_error_not_retried(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    # JSONata's "\u0000" escape: the run makes the NUL (a payload cannot carry one)
+    nul = {"$expr": '"a\\u0000b"'}
+    step = call("pub", "event.publish", {"eventType": "NUL_PROBE", "payload": {"text": nul}})
+    steps = [{**step, "retry": {"maxAttempts": 3, "backoffMs": 10}}]
+    run_id, closed, row, _handle = await run(pool, temporal_client, tenant_id, steps)
+    assert closed == "failed"
+    assert (row["error_json"]["category"], row["error_json"]["code"]) == (
+        "ValidationError",
+        "INVALID_INPUT",
+    )
+    assert await ledger(pool, run_id) == [], "nothing was stored"
+    assert [r["attempt"] for r in await step_rows(pool, run_id)] == [1], "no DSL retry"
+
+
+async def test_action_output_nested_too_deep_is_a_validation_error(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    deep = "[" * 100 + "]" * 100
+    steps = [call("parse", "transform.jsonParse", {"text": deep}, "vars.parsed")]
+    run_id, closed, row, _handle = await run(pool, temporal_client, tenant_id, steps)
+    assert closed == "failed"
+    assert (row["error_json"]["category"], row["error_json"]["code"]) == (
+        "ValidationError",
+        "JSON_TOO_DEEP",
+    )
+    [invocation] = await ledger(pool, run_id)
+    assert invocation["status"] == "FAILED" and invocation["output_json"] is None
+
+
+def test_an_error_with_a_nul_or_deep_details_is_made_storable() -> None:
+    from stepwise_worker.activities import _storable
+
+    deep: Any = "x"
+    for _ in range(100):
+        deep = [deep]
+    error = {"category": "ActionError", "message": "body a\u0000b", "code": "HTTP_400",
+             "details": {"text": "a\u0000b", "deep": deep}}  # fmt: skip
+    assert _storable(error) == {
+        "category": "ActionError",
+        "message": "body a\\u0000b",
+        "code": "HTTP_400",
+    }
+    plain = {"category": "ActionError", "message": "m", "details": {"status": 400}}
+    assert _storable(plain) == plain

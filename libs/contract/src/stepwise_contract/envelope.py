@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 
+from stepwise_contract.json_limits import JsonRefused, decode_json
+
 
 class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     event_id: str
@@ -53,9 +55,10 @@ def _is_uuid(value: str) -> bool:
 def decode_envelope(data: bytes) -> EventEnvelope:
     """Decode and validate an envelope; raises `EnvelopeError` with a DLQ reason code."""
     try:
-        msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        raise EnvelopeError("INVALID_JSON", str(exc)) from exc
+        # a NUL is left to the projection write (it fails there and dead-letters on max deliver)
+        decode_json(data, what="the event", refuse_nul=False)
+    except JsonRefused as exc:
+        raise EnvelopeError(exc.code, exc.detail) from None
     try:
         env = _decoder.decode(data)
     except msgspec.ValidationError as exc:

@@ -136,7 +136,17 @@ def _raw_walk(steps: Any, prefix: str, out: _Collector) -> None:
             _raw_walk(raw.get(segment), f"{path}.{segment}", out)
 
 
-def _check_exprs(value: Any, path: str, step_id: str, out: _Collector, secrets: set[str]) -> None:
+def _check_exprs(
+    value: Any,
+    path: str,
+    step_id: str,
+    out: _Collector,
+    secrets: set[str],
+    *,
+    resolves_secrets: bool = False,
+) -> None:
+    """Compile every `$expr`; collect `$secret` names. Only an action's `inputMapping`
+    resolves secrets: a ref anywhere else stays a plain object, which the author is warned of."""
     if is_expr(value):
         try:
             compile_expression(value["$expr"])
@@ -145,13 +155,21 @@ def _check_exprs(value: Any, path: str, step_id: str, out: _Collector, secrets: 
         return
     if is_secret_ref(value):
         secrets.add(str(value["$secret"]))
+        if not resolves_secrets:
+            out.warning(
+                "SECRET_NOT_RESOLVED_HERE",
+                f"$secret {value['$secret']!r} is only resolved in an action's inputMapping;"
+                " here it stays the plain object",
+                path,
+                step_id or None,
+            )
         return
     if isinstance(value, dict):
         for item in value.values():
-            _check_exprs(item, path, step_id, out, secrets)
+            _check_exprs(item, path, step_id, out, secrets, resolves_secrets=resolves_secrets)
     elif isinstance(value, list):
         for item in value:
-            _check_exprs(item, path, step_id, out, secrets)
+            _check_exprs(item, path, step_id, out, secrets, resolves_secrets=resolves_secrets)
 
 
 def _check_paths(paths: Iterable[str], path: str, step_id: str, out: _Collector) -> None:
@@ -251,7 +269,9 @@ def validate_definition(
                     )
                 else:
                     _check_action_input(step, decl.input_schema, path, out)
-                _check_exprs(config.input_mapping, path, step.id, out, secrets)
+                _check_exprs(
+                    config.input_mapping, path, step.id, out, secrets, resolves_secrets=True
+                )
                 _check_exprs(config.idempotency_key, path, step.id, out, secrets)
                 if config.save_as:
                     _check_paths([config.save_as], path, step.id, out)

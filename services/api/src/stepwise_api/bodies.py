@@ -1,4 +1,9 @@
-"""Request bodies: size-limited, decoded with msgspec into the contract's request Structs."""
+"""Request bodies: size-limited, depth-checked, decoded with msgspec into the contract's request
+Structs.
+
+Every body is decoded untyped first (`decode_json`): bytes that are not UTF-8, malformed JSON,
+nesting deeper than `MAX_JSON_DEPTH` and NUL characters answer 400 before any handler sees them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from stepwise_contract.json_limits import JsonRefused, decode_json
 
 from stepwise_api.errors import ApiError
 
@@ -17,15 +23,19 @@ async def _raw(request: web.Request) -> bytes:
     return await request.read()
 
 
+def _checked(raw: bytes) -> Any:
+    try:
+        return decode_json(raw, what="the request body")
+    except JsonRefused as exc:
+        raise ApiError(400, exc.code, exc.detail) from None
+
+
 async def json_body(request: web.Request) -> Any:
     """Any JSON value; malformed JSON answers 400 INVALID_JSON."""
     raw = await _raw(request)
     if not raw.strip():
         raise ApiError(400, "INVALID_JSON", "a JSON body is required")
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "INVALID_JSON", f"malformed JSON: {exc}") from None
+    return _checked(raw)
 
 
 async def typed_body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
@@ -35,6 +45,7 @@ async def typed_body(request: web.Request, kind: type[T], *, optional: bool = Fa
         if not optional:
             raise ApiError(400, "INVALID_JSON", "a JSON body is required")
         raw = b"{}"
+    _checked(raw)
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:

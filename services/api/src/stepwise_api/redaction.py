@@ -6,6 +6,11 @@
 - Tenant JSON pointers apply at the root of each document (a run input, an invocation input or
   output, an event payload, a log context, ...): the value there becomes `"[REDACTED]"`.
 Stored data stays unredacted (replay needs it); only what leaves the API is redacted.
+The walk is bounded: anything nested deeper than `MAX_READ_DEPTH` is returned as a marker string
+(request bodies are refused past 64 levels, so only a document a run built itself can be that deep).
+A document whose JSON is over `MAX_READ_DOCUMENT_BYTES` has each string longer than
+`MAX_READ_STRING` cut to its first `KEPT_CHARS` characters and a `…[TRUNCATED: N characters]`
+marker: a read stays small and the small fields of a large document stay visible.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 from stepwise_contract.redaction import (
     REDACTED,
     SENSITIVE_KEY,
@@ -22,6 +28,14 @@ from stepwise_contract.redaction import (
     parse_pointer,
 )
 from stepwise_contract.secrets import SECRET_REDACTED
+
+MAX_READ_DEPTH: Final = 128
+TOO_DEEP: Final = f"[TRUNCATED: nested deeper than {MAX_READ_DEPTH} levels]"
+MAX_READ_DOCUMENT_BYTES: Final = 1024 * 1024
+MAX_READ_STRING: Final = 16 * 1024
+KEPT_CHARS: Final = 1024
+
+_encode = msgspec.json.Encoder().encode
 
 
 def _is_secret_ref(value: dict[str, Any]) -> bool:
@@ -62,16 +76,18 @@ class Redactor:
     def _sensitive(self, key: str) -> bool:
         return any(p.search(key) for p in self._all_keys)
 
-    def _walk(self, value: Any) -> Any:
+    def _walk(self, value: Any, depth: int = 0) -> Any:
+        if isinstance(value, dict | list) and depth >= MAX_READ_DEPTH:
+            return TOO_DEEP
         if isinstance(value, dict):
             if _is_secret_ref(value):
                 return {**value, "$secret": SECRET_REDACTED}
             return {
-                k: (REDACTED if self._sensitive(str(k)) else self._walk(v))
+                k: (REDACTED if self._sensitive(str(k)) else self._walk(v, depth + 1))
                 for k, v in value.items()
             }
         if isinstance(value, list):
-            return [self._walk(v) for v in value]
+            return [self._walk(v, depth + 1) for v in value]
         return value
 
     def document(self, value: Any) -> Any:
@@ -79,7 +95,23 @@ class Redactor:
         out = self._walk(value)
         for pointer in self.pointers:
             out = _redact_at(out, pointer)
+        if isinstance(out, dict | list | str) and len(_encode(out)) > MAX_READ_DOCUMENT_BYTES:
+            out = _shortened(out, 0)
         return out
+
+
+def _shortened(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        if len(value) <= MAX_READ_STRING:
+            return value
+        return f"{value[:KEPT_CHARS]}…[TRUNCATED: {len(value)} characters]"
+    if depth >= MAX_READ_DEPTH:  # already cut by the redaction walk
+        return value
+    if isinstance(value, dict):
+        return {k: _shortened(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shortened(v, depth + 1) for v in value]
+    return value
 
 
 def _redact_at(doc: Any, pointer: tuple[str, ...]) -> Any:

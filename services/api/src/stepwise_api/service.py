@@ -9,6 +9,7 @@ from stepwise_contract.ops import stop_event_on_signals
 from stepwise_contract.tracing import configure_tracing
 
 from stepwise_api.app import create_app
+from stepwise_api.parser_errors import ProblemAppRunner
 from stepwise_api.settings import Settings
 
 log = structlog.get_logger("stepwise_api")
@@ -20,7 +21,7 @@ async def serve(settings: Settings) -> None:
     tracer_provider = configure_tracing("stepwise-api", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
     # SIGTERM: stop accepting, let in-flight requests finish (up to the shutdown timeout).
-    runner = web.AppRunner(
+    runner = ProblemAppRunner(
         create_app(settings, tracer_provider), access_log=None, shutdown_timeout=10
     )
     await runner.setup()

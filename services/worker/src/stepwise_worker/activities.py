@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import structlog
 from stepwise_contract.enums import ErrorCategory
+from stepwise_contract.json_limits import JsonRefused, check_json
 from temporalio import activity
 
 from stepwise_worker import metrics
@@ -39,11 +40,11 @@ from stepwise_worker.messages import (
     StepBatch,
 )
 from stepwise_worker.secret_refs import (
+    Scrubber,
     SecretUnavailable,
+    declared_refs,
     load_secrets,
     redact,
-    scrub,
-    secret_names,
     substitute,
 )
 
@@ -121,11 +122,17 @@ class ActionActivities:
                 code="UNKNOWN_ACTION",
             )
         payload = await self._blobs.materialize(req.tenant_id, req.input)
-        names = secret_names(payload)
+        try:
+            check_json(payload, what=f"input of {req.action_id}@{req.version}")
+        except JsonRefused as exc:  # the input's fault (a NUL, too deep): never retried
+            raise action_error(ErrorCategory.VALIDATION, exc.detail, code=exc.code) from None
+        refs = declared_refs(payload, req.secret_paths or [])
         secrets: dict[str, str] = {}
-        if names:
+        if refs:
             try:
-                secrets = await load_secrets(self._pool, req.tenant_id, names, self._secret_key)
+                secrets = await load_secrets(
+                    self._pool, req.tenant_id, refs.values(), self._secret_key
+                )
             except SecretUnavailable as exc:
                 raise action_error(
                     ErrorCategory.VALIDATION, str(exc), code="SECRET_NOT_FOUND"
@@ -138,7 +145,7 @@ class ActionActivities:
             version=req.version,
             idempotency_key=req.idempotency_key,
             attempt=req.attempt,
-            recorded_input=redact(payload) if names else payload,
+            recorded_input=redact(payload, refs) if refs else payload,
         )
         if begun.replayed:
             log.info("action_replayed_from_ledger", run_id=req.run_id, step_path=req.step_path,
@@ -158,26 +165,26 @@ class ActionActivities:
             publish=self._publish,
             settings=self._settings,
         )
-        clear = secrets.values()
+        scrubber = Scrubber(secrets.values())
         label = f"{req.action_id}@{req.version}"  # bounded: a registered action
         started = time.perf_counter()
         try:
             async with _heartbeating():
                 output = await invoke(
-                    action, substitute(payload, secrets) if names else payload, ctx
+                    action, substitute(payload, refs, secrets) if refs else payload, ctx
                 )
         except ActionFailure as failure:
             metrics.ACTION_SECONDS.labels(label).observe(time.perf_counter() - started)
             metrics.ACTION_FAILURES.labels(label, metrics.failure_category(failure.category)).inc()
-            error = scrub(
+            error = scrubber.value(
                 {
                     "category": failure.category,
                     "message": failure.message,
                     **({"code": failure.code} if failure.code is not None else {}),
                     **({"details": failure.details} if failure.details is not None else {}),
-                },
-                clear,
+                }
             )
+            error = _storable(error)
             await self._ledger.fail(req.tenant_id, begun.invocation_id, error)
             log.info("action_failed", tenant=req.tenant_id, run_id=req.run_id,
                      step_path=req.step_path, action=req.action_id, attempt=req.attempt,
@@ -187,16 +194,16 @@ class ActionActivities:
                 details=error.get("details"),
             ) from None  # fmt: skip
         metrics.ACTION_SECONDS.labels(label).observe(time.perf_counter() - started)
-        output = scrub(output, clear)
+        what = f"output of {req.action_id}@{req.version}"
         try:
-            self._blobs.check_size(output, f"output of {req.action_id}@{req.version}")
-        except PayloadTooLarge as exc:
-            error = {"category": ErrorCategory.VALIDATION, "message": str(exc),
-                     "code": "PAYLOAD_TOO_LARGE"}  # fmt: skip
+            check_json(output, what=what)
+            output = scrubber.value(output)
+            self._blobs.check_size(output, what)
+        except (JsonRefused, PayloadTooLarge) as exc:
+            code = exc.code if isinstance(exc, JsonRefused) else "PAYLOAD_TOO_LARGE"
+            error = {"category": ErrorCategory.VALIDATION, "message": str(exc), "code": code}
             await self._ledger.fail(req.tenant_id, begun.invocation_id, error)
-            raise action_error(
-                ErrorCategory.VALIDATION, str(exc), code="PAYLOAD_TOO_LARGE"
-            ) from None
+            raise action_error(ErrorCategory.VALIDATION, str(exc), code=code) from None
         await self._ledger.succeed(req.tenant_id, begun.invocation_id, output)
         return ActionResult(
             output=await self._externalize(req, output), invocation_id=begun.invocation_id
@@ -206,3 +213,14 @@ class ActionActivities:
         return await self._blobs.externalize(
             req.tenant_id, req.run_id, output, what=f"output of {req.action_id}@{req.version}"
         )
+
+
+def _storable(error: dict[str, Any]) -> dict[str, Any]:
+    """An action's error as the ledger and history can hold it: details that nest too deep or
+    carry a NUL (an HTTP body echoed in them) are dropped, the message's NULs escaped."""
+    try:
+        check_json(error, what="the error")
+    except JsonRefused:
+        error = {k: v for k, v in error.items() if k != "details"}
+        error["message"] = str(error["message"]).replace("\x00", "\\u0000")
+    return error

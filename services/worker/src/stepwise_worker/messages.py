@@ -118,6 +118,9 @@ class ActionRequest(Message, frozen=True, kw_only=True):
     # the step-start projection (with buffered completions) carried into this activity instead of
     # a local activity of its own: recorded first, in the same activity (interpreter.py)
     steps: StepBatch | None = None
+    # where the published definition wrote `$secret` refs in `input` (secret_positions.py): the
+    # only refs resolved; None (a call scheduled by an older worker) resolves none
+    secret_paths: list[list[str | int]] | None = None
 
 
 class ActionResult(Message, frozen=True, kw_only=True):

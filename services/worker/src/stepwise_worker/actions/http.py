@@ -5,11 +5,13 @@ Errors are classified where they happen: connection failures, timeouts, 5xx and 
 target an `ActionError` with code `HTTP_TARGET_REFUSED`.
 
 Targets that are not globally routable (private, loopback, link-local, unspecified, shared,
-reserved, documentation ranges; IPv4-mapped IPv6 included) and multicast are refused unless
-`settings.allow_private_http`. The check runs in the connector's resolver, on the very addresses
-the socket then connects to (a name that re-resolves elsewhere between check and connect gains
-nothing), and on IP literals before each request. Redirects are followed by hand, up to
-`settings.http_max_redirects`, so every hop passes the same check.
+reserved, documentation ranges) and multicast are refused unless `settings.allow_private_http`;
+so is every IPv6 address that embeds or translates to such an IPv4 address (IPv4-mapped,
+-compatible and -translated, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4, Teredo). The check
+runs in the connector's resolver, on the very addresses the socket then connects to (a name that
+re-resolves elsewhere between check and connect gains nothing), and on IP literals before each
+request. Redirects are followed by hand, up to `settings.http_max_redirects`, so every hop passes
+the same check.
 """
 
 from __future__ import annotations
@@ -40,11 +42,45 @@ class TargetRefused(OSError):
     """The target resolves to an address this worker must not reach."""
 
 
-def is_refused_address(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+# IPv6 prefixes that carry an IPv4 address in their low 32 bits and reach it through a translator:
+# NAT64 well-known (RFC 6052) and local-use (RFC 8215), IPv4-compatible (deprecated `::a.b.c.d`),
+# IPv4-translated (SIIT, `::ffff:0:a.b.c.d`).
+_EMBEDDING_LOW_32 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address embeds or translates to."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:  # 2002::/16
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:  # 2001::/32: (server, client)
+        found.extend(ip.teredo)
+    if any(ip in net for net in _EMBEDDING_LOW_32):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _refused_v4(ip: ipaddress.IPv4Address) -> bool:
     # `is_global` is False for private, loopback, link-local, unspecified, reserved and shared
     # (100.64/10) ranges alike; multicast is "global" but never a web server
+    return not ip.is_global or ip.is_multicast
+
+
+def is_refused_address(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _refused_v4(ip)
+    embedded = _embedded_ipv4(ip)
+    if any(_refused_v4(v4) for v4 in embedded):
+        return True
+    if ip.ipv4_mapped is not None:  # judged by the IPv4 address alone
+        return False
     return not ip.is_global or ip.is_multicast
 
 

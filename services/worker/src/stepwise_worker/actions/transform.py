@@ -172,6 +172,10 @@ async def transform_json_parse(payload: JSONObject, _ctx: ActionContext) -> JSON
         return {"value": _decode(payload["text"])}
     except msgspec.DecodeError as exc:
         raise ActionFailure(f"text is not JSON: {exc}", code="INVALID_JSON") from None
+    except RecursionError:
+        raise ActionFailure(
+            "text nests too deep to parse", category="ValidationError", code="JSON_TOO_DEEP"
+        ) from None
 
 
 async def transform_json_stringify(payload: JSONObject, _ctx: ActionContext) -> JSONObject:

@@ -3,7 +3,8 @@
 The declaration decides how it runs: a local activity for fast in-process actions, a regular
 activity for external I/O. Temporal retries only infrastructure failures (worker lost, ledger
 unreachable); the action's own errors come back non-retryable and the DSL retry policy decides.
-`$secret` refs travel unresolved: the activity resolves them, so no secret enters history.
+`$secret` refs travel unresolved with the positions the definition wrote them at: the activity
+resolves those only, so no secret enters history and a ref arriving as data stays data.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from stepwise_worker.bookkeeping import DeferredStart
 from stepwise_worker.errors import StepError, failure_from_activity
 from stepwise_worker.frames import At
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
+from stepwise_worker.scopes import check_json_limits
+from stepwise_worker.secret_positions import declared_secret_paths
 
 if TYPE_CHECKING:
     from stepwise_worker.interpreter import Interpreter
@@ -123,6 +126,7 @@ def _request(
     if info is None:
         raise StepError(ErrorCategory.VALIDATION, f"unknown action {key}", code="UNKNOWN_ACTION")
     payload = interp.evaluate_mapping(config.input_mapping or {}, at, what="input")
+    check_json_limits(payload, what=f"the input of {key}", path=at.path)
     if config.idempotency_key is not None:
         explicit = interp.evaluate(config.idempotency_key, at, what="idempotencyKey")
         if not isinstance(explicit, str | int | float) or isinstance(explicit, bool):
@@ -152,5 +156,6 @@ def _request(
         idempotency_key=idempotency_key,
         attempt=at.attempt,
         steps=deferred.batch if deferred is not None else None,
+        secret_paths=declared_secret_paths(config.input_mapping or {}),
     )
     return request, info

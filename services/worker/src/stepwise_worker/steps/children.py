@@ -31,6 +31,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflo
 
 from stepwise_worker.errors import StepError
 from stepwise_worker.frames import At
+from stepwise_worker.scopes import check_json_limits
 from stepwise_worker.wait_messages import (
     CHILD_RUN_STARTED,
     CREATE_CHILD_RUN,
@@ -64,6 +65,7 @@ def _cause_json(err: ChildWorkflowError) -> Any:
 async def call_workflow(interp: Interpreter, step: dsl.ControlCallWorkflow, at: At) -> None:
     run = interp.run_input
     payload = interp.evaluate_mapping(step.input_mapping or {}, at, what="inputMapping")
+    check_json_limits(payload, what="the child workflow's input", path=at.path)
     root_run_id = run.root_run_id or run.run_id
     children = host().child_runs
     key = attempt_key(at)
