@@ -170,3 +170,9 @@ def test_work_is_reported_on_success_and_is_stable() -> None:
     first = last_work()
     run("$sum([1..1000])")
     assert last_work() == first > 0
+
+
+def test_results_nest_at_most_as_deep_as_any_input() -> None:
+    assert run('$reduce([1..63], function($acc, $v){ {"a": $acc} }, {})') is not None
+    with pytest.raises(ExpressionError, match="nested deeper than 64"):
+        run('$reduce([1..64], function($acc, $v){ {"a": $acc} }, {})')

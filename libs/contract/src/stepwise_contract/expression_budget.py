@@ -28,6 +28,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
+from stepwise_contract.json_limits import MAX_JSON_DEPTH
+
 MAX_RESULT_BYTES: Final = 256 * 1024
 MAX_WORK: Final = 4_000_000
 NODE_COST: Final = 100
@@ -39,7 +41,8 @@ SIGNATURE_ITEM_COST: Final = 40
 CHARS_PER_UNIT: Final = 4
 MAX_STRING_CHARS: Final = MAX_RESULT_BYTES
 MAX_ARRAY_ITEMS: Final = 100_000
-MAX_VALUE_DEPTH: Final = 100
+MAX_VALUE_DEPTH: Final = 100  # a value walked (inputs are checked at 64 where they enter)
+MAX_RESULT_DEPTH: Final = MAX_JSON_DEPTH  # a result is stored like any input
 MAX_EVAL_DEPTH: Final = 200
 MAX_SOURCE_CHARS: Final = 16 * 1024
 

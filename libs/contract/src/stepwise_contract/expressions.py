@@ -28,8 +28,8 @@ from stepwise_contract import expression_budget as budget
 from stepwise_contract.expression_budget import (
     MAX_EVAL_DEPTH,
     MAX_RESULT_BYTES,
+    MAX_RESULT_DEPTH,
     MAX_SOURCE_CHARS,
-    MAX_VALUE_DEPTH,
     MAX_WORK,
     BudgetExceeded,
 )
@@ -231,7 +231,7 @@ def _scalar(value: Any) -> Any:
 
 def _to_json(value: Any) -> Any:
     """Plain JSON values, built iteratively and paid for: sequences become lists, JSONata's null
-    becomes None, integral floats become ints. Refuses nesting deeper than `MAX_VALUE_DEPTH`."""
+    becomes None, integral floats become ints. Refuses nesting deeper than `MAX_RESULT_DEPTH`."""
     if not isinstance(value, list | tuple | Mapping):
         return _scalar(value)
     root: list[Any] = [None]
@@ -241,16 +241,16 @@ def _to_json(value: Any) -> Any:
         item, parent, slot, depth = stack.pop()
         budget.charge(budget.WALK_COST)
         if isinstance(item, Mapping):
-            if depth >= MAX_VALUE_DEPTH:
-                raise BudgetExceeded(f"result nested deeper than {MAX_VALUE_DEPTH} levels")
+            if depth >= MAX_RESULT_DEPTH:
+                raise BudgetExceeded(f"result nested deeper than {MAX_RESULT_DEPTH} levels")
             obj: dict[str, Any] = {}
             parent[slot] = obj
             for key, child in item.items():
                 obj[str(key)] = None
                 stack.append((child, obj, str(key), depth + 1))
         elif isinstance(item, list | tuple):
-            if depth >= MAX_VALUE_DEPTH:
-                raise BudgetExceeded(f"result nested deeper than {MAX_VALUE_DEPTH} levels")
+            if depth >= MAX_RESULT_DEPTH:
+                raise BudgetExceeded(f"result nested deeper than {MAX_RESULT_DEPTH} levels")
             arr: list[Any] = [None] * len(item)
             parent[slot] = arr
             for index, child in enumerate(item):
