@@ -40,9 +40,9 @@ class WorkflowTaskFailure(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     """What the sweeper read from Temporal about a run's failing workflow task.
 
     `attempts` is the attempt of the pending workflow task (2 = it failed once and is being
-    retried); `since` is when the first failed attempt of this streak was scheduled again;
-    `message` the failure of the last failed task in history (or a timeout when no worker
-    answered); `cause` Temporal's failure cause, e.g. `WorkflowWorkerUnhandledFailure`.
+    retried); `since` when the first task of this streak failed (its history event); `message`
+    that failure, `Type: text` (or a timeout when no worker answered); `cause` Temporal's
+    failure cause, e.g. `WorkflowWorkerUnhandledFailure`, `NonDeterministicError`.
     """
 
     message: str

@@ -27,32 +27,26 @@ class TaskProbe:
         self._timeout = timedelta(seconds=timeout_s)
         self._history_pages = history_pages
 
-    async def pending_attempt(self, workflow_id: str, run_id: str) -> tuple[int, datetime] | None:
-        """(attempt, since) of the workflow's pending workflow task when it has failed at least
-        once (attempt ≥ 2), else None. Raises Temporal's RPCError (NOT_FOUND: no such workflow)."""
+    async def pending_attempt(self, workflow_id: str, run_id: str) -> int | None:
+        """The attempt of the workflow's pending workflow task when it has failed at least once
+        (attempt ≥ 2), else None. Raises Temporal's RPCError (NOT_FOUND: no such workflow)."""
         handle = self._client.get_workflow_handle(workflow_id, run_id=run_id)
         described = await handle.describe(rpc_timeout=self._timeout)
-        pending = described.raw_description.pending_workflow_task
-        if pending.attempt < 2:
-            return None
-        scheduled = pending.original_scheduled_time
-        since = (
-            scheduled.ToDatetime(tzinfo=UTC)
-            if scheduled.seconds or scheduled.nanos
-            else datetime.now(UTC)
-        )
-        return pending.attempt, since
+        attempt = described.raw_description.pending_workflow_task.attempt
+        return attempt if attempt >= 2 else None
 
-    async def failure(
-        self, workflow_id: str, run_id: str, attempts: int, since: datetime
-    ) -> WorkflowTaskFailure:
+    async def failure(self, workflow_id: str, run_id: str, attempts: int) -> WorkflowTaskFailure:
+        """The failure of the streak: message and cause of its failed (or timed-out) task event,
+        `since` that event's time."""
         event = await self._last_task_problem(workflow_id, run_id)
         if event is None:
+            since = datetime.now(UTC)
             message = (
                 "the workflow task keeps failing (no failure event in the newest "
                 f"{self._history_pages * HISTORY_PAGE} history events)"
             )
             return WorkflowTaskFailure(message=message, attempts=attempts, since=since)
+        since = event.event_time.ToDatetime(tzinfo=UTC)
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             timeout = event.workflow_task_timed_out_event_attributes.timeout_type
             kind = TimeoutType.Name(timeout).removeprefix("TIMEOUT_TYPE_").lower()

@@ -6,8 +6,8 @@ Each pass, under a session advisory lock (one replica does the pass, the others 
    (`stepwise_contract.task_failures.FAILING_RUNS_QUERY`, up to `max_runs`).
 2. Keep those whose run row is open (`RUNNING`/`WAITING`; a flagged workflow of an ended or unknown
    run is not ours to report), describe each: a pending workflow task on attempt ≥ 2 is failing.
-   The failure message is read from history only when a new streak starts (its `since` differs
-   from the recorded one); otherwise only the attempt count is refreshed.
+   The failure message is read from history only when a new streak starts (no record, or an
+   attempt lower than the recorded one); otherwise only the attempt count is refreshed.
 3. Record the failure on the run (`workflow_task_failure_json`); a new streak also writes a WARN
    run log line. Runs recorded earlier that are no longer flagged (the listing was complete) or
    have ended are cleared; a run that recovered while open gets an INFO run log line.
@@ -177,11 +177,11 @@ class TaskFailuresJob:
         ):
             known = decode_failure(row["workflow_task_failure_json"])
             try:
-                pending = await self._probe.pending_attempt(item.workflow_id, item.temporal_run_id)
-                if pending is None:
+                attempts = await self._probe.pending_attempt(item.workflow_id, item.temporal_run_id)
+                if attempts is None:
                     return "not_failing"
-                attempts, since = pending
-                if known is not None and known.since == since:
+                # the attempt only grows within a streak; a new streak starts again at 2
+                if known is not None and attempts >= known.attempts:
                     if known.attempts == attempts:
                         return "unchanged"
                     await self._pool.fetchval(
@@ -189,7 +189,7 @@ class TaskFailuresJob:
                     )
                     return "updated"
                 failure = await self._probe.failure(
-                    item.workflow_id, item.temporal_run_id, attempts, since
+                    item.workflow_id, item.temporal_run_id, attempts
                 )
             except Exception as exc:
                 if is_not_found(exc):
