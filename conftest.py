@@ -101,15 +101,17 @@ def service_env(database_url: str, temporal_address: str, nats_url: str) -> dict
 
 @workflow.defn(name="StepwiseTestFailingTask")
 class FailingTaskWorkflow:
-    """A workflow whose workflow task raises while its id is in `broken` (a plain exception fails
-    the workflow task, not the workflow: Temporal retries it forever); once fixed it waits."""
+    """A workflow whose workflow task raises while its id is in `broken` (with the message to
+    raise; a plain exception fails the workflow task, not the workflow: Temporal retries it
+    forever); once fixed it waits."""
 
-    broken: ClassVar[set[str]] = set()
+    broken: ClassVar[dict[str, str]] = {}
 
     @workflow.run
     async def run(self) -> None:
-        if workflow.info().workflow_id in FailingTaskWorkflow.broken:
-            raise RuntimeError("workflow code bug on purpose")
+        message = FailingTaskWorkflow.broken.get(workflow.info().workflow_id)
+        if message is not None:
+            raise RuntimeError(message)
         await workflow.wait_condition(lambda: False)
 
 
@@ -122,11 +124,11 @@ class FailingTasks:
         self.task_queue = task_queue
         self.started: list[str] = []
 
-    async def start(self, run_id: uuid.UUID) -> str:
+    async def start(self, run_id: uuid.UUID, message: str = "workflow code bug on purpose") -> str:
         """Start the run's failing workflow; returns its Temporal run id. A short task timeout
         makes Temporal retry the task every second instead of every 10 s."""
         workflow_id = workflow_id_for(str(run_id))
-        FailingTaskWorkflow.broken.add(workflow_id)
+        FailingTaskWorkflow.broken[workflow_id] = message
         handle = await self.client.start_workflow(
             "StepwiseTestFailingTask",
             id=workflow_id,
@@ -138,7 +140,7 @@ class FailingTasks:
         return handle.result_run_id
 
     def fix(self, run_id: uuid.UUID) -> None:
-        FailingTaskWorkflow.broken.discard(workflow_id_for(str(run_id)))
+        FailingTaskWorkflow.broken.pop(workflow_id_for(str(run_id)), None)
 
 
 @pytest.fixture
@@ -152,6 +154,6 @@ async def failing_tasks(temporal_client: Client) -> AsyncIterator[FailingTasks]:
     ):
         yield tasks
         for workflow_id in tasks.started:
-            FailingTaskWorkflow.broken.discard(workflow_id)
+            FailingTaskWorkflow.broken.pop(workflow_id, None)
             with contextlib.suppress(RPCError):  # already closed
                 await temporal_client.get_workflow_handle(workflow_id).terminate("test done")

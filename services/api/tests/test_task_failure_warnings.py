@@ -8,21 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import pytest
-from prometheus_client import CollectorRegistry
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import workflow_id_for
-from stepwise_sweeper.jobs.cancel_enforcement import CancelEnforcementConfig, CancelEnforcementJob
-from stepwise_sweeper.jobs.task_failures import TaskFailuresConfig, TaskFailuresJob
-from stepwise_sweeper.metrics import SweeperMetrics
-from stepwise_sweeper.scheduler import ScheduledJob, Scheduler
 from temporalio.client import Client, WorkflowExecutionStatus
-
-GRACE_S = 2.0
 
 
 async def poll(check: Callable[[], Awaitable[Any]], timeout_s: float, what: str) -> Any:
@@ -33,35 +25,6 @@ async def poll(check: Callable[[], Awaitable[Any]], timeout_s: float, what: str)
             return value
         assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
         await asyncio.sleep(0.2)
-
-
-@pytest.fixture
-async def sweeper(
-    pool: asyncpg.Pool, temporal_client: Client, tenant: Any
-) -> AsyncIterator[CollectorRegistry]:
-    """The two sweeper jobs on short intervals, in the background, for this tenant only."""
-    registry = CollectorRegistry()
-    scope = (tenant.id,)
-    scheduler = Scheduler(
-        [
-            ScheduledJob(
-                job=TaskFailuresJob(pool, temporal_client, TaskFailuresConfig(tenants=scope)),
-                interval_s=1.0,
-            ),
-            ScheduledJob(
-                job=CancelEnforcementJob(
-                    pool, temporal_client, CancelEnforcementConfig(grace_s=GRACE_S, tenants=scope)
-                ),
-                interval_s=0.5,
-            ),
-        ],
-        on_pass=SweeperMetrics(registry).record_pass,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(scheduler.run(stop))
-    yield registry
-    stop.set()
-    await asyncio.wait_for(task, 30)
 
 
 async def _failing_run(pool: asyncpg.Pool, tenant_id: uuid.UUID, failing_tasks: Any) -> str:
@@ -86,7 +49,7 @@ def _failing(warnings: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client, failing_tasks: Any,
-    sweeper: CollectorRegistry,
+    sweeper: Any,
 ) -> None:  # fmt: skip
     started = time.monotonic()
     run_id = await _failing_run(pool, tenant.id, failing_tasks)
@@ -114,7 +77,7 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     listed = {r["run_id"]: r for r in (await resp.json())["runs"]}
     assert _failing(listed[run_id]["warnings"]) is not None
     assert "workflow_task_failure_json" not in listed[run_id]
-    assert sweeper.get_sample_value("stepwise_runs_workflow_task_failing") == 1
+    assert sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == 1
 
     resp = await api.post(
         f"/api/workflow-runs/{run_id}/cancel", json={"reason": "stuck"}, headers=headers
@@ -130,8 +93,10 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     async def terminated() -> bool:
         return (await handle.describe()).status == WorkflowExecutionStatus.TERMINATED
 
-    await poll(terminated, GRACE_S + 15, "workflow terminated after the grace period")
-    assert time.monotonic() - canceled_at >= GRACE_S
+    await poll(
+        terminated, sweeper.cancel_grace_s + 15, "workflow terminated after the grace period"
+    )
+    assert time.monotonic() - canceled_at >= sweeper.cancel_grace_s
     body = await (await api.get(f"/api/workflow-runs/{run_id}", headers=headers)).json()
     assert body["status"] == "CANCELED"
     assert body["error_json"]["reason"] == "stuck"
@@ -151,10 +116,10 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     )
 
     async def gauge_zero() -> bool:
-        return sweeper.get_sample_value("stepwise_runs_workflow_task_failing") == 0
+        return sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == 0
 
     await poll(gauge_zero, 10, "gauge back to 0")
-    assert sweeper.get_sample_value("stepwise_sweeper_canceled_runs_terminated_total") == 1
+    assert sweeper.registry.get_sample_value("stepwise_sweeper_canceled_runs_terminated_total") == 1
 
 
 async def test_other_tenant_does_not_see_the_warning(
