@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -143,11 +143,12 @@ class FailingTasks:
         FailingTaskWorkflow.broken.pop(workflow_id_for(str(run_id)), None)
 
 
-@pytest.fixture
-async def failing_tasks(temporal_client: Client) -> AsyncIterator[FailingTasks]:
-    tasks = FailingTasks(temporal_client, f"failing-task-{uuid.uuid4()}")
+@contextlib.asynccontextmanager
+async def failing_tasks_on(client: Client) -> AsyncIterator[FailingTasks]:
+    """`FailingTasks` with a worker in `client`'s namespace; what it started is terminated."""
+    tasks = FailingTasks(client, f"failing-task-{uuid.uuid4()}")
     async with Worker(
-        temporal_client,
+        client,
         task_queue=tasks.task_queue,
         workflows=[FailingTaskWorkflow],
         workflow_runner=UnsandboxedWorkflowRunner(),
@@ -156,4 +157,16 @@ async def failing_tasks(temporal_client: Client) -> AsyncIterator[FailingTasks]:
         for workflow_id in tasks.started:
             FailingTaskWorkflow.broken.pop(workflow_id, None)
             with contextlib.suppress(RPCError):  # already closed
-                await temporal_client.get_workflow_handle(workflow_id).terminate("test done")
+                await client.get_workflow_handle(workflow_id).terminate("test done")
+
+
+@pytest.fixture
+def failing_tasks_in() -> Callable[[Client], contextlib.AbstractAsyncContextManager[FailingTasks]]:
+    """Failing workflows in another namespace: `async with failing_tasks_in(client) as tasks`."""
+    return failing_tasks_on
+
+
+@pytest.fixture
+async def failing_tasks(temporal_client: Client) -> AsyncIterator[FailingTasks]:
+    async with failing_tasks_on(temporal_client) as tasks:
+        yield tasks

@@ -203,8 +203,16 @@ def render_run(run: dict[str, Any], parts: dict[str, Any]) -> str:
     warnings = run.get("warnings") or []
     if warnings:
         lines.append("")
-        lines += [f"⚠ {w.get('code')}: {w.get('message')}" for w in warnings]
+        lines += [warning_line(w) for w in warnings]
     return "\n".join(lines)
+
+
+def warning_line(warning: dict[str, Any]) -> str:
+    """`⚠ CODE: message`, and since when for a warning that says (RUN_WORKFLOW_TASK_FAILING)."""
+    line = f"⚠ {warning.get('code')}: {warning.get('message')}"
+    if warning.get("since"):
+        line += f" (since {short_time(warning['since'])} UTC)"
+    return line
 
 
 def _meta(run: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +271,7 @@ class Tail:
                     text += f"  {_error_text(run['error_json'])}"
             self.emit("run", at, text, run)
         for warning in run.get("warnings") or []:
-            message = f"⚠ {warning.get('code')}: {warning.get('message')}"
+            message = warning_line(warning)
             if message not in self.warnings:
                 self.warnings.add(message)
                 self.emit("warning", None, message, warning)
