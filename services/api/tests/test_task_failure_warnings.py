@@ -1,10 +1,11 @@
 """RUN_WORKFLOW_TASK_FAILING end to end in-process: a run whose Temporal workflow task raises (a
 test workflow on a real dev server) shows the warning in the run read and the runs list within
-10 s of its start, the sweeper's gauge counts it, and cancelling it ends the workflow for real:
+10 s of its start (and in `stepwise runs show`/`runs list` over the same API), the sweeper's gauge counts it, and cancelling it ends the workflow for real:
 terminated after the grace period, recorded in the run's logs and error_json."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 import uuid
@@ -12,6 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import pytest
+from stepwise_cli.api_client import ApiClient, ApiConfig
+from stepwise_cli.runs_command import runs_list, runs_show
+from stepwise_contract.enums import Role
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import workflow_id_for
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -49,7 +54,7 @@ def _failing(warnings: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client, failing_tasks: Any,
-    sweeper: Any,
+    sweeper: Any, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     started = time.monotonic()
     run_id = await _failing_run(pool, tenant.id, failing_tasks)
@@ -78,6 +83,19 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     assert _failing(listed[run_id]["warnings"]) is not None
     assert "workflow_task_failure_json" not in listed[run_id]
     assert sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == 1
+
+    # the operator CLI over this API: `runs show` prints the warning, `runs list` marks the run
+    config = ApiConfig(url=str(api.client.make_url("")).rstrip("/"), key=tenant.keys[Role.ADMIN])
+    async with ApiClient(config) as cli:
+        await runs_show(argparse.Namespace(run_id=run_id, json=False), cli)
+        shown = capsys.readouterr().out
+        await runs_list(
+            argparse.Namespace(limit=50, status=None, workflow=None, cursor=None, json=False), cli
+        )
+        table = capsys.readouterr().out
+    assert "⚠ RUN_WORKFLOW_TASK_FAILING: the workflow task keeps failing (attempt" in shown
+    assert "RuntimeError: workflow code bug on purpose (since " in shown
+    assert any(run_id in line and "RUNNING ⚠" in line for line in table.splitlines())
 
     resp = await api.post(
         f"/api/workflow-runs/{run_id}/cancel", json={"reason": "stuck"}, headers=headers

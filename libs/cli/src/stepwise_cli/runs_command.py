@@ -102,7 +102,7 @@ async def runs_list(args: argparse.Namespace, api: ApiClient) -> int:
                     r["run_id"],
                     r.get("workflow_name") or r.get("workflow_id"),
                     r.get("workflow_version"),
-                    r["status"],
+                    r["status"] + (" ⚠" if r.get("warnings") else ""),
                     short_time(r.get("started_at")),
                     duration(elapsed_ms(r.get("started_at"), r.get("completed_at")))
                     + ("" if r["status"] in TERMINAL else " …"),
@@ -111,6 +111,10 @@ async def runs_list(args: argparse.Namespace, api: ApiClient) -> int:
             ],
         )
     )
+    if any(r.get("warnings") for r in runs):
+        print(
+            "\n⚠ = the run has a warning (e.g. its workflow task keeps failing): stepwise runs show"
+        )
     if page.get("nextCursor"):
         print(f"\nmore runs: --cursor {page['nextCursor']}")
     return 0
