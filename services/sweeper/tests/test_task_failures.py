@@ -15,7 +15,9 @@ from typing import Any
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
+from stepwise_cli.processes import free_port
 from stepwise_contract.task_failures import decode_failure
+from stepwise_contract.temporal import connect_temporal
 from stepwise_sweeper.jobs.task_failures import PASS_LOCK, TaskFailuresConfig, TaskFailuresJob
 from stepwise_sweeper.metrics import SweeperMetrics
 from stepwise_sweeper.scheduler import ScheduledJob, Scheduler
@@ -171,3 +173,25 @@ async def test_second_replica_skips_the_pass_while_one_holds_it(
     result = await job.run_pass(asyncio.Event())
     assert result.counts.get("cleared") == 1
     assert await _failure(pool, run_id) is None
+
+
+async def test_temporal_down_keeps_what_is_recorded(
+    pool: asyncpg.Pool, tenant: uuid.UUID, add_run: Any
+) -> None:
+    unreachable = await connect_temporal(f"127.0.0.1:{free_port()}", "default", lazy=True)
+    failure = {"message": "x", "attempts": 3, "since": datetime.now(UTC).isoformat()}
+    open_run, ended = await add_run(), await add_run(status="FAILED")
+    for run_id in (open_run, ended):
+        await pool.execute(
+            "UPDATE workflow_runs SET workflow_task_failure_json = $2 WHERE run_id = $1",
+            run_id, failure,
+        )  # fmt: skip
+    job = TaskFailuresJob(
+        pool, unreachable, TaskFailuresConfig(temporal_timeout_s=2, tenants=(tenant,))
+    )
+    result = await job.run_pass(asyncio.Event())
+    assert result.counts == {"temporal_unavailable": 1, "cleared": 1}
+    assert result.gauges == {"workflow_task_failing": 1}
+    # unknown is not recovered: the open run keeps its warning; the ended run loses it
+    assert await _failure(pool, open_run) is not None
+    assert await _failure(pool, ended) is None
