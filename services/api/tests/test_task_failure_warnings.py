@@ -82,7 +82,12 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     listed = {r["run_id"]: r for r in (await resp.json())["runs"]}
     assert _failing(listed[run_id]["warnings"]) is not None
     assert "workflow_task_failure_json" not in listed[run_id]
-    assert sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == 1
+
+    async def gauge_is(value: float) -> bool:
+        # set at the end of each pass, a moment after the record the API reads
+        return sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == value
+
+    await poll(lambda: gauge_is(1), 5, "the gauge counts the run")
 
     # the operator CLI over this API: `runs show` prints the warning, `runs list` marks the run
     config = ApiConfig(url=str(api.client.make_url("")).rstrip("/"), key=tenant.keys[Role.ADMIN])
@@ -97,11 +102,11 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
     assert "RuntimeError: workflow code bug on purpose (since " in shown
     assert any(run_id in line and "RUNNING ⚠" in line for line in table.splitlines())
 
+    canceled_at = time.monotonic()  # before the request: the grace counts from its row update
     resp = await api.post(
         f"/api/workflow-runs/{run_id}/cancel", json={"reason": "stuck"}, headers=headers
     )
     assert resp.status == 200, await resp.text()
-    canceled_at = time.monotonic()
     body = await (await api.get(f"/api/workflow-runs/{run_id}", headers=headers)).json()
     assert body["status"] == "CANCELED"
     assert body["warnings"] == []  # an ended run has no warning
@@ -133,10 +138,7 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
         for level, message in messages
     )
 
-    async def gauge_zero() -> bool:
-        return sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == 0
-
-    await poll(gauge_zero, 10, "gauge back to 0")
+    await poll(lambda: gauge_is(0), 10, "gauge back to 0")
     assert sweeper.registry.get_sample_value("stepwise_sweeper_canceled_runs_terminated_total") == 1
 
 
