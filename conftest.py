@@ -8,10 +8,13 @@ both started from wheels on free ports. Tests own their data by using a fresh te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import asyncpg
 import pytest
@@ -19,8 +22,12 @@ from stepwise_cli.infra import nats_server, temporal_dev_server_headless
 from stepwise_cli.scratch import scratch_database
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import migrate
+from stepwise_contract.names import workflow_id_for
 from stepwise_contract.temporal import connect_temporal
+from temporalio import workflow
 from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -90,3 +97,76 @@ def service_env(database_url: str, temporal_address: str, nats_url: str) -> dict
         "STEPWISE_SECRET_KEY": "test-secret-key",
         "STEPWISE_BIND_HOST": "127.0.0.1",
     }
+
+
+@workflow.defn(name="StepwiseTestFailingTask")
+class FailingTaskWorkflow:
+    """A workflow whose workflow task raises while its id is in `broken` (with the message to
+    raise; a plain exception fails the workflow task, not the workflow: Temporal retries it
+    forever); once fixed it waits."""
+
+    broken: ClassVar[dict[str, str]] = {}
+
+    @workflow.run
+    async def run(self) -> None:
+        message = FailingTaskWorkflow.broken.get(workflow.info().workflow_id)
+        if message is not None:
+            raise RuntimeError(message)
+        await workflow.wait_condition(lambda: False)
+
+
+class FailingTasks:
+    """Starts `FailingTaskWorkflow` under a run's workflow id, on a worker of this test's own
+    task queue."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.started: list[str] = []
+
+    async def start(self, run_id: uuid.UUID, message: str = "workflow code bug on purpose") -> str:
+        """Start the run's failing workflow; returns its Temporal run id. A short task timeout
+        makes Temporal retry the task every second instead of every 10 s."""
+        workflow_id = workflow_id_for(str(run_id))
+        FailingTaskWorkflow.broken[workflow_id] = message
+        handle = await self.client.start_workflow(
+            "StepwiseTestFailingTask",
+            id=workflow_id,
+            task_queue=self.task_queue,
+            task_timeout=timedelta(seconds=1),
+        )
+        self.started.append(workflow_id)
+        assert handle.result_run_id is not None
+        return handle.result_run_id
+
+    def fix(self, run_id: uuid.UUID) -> None:
+        FailingTaskWorkflow.broken.pop(workflow_id_for(str(run_id)), None)
+
+
+@contextlib.asynccontextmanager
+async def failing_tasks_on(client: Client) -> AsyncIterator[FailingTasks]:
+    """`FailingTasks` with a worker in `client`'s namespace; what it started is terminated."""
+    tasks = FailingTasks(client, f"failing-task-{uuid.uuid4()}")
+    async with Worker(
+        client,
+        task_queue=tasks.task_queue,
+        workflows=[FailingTaskWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        yield tasks
+        for workflow_id in tasks.started:
+            FailingTaskWorkflow.broken.pop(workflow_id, None)
+            with contextlib.suppress(RPCError):  # already closed
+                await client.get_workflow_handle(workflow_id).terminate("test done")
+
+
+@pytest.fixture
+def failing_tasks_in() -> Callable[[Client], contextlib.AbstractAsyncContextManager[FailingTasks]]:
+    """Failing workflows in another namespace: `async with failing_tasks_in(client) as tasks`."""
+    return failing_tasks_on
+
+
+@pytest.fixture
+async def failing_tasks(temporal_client: Client) -> AsyncIterator[FailingTasks]:
+    async with failing_tasks_on(temporal_client) as tasks:
+        yield tasks

@@ -13,6 +13,7 @@ from stepwise_cli.api_client import ApiConfig, CliError, issue_line, json_argume
 from stepwise_cli.definitions_command import load_document
 from stepwise_cli.doctor import mask_url
 from stepwise_cli.doctor_command import targets_from
+from stepwise_cli.runs_command import warning_line
 from stepwise_cli.tables import duration, table
 
 
@@ -115,6 +116,17 @@ def test_readable_output() -> None:
         "stepId": "a",
     }
     assert issue_line(issue) == "[UNKNOWN_ACTION] at root.steps[0] (a): no action x@1"
+    failing = {
+        "code": "RUN_WORKFLOW_TASK_FAILING",
+        "message": "the workflow task keeps failing (attempt 7): RuntimeError: bug",
+        "attempts": 7,
+        "since": "2026-01-02T03:04:05.678+00:00",
+    }
+    assert warning_line(failing) == (
+        "⚠ RUN_WORKFLOW_TASK_FAILING: the workflow task keeps failing (attempt 7): "
+        "RuntimeError: bug (since 2026-01-02 03:04:05 UTC)"
+    )
+    assert warning_line({"code": "X", "message": "m"}) == "⚠ X: m"
     assert mask_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert mask_url("nats://h:4222") == "nats://h:4222"
 

@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import nats
@@ -113,7 +114,7 @@ async def test_no_worker_polling_is_reported_with_the_fix(
     checks = _by_name(
         await Doctor(_targets(database_url, temporal_address, namespace, nats_url)).run()
     )
-    for name in ("postgres", "migrations", "temporal", "nats", "jetstream"):
+    for name in ("postgres", "migrations", "temporal", "nats", "jetstream", "workflow tasks"):
         assert checks[name].status == "ok", checks[name]
     assert checks["stream WORKFLOW_EVENTS"].status == "ok"
     # other tests' dead letters may sit in the shared DLQ: that is a warning, never a failure
@@ -158,6 +159,32 @@ async def test_a_polling_worker_is_green(
         assert check.status == "ok", check
         assert "ops-doctor-worker" in check.detail
     assert not [c for c in checks.values() if c.status == "fail"]
+
+
+async def test_runs_whose_workflow_task_fails_are_named(
+    database_url: str, temporal_address: str, nats_url: str, namespace: str, failing_tasks_in: Any
+) -> None:
+    client = await connect_temporal(temporal_address, namespace)
+    run_ids = [uuid.uuid4() for _ in range(7)]
+    async with failing_tasks_in(client) as tasks:
+        for run_id in run_ids:
+            await tasks.start(run_id)
+        targets = _targets(database_url, temporal_address, namespace, nats_url)
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            check = _by_name(await Doctor(targets).run())["workflow tasks"]
+            # the failures reach Temporal's visibility one by one
+            if check.detail.startswith("7 ") or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert check.status == "warn", check
+        assert check.detail.startswith("7 run(s) whose workflow task keeps failing")
+        assert "(first 5)" in check.detail
+        named = check.detail.rsplit(": ", 1)[-1].split(", ")
+        assert len(named) == 5 and set(named) <= {str(r) for r in run_ids}
+        assert check.fix is not None and "stepwise runs show" in check.fix
+        # a warning, never a failure: the stack itself works
+        assert "✗ workflow tasks" not in render([check])
 
 
 async def test_the_command_exits_1_and_prints_json(

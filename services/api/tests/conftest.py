@@ -3,6 +3,7 @@ Postgres, Temporal and NATS; a fresh tenant with a key per role for every test."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,12 +16,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from prometheus_client import CollectorRegistry
 from stepwise_api.app import create_app
 from stepwise_api.settings import Settings
 from stepwise_cli.admin import create_key, create_tenant
 from stepwise_contract import names
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
+from stepwise_sweeper.jobs.cancel_enforcement import CancelEnforcementConfig, CancelEnforcementJob
+from stepwise_sweeper.jobs.task_failures import TaskFailuresConfig, TaskFailuresJob
+from stepwise_sweeper.metrics import SweeperMetrics
+from stepwise_sweeper.scheduler import ScheduledJob, Scheduler
 from temporalio.client import Client
 
 
@@ -175,3 +181,43 @@ async def other_tenant(pool: asyncpg.Pool, temporal_client: Client) -> AsyncIter
     tenant_id, admin_key = await create_tenant(pool, f"other-{uuid.uuid4().hex[:8]}")
     yield Tenant(id=tenant_id, pool=pool, keys={Role.ADMIN: admin_key})
     await _terminate_open_runs(pool, temporal_client, tenant_id)
+
+
+@dataclass
+class Sweeper:
+    """The sweeper's task-failure and cancel-enforcement jobs running for one tenant, and the
+    registry their metrics go to."""
+
+    registry: CollectorRegistry
+    cancel_grace_s: float = 2.0
+
+
+@pytest.fixture
+async def sweeper(
+    pool: asyncpg.Pool, temporal_client: Client, tenant: Tenant
+) -> AsyncIterator[Sweeper]:
+    """The two sweeper jobs on short intervals, in the background, for this tenant only."""
+    out = Sweeper(CollectorRegistry())
+    scope = (tenant.id,)
+    scheduler = Scheduler(
+        [
+            ScheduledJob(
+                job=TaskFailuresJob(pool, temporal_client, TaskFailuresConfig(tenants=scope)),
+                interval_s=1.0,
+            ),
+            ScheduledJob(
+                job=CancelEnforcementJob(
+                    pool,
+                    temporal_client,
+                    CancelEnforcementConfig(grace_s=out.cancel_grace_s, tenants=scope),
+                ),
+                interval_s=0.5,
+            ),
+        ],
+        on_pass=SweeperMetrics(out.registry).record_pass,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    yield out
+    stop.set()
+    await asyncio.wait_for(task, 30)

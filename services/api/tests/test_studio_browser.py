@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -469,6 +470,42 @@ async def test_queued_banner_only_for_a_stale_run_without_steps(studio, api, ten
         await expect(studio.tid("run-status")).to_have_text("RUNNING")
         await expect(studio.tid("queued-warning")).to_have_count(0)
         await expect(studio.tid("run-warning")).to_have_count(0)
+
+
+async def test_failing_workflow_task_shows_on_the_run_and_in_the_list(
+    studio, api, tenant, pool, failing_tasks, sweeper
+):
+    """A run whose workflow task raises (a real failing workflow, the sweeper's job): the banner
+    within 10 s of the failure, with the failure as text (a hostile message stays text)."""
+    workflow_id = await published(api, tenant)
+    run_id = await insert_run(pool, tenant, workflow_id, status="RUNNING", started_ago_s=1)
+    hostile = '<img src=x onerror="window.__pwned=1"> bad code'
+    started = time.monotonic()
+    temporal_run_id = await failing_tasks.start(run_id, hostile)
+    await pool.execute(
+        "UPDATE workflow_runs SET temporal_run_id = $2 WHERE run_id = $1", run_id, temporal_run_id
+    )
+
+    await studio.open_run(run_id)
+    banner = studio.tid("task-failing-warning")
+    remaining_ms = max(1000.0, 10_000 - (time.monotonic() - started) * 1000)
+    await expect(banner).to_be_visible(timeout=remaining_ms)
+    await expect(banner).to_contain_text("Workflow task failing — the run cannot progress")
+    await expect(studio.tid("task-failing-error")).to_have_text(f"RuntimeError: {hostile}")
+    await expect(studio.tid("task-failing-attempts")).to_have_text(
+        re.compile(r"^attempt \d+ · failing since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+                   r" · cause WorkflowWorkerUnhandledFailure$")
+    )  # fmt: skip
+    await expect(banner.locator("img")).to_have_count(0)
+    assert await studio.page.evaluate("window.__pwned === undefined")
+    await expect(studio.tid("queued-warning")).to_have_count(0)
+
+    await studio.open("#/runs")
+    row = studio.page.locator(f'[data-testid="run-row"][data-run-id="{run_id}"]')
+    await expect(row.get_by_test_id("row-task-failing")).to_be_visible()
+    await expect(row.get_by_test_id("row-task-failing")).to_have_attribute(
+        "title", re.compile("keeps failing")
+    )
 
 
 async def test_a_running_run_refreshes_live_and_keeps_expanded_invocations_open(

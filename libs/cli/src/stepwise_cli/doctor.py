@@ -1,4 +1,5 @@
-"""The checks behind `stepwise doctor`: every dependency, the schema, the task-queue pollers.
+"""The checks behind `stepwise doctor`: every dependency, the schema, the task-queue pollers, runs
+whose workflow task keeps failing.
 
 Each check answers a `Check`: `ok`, `warn` (works, but look), `fail` (something is broken; the
 command exits 1) or `skip` (could not be checked because something it needs failed, or no URL was
@@ -29,6 +30,7 @@ from stepwise_contract.names import (
     EVENTS_STREAM,
     TASK_QUEUE,
 )
+from stepwise_contract.task_failures import FAILING_RUNS_QUERY
 from stepwise_contract.temporal import connect_temporal
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -169,7 +171,7 @@ class Doctor:
 
     async def temporal(self) -> list[Check]:
         t = self.targets
-        names = ("temporal", "workflow pollers", "activity pollers")
+        names = ("temporal", "workflow pollers", "activity pollers", "workflow tasks")
         try:
             client = await self._bounded(connect_temporal(t.temporal_address, t.temporal_namespace))
             await self._bounded(client.service_client.check_health())
@@ -219,11 +221,47 @@ class Doctor:
             status="ok",
             detail=f"reachable: {t.temporal_address}, namespace {t.temporal_namespace!r}",
         )
-        pollers = await asyncio.gather(
+        rest = await asyncio.gather(
             self._pollers(client, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "workflow"),
             self._pollers(client, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "activity"),
+            self._failing_tasks(client),
         )
-        return [first, *pollers]
+        return [first, *rest]
+
+    async def _failing_tasks(self, client: Client) -> Check:
+        """Runs whose workflow task keeps failing, asked of Temporal itself (the sweeper records
+        the same on the runs, but may be down)."""
+        name = "workflow tasks"
+
+        async def sample() -> list[str]:
+            return [
+                execution.id.rsplit(":", 1)[-1]
+                async for execution in client.list_workflows(FAILING_RUNS_QUERY, limit=5)
+            ]
+
+        try:
+            count = (await self._bounded(client.count_workflows(FAILING_RUNS_QUERY))).count
+            runs = await self._bounded(sample()) if count else []
+        except Exception as exc:
+            return Check(
+                name=name,
+                status="warn",
+                detail=f"cannot ask Temporal for failing workflow tasks: {_error(exc)}",
+                fix="Temporal 1.30+ reports them in the search attribute TemporalReportedProblems"
+                " (dynamic config system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute"
+                "; see docs/observability.md)",
+            )
+        if not count:
+            return Check(name=name, status="ok", detail="no run's workflow task is failing")
+        more = f" (first {len(runs)})" if count > len(runs) else ""
+        return Check(
+            name=name,
+            status="warn",
+            detail=f"{count} run(s) whose workflow task keeps failing (RUN_WORKFLOW_TASK_FAILING)"
+            f"{more}: {', '.join(runs)}",
+            fix="`stepwise runs show <run id>` shows the error; fix the worker code and deploy it"
+            " (the runs continue), or cancel the runs",
+        )
 
     async def _pollers(self, client: Client, kind: TaskQueueType.ValueType, label: str) -> Check:
         queue = self.targets.task_queue

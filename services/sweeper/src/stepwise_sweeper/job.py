@@ -13,10 +13,12 @@ import msgspec
 
 
 class PassResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What one pass did: row counts by outcome (e.g. `{"deleted": 1000}`), and whether it
-    returned early because the service is stopping."""
+    """What one pass did: row counts by outcome (e.g. `{"deleted": 1000}`), levels measured at
+    its end (e.g. `{"workflow_task_failing": 2}`), and whether it returned early because the
+    service is stopping."""
 
     counts: dict[str, int] = {}
+    gauges: dict[str, int] = {}
     stopped_early: bool = False
 
 

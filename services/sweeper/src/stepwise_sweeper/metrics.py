@@ -5,6 +5,10 @@
   reconcile `started`/`failed`/`lost`, quota `resumed`
 - `stepwise_sweeper_reconciliations_total{outcome}` — launch reconciliation outcomes
 - `stepwise_sweeper_quota_resumes_total` — quota-paused runs resumed
+- `stepwise_runs_workflow_task_failing` — open runs whose Temporal workflow task keeps failing
+  (the run warning `RUN_WORKFLOW_TASK_FAILING`), as of the last `task_failures` pass
+- `stepwise_sweeper_canceled_runs_terminated_total` — canceled runs whose workflow did not close
+  within the grace period and was terminated
 - `stepwise_sweeper_pass_duration_seconds{job}` — histogram
 - `stepwise_sweeper_last_pass_timestamp_seconds{job}` — alert when it stops moving
 """
@@ -38,6 +42,15 @@ class SweeperMetrics:
             "stepwise_sweeper_quota_resumes_total", "Quota-paused runs resumed by the sweeper",
             registry=registry,
         )  # fmt: skip
+        self.task_failing = Gauge(
+            "stepwise_runs_workflow_task_failing",
+            "Open runs whose Temporal workflow task keeps failing", registry=registry,
+        )  # fmt: skip
+        self.cancel_terminations = Counter(
+            "stepwise_sweeper_canceled_runs_terminated_total",
+            "Canceled runs whose workflow did not close in the grace period and was terminated",
+            registry=registry,
+        )  # fmt: skip
         self.duration = Histogram(
             "stepwise_sweeper_pass_duration_seconds", "Duration of sweeper job passes", ["job"],
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
@@ -55,6 +68,8 @@ class SweeperMetrics:
             self.passes.labels(job, "error").inc()
             return
         self.passes.labels(job, "stopped" if result.stopped_early else "ok").inc()
+        if "workflow_task_failing" in result.gauges:
+            self.task_failing.set(result.gauges["workflow_task_failing"])
         for outcome, count in result.counts.items():
             if count <= 0:
                 continue
@@ -63,3 +78,5 @@ class SweeperMetrics:
                 self.reconciliations.labels(outcome).inc(count)
             if job == "quota" and outcome == "resumed":
                 self.quota_resumes.inc(count)
+            if job == "cancel_enforcement" and outcome == "terminated":
+                self.cancel_terminations.inc(count)

@@ -21,10 +21,12 @@ from stepwise_contract.tracing import configure_tracing, temporal_interceptors
 from temporalio.client import Client
 
 from stepwise_sweeper.jobs.buffer import BufferJob
+from stepwise_sweeper.jobs.cancel_enforcement import CancelEnforcementJob
 from stepwise_sweeper.jobs.expiry import ExpiryJob
 from stepwise_sweeper.jobs.quota import QuotaJob
 from stepwise_sweeper.jobs.reconcile import ReconcileJob
 from stepwise_sweeper.jobs.retention import RetentionJob
+from stepwise_sweeper.jobs.task_failures import TaskFailuresJob
 from stepwise_sweeper.metrics import SweeperMetrics
 from stepwise_sweeper.scheduler import ScheduledJob, Scheduler
 from stepwise_sweeper.settings import Settings
@@ -44,6 +46,14 @@ def build_scheduler(
         ScheduledJob(job=QuotaJob(pool, client, settings.quota), interval_s=intervals.quota),
         ScheduledJob(job=BufferJob(pool, settings.buffer), interval_s=intervals.buffer),
         ScheduledJob(job=RetentionJob(pool, settings.retention), interval_s=intervals.retention),
+        ScheduledJob(
+            job=TaskFailuresJob(pool, client, settings.task_failures),
+            interval_s=intervals.task_failures,
+        ),
+        ScheduledJob(
+            job=CancelEnforcementJob(pool, client, settings.cancel_enforcement),
+            interval_s=intervals.cancel_enforcement,
+        ),
     ]
     return Scheduler([c for c in candidates if c.interval_s > 0], on_pass=metrics.record_pass)
 

@@ -3,12 +3,15 @@
 Intervals (seconds; 0 disables a job):
 `STEPWISE_SWEEP_EXPIRY_INTERVAL_S` (60), `STEPWISE_SWEEP_RECONCILE_INTERVAL_S` (15),
 `STEPWISE_SWEEP_QUOTA_INTERVAL_S` (300), `STEPWISE_SWEEP_BUFFER_INTERVAL_S` (60),
-`STEPWISE_SWEEP_RETENTION_INTERVAL_S` (86400).
+`STEPWISE_SWEEP_RETENTION_INTERVAL_S` (86400), `STEPWISE_SWEEP_TASK_FAILURES_INTERVAL_S` (5),
+`STEPWISE_SWEEP_CANCEL_ENFORCEMENT_INTERVAL_S` (10).
 Batches: `STEPWISE_SWEEP_EXPIRY_BATCH` (1000), `STEPWISE_SWEEP_BUFFER_BATCH` (1000),
 `STEPWISE_SWEEP_QUOTA_BATCH` (100), `STEPWISE_SWEEP_RECONCILE_BATCH` (200),
 `STEPWISE_SWEEP_RETENTION_BATCH` (500).
 Launch reconciliation: `STEPWISE_RECONCILE_GRACE_S` (30), `STEPWISE_RECONCILE_DEADLINE_S` (600),
 `STEPWISE_SWEEP_TEMPORAL_TIMEOUT_S` (10, per Temporal call).
+Cancel enforcement: `STEPWISE_CANCEL_GRACE_S` (30) — how long a canceled run's Temporal workflow
+may take to close before the sweeper terminates it.
 Event buffer: `STEPWISE_EVENT_LOOKBACK_S` (300, shared with the worker and the router).
 Shutdown: `STEPWISE_SWEEP_SHUTDOWN_S` (20) — how long SIGTERM waits for passes to finish their
 current batch before cancelling them (a cancelled batch's transaction rolls back).
@@ -29,10 +32,12 @@ from stepwise_contract.settings import (
 )
 
 from stepwise_sweeper.jobs.buffer import BufferConfig
+from stepwise_sweeper.jobs.cancel_enforcement import CancelEnforcementConfig
 from stepwise_sweeper.jobs.expiry import ExpiryConfig
 from stepwise_sweeper.jobs.quota import QuotaConfig
 from stepwise_sweeper.jobs.reconcile import ReconcileConfig
 from stepwise_sweeper.jobs.retention import RetentionConfig
+from stepwise_sweeper.jobs.task_failures import TaskFailuresConfig
 
 
 class Intervals(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +48,8 @@ class Intervals(msgspec.Struct, frozen=True, kw_only=True):
     quota: float = 300.0
     buffer: float = 60.0
     retention: float = 86400.0
+    task_failures: float = 5.0
+    cancel_enforcement: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Intervals:
@@ -67,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     quota: QuotaConfig
     buffer: BufferConfig
     retention: RetentionConfig
+    task_failures: TaskFailuresConfig
+    cancel_enforcement: CancelEnforcementConfig
     shutdown_timeout_s: float
 
     @classmethod
@@ -105,6 +114,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             retention=RetentionConfig(
                 batch_size=env_int(environ, "STEPWISE_SWEEP_RETENTION_BATCH", 500, minimum=1)
+            ),
+            task_failures=TaskFailuresConfig(temporal_timeout_s=temporal_timeout),
+            cancel_enforcement=CancelEnforcementConfig(
+                grace_s=env_float(environ, "STEPWISE_CANCEL_GRACE_S", 30.0, minimum=0),
+                temporal_timeout_s=temporal_timeout,
             ),
             shutdown_timeout_s=env_float(environ, "STEPWISE_SWEEP_SHUTDOWN_S", 20.0, minimum=0),
         )

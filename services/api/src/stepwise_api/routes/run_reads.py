@@ -25,8 +25,9 @@ async def get_run(request: web.Request, principal: Principal) -> web.StreamRespo
     run_id = path_uuid(request, "runId", "run")
     deps = deps_of(request)
     run = await run_store.get_run(deps.pool, principal.tenant, run_id, principal.redactor)
-    warnings: list[dict[str, str]] = []
-    if run["status"] == "RUNNING":
+    warnings: list[dict[str, Any]] = run.pop("warnings")
+    # a run whose workflow task fails was picked up: "queued" would send the reader elsewhere
+    if run["status"] == "RUNNING" and not warnings:
         steps = await run_store.step_count(deps.pool, principal.tenant, run_id)
         if queue_probe.is_stuck(
             run["status"], run["started_at"], steps, deps.settings.stuck_run_threshold_s
@@ -141,7 +142,8 @@ ROUTES = [
         _ONE,
         get_run,
         Role.READ,
-        "Get a run (JSON fields redacted) with warnings such as RUN_QUEUED_NO_PROGRESS",
+        "Get a run (JSON fields redacted) with warnings: RUN_QUEUED_NO_PROGRESS,"
+        " RUN_WORKFLOW_TASK_FAILING",
         "runs",
         path_params=RUN,
         replies={200: Reply("the run", s.RUN)},

@@ -11,6 +11,8 @@ const REFRESH_MS = 5000;
 const LOG_PAGE = 200;
 const QUEUED_CODE = "RUN_QUEUED_NO_PROGRESS";
 const QUEUED_TITLE = "Queued — no worker has picked this run up";
+const TASK_FAILING_CODE = "RUN_WORKFLOW_TASK_FAILING";
+const TASK_FAILING_TITLE = "Workflow task failing — the run cannot progress";
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELED"]);
 const STATUSES = ["RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED"];
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -318,11 +320,23 @@ async function loadRuns() {
 
 function runRow(run) {
   const workflow = run.workflow_name || run.workflow_id;
+  const failing = (run.warnings || []).find((w) => w.code === TASK_FAILING_CODE);
+  const status = [statusBadge(run.status)];
+  if (failing) {
+    status.push(
+      " ",
+      el(
+        "span",
+        { class: "badge warn", testid: "row-task-failing", title: failing.message || "" },
+        "⚠ task failing",
+      ),
+    );
+  }
   return el(
     "tr",
     { testid: "run-row", "data-run-id": run.run_id, "data-status": run.status },
     el("td", {}, runLink(run.run_id, "run-link")),
-    el("td", {}, statusBadge(run.status)),
+    el("td", {}, ...status),
     el("td", { title: run.workflow_id }, `${workflow} · v${run.workflow_version}`),
     el("td", {}, timeCell(run.started_at)),
     el("td", {}, runDuration(run)),
@@ -435,28 +449,51 @@ function renderRun(run, steps, events) {
 }
 
 function renderWarnings(warnings) {
-  const banners = warnings.map((w) =>
-    w.code === QUEUED_CODE
-      ? el(
-          "div",
-          { class: "banner warn", role: "alert", testid: "queued-warning" },
-          el("strong", {}, QUEUED_TITLE),
-          el("p", { testid: "queued-warning-message" }, w.message || ""),
-          el(
-            "p",
-            { class: "hint" },
-            "The run is RUNNING with no step after the threshold: check that a worker is " +
-              "running and connected to this Temporal namespace.",
-          ),
-        )
-      : el(
-          "div",
-          { class: "banner warn", role: "alert", testid: "run-warning" },
-          el("strong", {}, w.code || "warning"),
-          el("p", {}, w.message || ""),
-        ),
+  $("run-warnings").replaceChildren(...warnings.map(warningBanner));
+}
+
+function warningBanner(w) {
+  if (w.code === QUEUED_CODE) {
+    return el(
+      "div",
+      { class: "banner warn", role: "alert", testid: "queued-warning" },
+      el("strong", {}, QUEUED_TITLE),
+      el("p", { testid: "queued-warning-message" }, w.message || ""),
+      el(
+        "p",
+        { class: "hint" },
+        "The run is RUNNING with no step after the threshold: check that a worker is " +
+          "running and connected to this Temporal namespace.",
+      ),
+    );
+  }
+  if (w.code === TASK_FAILING_CODE) {
+    const cause = w.cause ? ` · cause ${w.cause}` : "";
+    return el(
+      "div",
+      { class: "banner warn", role: "alert", testid: "task-failing-warning" },
+      el("strong", {}, TASK_FAILING_TITLE),
+      el("p", { testid: "task-failing-error" }, w.error || w.message || ""),
+      el(
+        "p",
+        { testid: "task-failing-attempts" },
+        `attempt ${w.attempts ?? "?"} · failing since ${fmtTime(w.since)}${cause}`,
+      ),
+      el(
+        "p",
+        { class: "hint" },
+        "Temporal retries the workflow task, and the run cannot progress until the worker " +
+          "code is fixed. Cancelling the run ends it: its workflow is terminated if it does " +
+          "not close within the grace period.",
+      ),
+    );
+  }
+  return el(
+    "div",
+    { class: "banner warn", role: "alert", testid: "run-warning" },
+    el("strong", {}, w.code || "warning"),
+    el("p", {}, w.message || ""),
   );
-  $("run-warnings").replaceChildren(...banners);
 }
 
 function quotaFacts(q) {
