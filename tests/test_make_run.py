@@ -230,6 +230,7 @@ async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
             assert await run.wait_exit() == 0, run.output()
     out = run.output()
     assert "Stepwise is ready" in out and values["STEPWISE_API_URL"] in out
+    assert f"Run Studio   {values['STEPWISE_API_URL']}/studio/" in out
     assert values["TEMPORAL_UI_URL"] in out and bootstrap_key in out
     for name in SERVICES:
         assert f"✓ {name}" in out
@@ -306,6 +307,8 @@ async def test_home_in_use_refused_stale_children_reaped_identity_reused(
     assert after["STEPWISE_API_KEY"] == before["STEPWISE_API_KEY"]
     assert after["STEPWISE_API_KEY"].startswith("sw_")
     assert after["STEPWISE_TENANT_ID"] == before["STEPWISE_TENANT_ID"]
+    # the dev secret key is kept too: secrets set before the restart still decrypt
+    assert after["STEPWISE_SECRET_KEY"] == before["STEPWISE_SECRET_KEY"]
     assert "applied: none, up to date" in third.output()
     assert all(process_gone(pid) for pid in orphans.values()), orphans
     _assert_all_gone(third_state, home)

@@ -1,7 +1,7 @@
 """`stepwise dev` (= `make run`): the whole system on this machine, embedded defaults (SPEC §13).
 
 Starts a `Stack` with the well-known ports when free, prints one line per component as it becomes
-ready, then the API URL, the Temporal UI URL and the dev tenant's admin key, and writes
+ready, then the API, Run Studio and Temporal UI URLs and the dev tenant's admin key, and writes
 `$STEPWISE_HOME/dev.env` — only once every service is ready, removed again on stop. The dev tenant,
 its admin key and the secret key are kept in `$STEPWISE_HOME/dev-identity.json`, so restarts reuse
 them. Ctrl-C / SIGTERM stops everything; a component that dies on its own stops everything too.
@@ -39,6 +39,7 @@ DEV_ENV_KEYS: Final = (
     "DATABASE_URL",
     "TEMPORAL_ADDRESS",
     "TEMPORAL_UI_URL",
+    "STEPWISE_SECRET_KEY",
 )
 
 
@@ -206,10 +207,13 @@ def run_dev(environ: Mapping[str, str]) -> int:
                 "DATABASE_URL": stack.database_url,
                 "TEMPORAL_ADDRESS": stack.temporal_address,
                 "TEMPORAL_UI_URL": stack.temporal_ui_url or "",
+                # the admin CLI encrypts `secret set` values with it; the worker decrypts
+                "STEPWISE_SECRET_KEY": secret_key,
             }
             _write_private(dev_env, format_dev_env(values))
             _say(f"Stepwise is ready ({time.monotonic() - started:.1f} s).")
             _say(f"  API          {stack.api_url}")
+            _say(f"  Run Studio   {stack.api_url}/studio/")
             _say(f"  Temporal UI  {stack.temporal_ui_url}")
             _say(f"  API key      {api_key}  (admin of dev tenant {stack.tenant_id})")
             _say(f"  env file     {dev_env}  (use: set -a; . {dev_env}; set +a)")

@@ -37,7 +37,10 @@ BODY_CONSTRAINTS: dict[tuple[str, str], dict[str, Any]] = {
         "maxLength": MAX_EVENT_NAME,
     },
     ("PublishEventRequest", "eventId"): {"format": "uuid"},
-    ("LaunchRequest", "workflowId"): {"format": "uuid"},
+    ("LaunchRequest", "workflowId"): {
+        "minLength": 1,
+        "description": "the workflow's id (a uuid) or the key it was created with",
+    },
     ("LaunchRequest", "workflowVersion"): {"minimum": 1, "maximum": INT32_MAX},
     ("PublishRequest", "version"): {"minimum": 1, "maximum": INT32_MAX},
     ("PatchDefinitionRequest", "concurrencyLimit"): {"minimum": 1, "maximum": INT32_MAX},
