@@ -27,7 +27,7 @@ import aiohttp
 import asyncpg
 import msgspec
 import pytest
-from stepwise_cli.devstack import DEV_ENV_KEYS, parse_dev_env
+from stepwise_cli.dev_env import DEV_ENV_KEYS, parse_dev_env
 from stepwise_cli.processes import group_gone, process_gone
 from stepwise_cli.scratch import scratch_database
 

@@ -25,6 +25,8 @@ from typing import Any, Final
 import aiohttp
 import msgspec
 
+from stepwise_cli.dev_env import read_dev_env
+
 DEFAULT_API_URL: Final = "http://127.0.0.1:8080"
 _MAX_LISTED_ERRORS: Final = 20
 
@@ -54,7 +56,7 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def resolve(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> ApiConfig:
-        dev = _dev_env(environ)
+        dev = read_dev_env(environ)
         url = args.api_url or environ.get("STEPWISE_API_URL") or dev.get("STEPWISE_API_URL")
         key = args.api_key or environ.get("STEPWISE_API_KEY") or dev.get("STEPWISE_API_KEY")
         if not key:
@@ -63,16 +65,6 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True):
                 " (after `make run`: set -a; . .stepwise/dev.env)"
             )
         return cls(url=(url or DEFAULT_API_URL).rstrip("/"), key=key)
-
-
-def _dev_env(environ: Mapping[str, str]) -> dict[str, str]:
-    from stepwise_cli.devstack import DEV_ENV_FILE, parse_dev_env
-
-    path = Path(environ.get("STEPWISE_HOME") or ".stepwise") / DEV_ENV_FILE
-    try:
-        return parse_dev_env(path.read_text(encoding="utf-8"))
-    except OSError:
-        return {}
 
 
 class ApiClient:

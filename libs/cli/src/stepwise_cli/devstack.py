@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shlex
 import signal
 import sys
 import threading
@@ -26,21 +25,11 @@ import msgspec
 from stepwise_contract.api_keys import generate_api_key
 from stepwise_contract.settings import SettingsError, env_choice, env_str
 
+from stepwise_cli.dev_env import DEV_ENV_FILE, format_dev_env
 from stepwise_cli.processes import StartAborted
 from stepwise_cli.stack import Stack, StackError
 
-DEV_ENV_FILE: Final = "dev.env"
 IDENTITY_FILE: Final = "dev-identity.json"
-DEV_ENV_KEYS: Final = (
-    "STEPWISE_API_URL",
-    "STEPWISE_API_KEY",
-    "STEPWISE_TENANT_ID",
-    "NATS_URL",
-    "DATABASE_URL",
-    "TEMPORAL_ADDRESS",
-    "TEMPORAL_UI_URL",
-    "STEPWISE_SECRET_KEY",
-)
 
 
 class DevSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,21 +89,6 @@ def save_identity(home: Path, identity: DevIdentity) -> None:
     _write_private(
         home / IDENTITY_FILE, msgspec.json.format(msgspec.json.encode(identity)).decode()
     )
-
-
-def format_dev_env(values: Mapping[str, str]) -> str:
-    """`KEY=value` lines a shell can source (`set -a; . dev.env`); quoted only where needed."""
-    return "".join(f"{key}={shlex.quote(values[key])}\n" for key in DEV_ENV_KEYS)
-
-
-def parse_dev_env(text: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, raw = line.partition("=")
-        if sep and key.strip() and not key.startswith("#"):
-            parts = shlex.split(raw)
-            values[key.strip()] = parts[0] if parts else ""
-    return values
 
 
 def _say(text: str = "") -> None:
