@@ -100,9 +100,7 @@ SELECT workflow_id FROM workflow_definitions
 """
 
 
-async def _workflow_by_id_or_key(
-    request: web.Request, principal: Principal, ref: str
-) -> uuid.UUID:
+async def _workflow_by_id_or_key(request: web.Request, principal: Principal, ref: str) -> uuid.UUID:
     """`workflowId` names a workflow by its id or by its key (an id wins over an equal key)."""
     try:
         as_id: uuid.UUID | None = uuid.UUID(ref)
