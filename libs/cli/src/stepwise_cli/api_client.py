@@ -88,18 +88,33 @@ class ApiClient:
     async def get(self, path: str, params: Any = None) -> Any:
         return msgspec.json.decode(await self.raw("GET", path, params=params))
 
-    async def post(self, path: str, body: Any = None, params: Any = None) -> Any:
-        return msgspec.json.decode(await self.raw("POST", path, body=body, params=params))
+    async def post(
+        self, path: str, body: Any = None, params: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        answer = await self.raw("POST", path, body=body, params=params, headers=headers)
+        return msgspec.json.decode(answer)
 
     async def put(self, path: str, body: Any) -> Any:
         return msgspec.json.decode(await self.raw("PUT", path, body=body))
 
-    async def raw(self, method: str, path: str, *, body: Any = None, params: Any = None) -> bytes:
+    async def patch(self, path: str, body: Any) -> Any:
+        return msgspec.json.decode(await self.raw("PATCH", path, body=body))
+
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
         """The answer's bytes for a 2xx; `ApiProblem` for anything else."""
         assert self._session is not None, "use `async with ApiClient(...)`"
         url = f"{self.config.url}{path}"
         data = None if body is None else msgspec.json.encode(body)
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        if data is not None:
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._session.request(
                 method, url, data=data, params=params, headers=headers
