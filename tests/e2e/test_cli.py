@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -19,37 +17,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from stepwise_cli.bench.drive import StackApi, eventually
+from stepwise_cli.cli_process import cli, cli_env, cli_json
 from stepwise_cli.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-
-def _env(stack: Stack, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPWISE_", "OTEL_"))}
-    return {
-        **env,
-        "STEPWISE_API_URL": stack.api_url,
-        "STEPWISE_API_KEY": stack.api_key,
-        "STEPWISE_HOME": str(stack.home / "cli-home"),  # no dev.env there: flags/env only
-        **extra,
-    }
-
-
-async def cli(stack: Stack, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "stepwise_cli", *argv],
-        env=_env(stack, **env),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-
-
-async def cli_json(stack: Stack, *argv: str) -> Any:
-    proc = await cli(stack, *argv, "--json")
-    assert proc.returncode == 0, f"{argv}: {proc.stderr}{proc.stdout}"
-    return json.loads(proc.stdout)
 
 
 def _definition(event_name: str) -> dict[str, Any]:
@@ -101,7 +72,7 @@ async def test_push_launch_tail_publish_list_show_export(
     tail = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stepwise_cli", "runs", "tail", run_id, "--json",
         "--interval", "0.2", "--timeout", "60",
-        env=_env(stack), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=cli_env(stack), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert tail.stdout is not None
     seen: list[bytes] = []
