@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 import uuid
@@ -285,3 +286,103 @@ async def test_metrics_count_a_scripted_run(stack: Stack, stack_api: StackApi) -
         assert delta >= 1, (name, labels, delta)
     last_pass = _value(sweeper, "stepwise_sweeper_last_pass_timestamp_seconds", job="reconcile")
     assert time.time() - last_pass < 120
+
+
+async def test_definitions_schemas_and_runs_start_commands(stack: Stack, tmp_path: Path) -> None:
+    key = f"cli-defs-{uuid.uuid4().hex[:8]}"
+    ref = f"payload.Cli{uuid.uuid4().hex[:6]}.v1"
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps({"type": "object", "required": ["orderId"]}))
+    put = await cli_json(stack, "schemas", "put", ref, f"@{schema_file}")
+    assert put["schema_ref"] == ref
+    listed = await cli_json(stack, "schemas", "list")
+    assert {ref, "payload.Empty.v1"} <= {s["schema_ref"] for s in listed["schemas"]}
+    shown = await cli_json(stack, "schemas", "show", ref)
+    assert shown["schema_json"] == {"type": "object", "required": ["orderId"]}
+    text = await cli(stack, "schemas", "show", ref)
+    assert json.loads(text.stdout) == shown["schema_json"]
+    missing = await cli(stack, "schemas", "show", "payload.Nope.v1")
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+    definition = {**_definition("CLI_NEVER_SENT"), "payloadSchemaRef": ref}
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(definition))
+    pushed = await cli_json(stack, "definitions", "push", str(path), "--key", key, "--no-publish")
+    workflow_id = pushed["workflowId"]
+    assert pushed["version"] is None
+
+    listed = await cli_json(stack, "definitions", "list", "--limit", "500")
+    assert key in {d["key"] for d in listed["definitions"]}
+    table = await cli(stack, "definitions", "list")
+    assert table.returncode == 0 and table.stdout.split()[:2] == ["WORKFLOW", "ID"]
+    for ref_kind in (key, workflow_id):
+        shown = await cli_json(stack, "definitions", "show", ref_kind)
+        assert shown["workflow_id"] == workflow_id and shown["draft_definition"]["name"]
+    validated = await cli_json(stack, "definitions", "validate", key)
+    assert validated["status"] == "valid"
+    published = await cli_json(stack, "definitions", "publish", key)
+    assert published == {
+        "workflowId": workflow_id,
+        "version": 1,
+        "validation": published["validation"],
+    }
+
+    # start by key and by id; the payload schema applies; --wait follows the run to its end
+    refused = await cli(stack, "runs", "start", key, "--payload", "{}")
+    assert refused.returncode == 1 and refused.stderr.startswith("stepwise: 400 ")
+    started = await cli_json(stack, "runs", "start", key, "--payload", '{"orderId": "s-1"}')
+    assert started["status"] == "RUNNING" and started["workflowVersion"] == 1
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_text('{"orderId": "s-2"}')
+    human = await cli(stack, "runs", "start", workflow_id, "--payload", f"@{payload_file}")
+    assert human.returncode == 0 and human.stdout.startswith("started run ")
+    waited = await cli(
+        stack, "runs", "start", key, "--payload", '{"orderId": "s-3"}', "--wait", "--timeout", "2"
+    )
+    assert waited.returncode == 2 and "is still RUNNING after 2 s" in waited.stderr
+    unknown = await cli(stack, "runs", "start", "no-such-workflow")
+    assert unknown.returncode == 1
+    assert "404 WORKFLOW_NOT_FOUND: no workflow with key 'no-such-workflow'" in unknown.stderr
+
+    paused = await cli_json(stack, "definitions", "pause", key)
+    assert paused == {"workflowId": workflow_id, "isPaused": True}
+    blocked = await cli(stack, "runs", "start", key, "--payload", '{"orderId": "s-4"}')
+    assert blocked.returncode == 1 and "409 WORKFLOW_PAUSED" in blocked.stderr
+    resumed = await cli(stack, "definitions", "resume", key)
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout
+    assert (
+        await cli(stack, "runs", "start", key, "--payload", '{"orderId": "s-5"}')
+    ).returncode == 0
+
+    # a draft with errors: validate exits 1 with the issues, publish is refused with them
+    broken = {**definition, "steps": [{"id": "w", "type": "event.wait",
+                                       "config": {"eventName": "bad name"}}]}  # fmt: skip
+    path.write_text(json.dumps(broken))
+    await cli(stack, "definitions", "push", str(path), "--key", key, "--no-publish")
+    invalid = await cli(stack, "definitions", "validate", key)
+    assert invalid.returncode == 1
+    assert "✗ [INVALID_EVENT_NAME] at root.steps[0] (w): " in invalid.stdout
+    refused = await cli(stack, "definitions", "publish", key)
+    assert refused.returncode == 1 and "409 WORKFLOW_VALIDATION_FAILED" in refused.stderr
+    assert "[INVALID_EVENT_NAME]" in refused.stderr
+
+
+async def test_a_closed_pipe_ends_quietly(stack: Stack, stack_api: StackApi) -> None:
+    """`stepwise runs list | head -1`: the reader is gone before the command prints; it ends with
+    141 (as if killed by SIGPIPE) and no traceback."""
+    workflow_id = await stack_api.publish_definition(_definition("CLI_PIPE"))
+    await stack_api.launch(workflow_id, {"orderId": "p-1"})
+
+    def closed_reader(*argv: str) -> tuple[int, str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stepwise_cli", *argv],
+            env=cli_env(stack), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        proc.stdout.close()  # before the interpreter has even started: every write fails
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode, err.decode()
+
+    for argv in (("runs", "list"), ("runs", "list", "--json"), ("definitions", "list")):
+        code, err = await asyncio.to_thread(closed_reader, *argv)
+        assert (code, err) == (141, ""), (argv, code, err)
