@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -30,6 +31,8 @@ import pytest
 from stepwise_cli.dev_env import DEV_ENV_KEYS, parse_dev_env
 from stepwise_cli.processes import group_gone, process_gone
 from stepwise_cli.scratch import scratch_database
+from stepwise_contract.names import workflow_id_for
+from temporalio.client import Client
 
 # The four services run as real processes: end-to-end by the suite's definition (not in test-fast).
 pytestmark = pytest.mark.e2e
@@ -184,6 +187,82 @@ async def _admin_key_tenant(database_url: str, api_key: str) -> tuple[str, str] 
     return (row[0], row[1]) if row else None
 
 
+def _stepwise(home: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a newcomer runs it: nothing in the environment but `STEPWISE_HOME` (dev.env)."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("STEPWISE_") and k not in {"DATABASE_URL", "NATS_URL"}
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "stepwise_cli", *argv],
+        env={**clean, "STEPWISE_HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def _assert_dev_secret_works(home: Path, values: dict[str, str]) -> None:
+    """`admin secret set` with dev.env alone; the secret resolves inside an action (a regex over
+    it matches) and its value is nowhere in the API's reads, the logs or Temporal's history."""
+    value = f"s3cr3t-{uuid.uuid4().hex}"
+    tenant = values["STEPWISE_TENANT_ID"]
+    proc = await asyncio.to_thread(
+        _stepwise, home, "admin", "secret", "set", "--tenant", tenant, "CRM_TOKEN", value, "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    wrong = await asyncio.to_thread(
+        _stepwise, home, "admin", "secret", "set", "--tenant", tenant, "OTHER", "x",
+        STEPWISE_SECRET_KEY="not-the-dev-key",
+    )  # fmt: skip
+    assert (
+        wrong.returncode == 1 and "cannot decrypt 1 of its 1 secret(s) (CRM_TOKEN)" in wrong.stderr
+    )
+    definition = {
+        "key": "secret-check",
+        "definition": {
+            "name": "secret check",
+            "steps": [
+                {"id": "match", "type": "action.call",
+                 "config": {"actionId": "transform.regex", "version": 1,
+                            "inputMapping": {"op": "match", "pattern": "^s3cr3t-[0-9a-f]{32}$",
+                                             "value": {"$secret": "CRM_TOKEN"}},
+                            "saveAs": "vars.check"}},
+                {"id": "echo", "type": "action.call",
+                 "config": {"actionId": "core.echo", "version": 1,
+                            "inputMapping": {"value": {"$secret": "CRM_TOKEN"}},
+                            "saveAs": "vars.echoed"}},
+            ],
+        },
+    }  # fmt: skip
+    path = home / "secret-check.json"
+    path.write_text(json.dumps(definition))
+    pushed = await asyncio.to_thread(_stepwise, home, "definitions", "push", str(path), "--json")
+    assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    started = await asyncio.to_thread(
+        _stepwise, home, "runs", "start", "secret-check", "--wait", "--timeout", "60", "--json"
+    )
+    assert started.returncode == 0, started.stderr + started.stdout
+    run = json.loads(started.stdout)
+    assert run["result_json"]["vars"]["check"]["matched"] is True
+    run_id = run["run_id"]
+    reads = [started.stdout]
+    for argv in (("runs", "show", run_id, "--json"), ("runs", "export", run_id)):
+        shown = await asyncio.to_thread(_stepwise, home, *argv)
+        assert shown.returncode == 0, shown.stderr
+        reads.append(shown.stdout)
+    assert "[SECRET:REDACTED]" in reads[1]
+    for text in reads:
+        assert value not in text
+    for log in (home / "logs").glob("*.log"):
+        assert value not in log.read_text(errors="replace"), log.name
+    client = await Client.connect(values["TEMPORAL_ADDRESS"])
+    history = await client.get_workflow_handle(workflow_id_for(run_id)).fetch_history()
+    raw = b"".join(event.SerializeToString() for event in history.events)
+    assert len(history.events) > 5 and value.encode() not in raw
+
+
 @contextlib.contextmanager
 def _hold_port(port: int) -> Iterator[None]:
     """Occupy `port` (when free) so the dev stack has to pick another one."""
@@ -225,6 +304,7 @@ async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
             )
             for name in SERVICES:
                 assert (home / "logs" / f"{name}.log").exists()
+            await _assert_dev_secret_works(home, values)
 
             run.proc.send_signal(signal.SIGTERM)
             assert await run.wait_exit() == 0, run.output()
