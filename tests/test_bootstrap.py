@@ -10,17 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from stepwise_cli.dev_env import parse_dev_env
-from stepwise_cli.scratch import scratch_database
+from stepwise_cli.pg_placement import REACHABLE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get(
-    "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture
@@ -109,17 +105,11 @@ def _fresh_copy(target: Path) -> None:
             shutil.copy2(source, dest)
 
 
-@pytest.fixture
-def fresh_database() -> Iterator[str]:
-    with scratch_database(ADMIN_URL, "stepwise_boot") as url:
-        yield url
-
-
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_make_run_from_a_fresh_copy_without_uv(
-    tmp_path: Path, no_uv_path: str, fresh_database: str
-) -> None:
+def test_make_run_from_a_fresh_copy_without_uv(tmp_path: Path, no_uv_path: str) -> None:
+    """The README's way, nothing preset: no uv, no DATABASE_URL (the embedded Postgres), and —
+    pytest's temporary directories being private — as root a clone in a mode-700 directory."""
     clone = tmp_path / "clone"
     _fresh_copy(clone)
     started = time.monotonic()
@@ -127,7 +117,7 @@ def test_make_run_from_a_fresh_copy_without_uv(
     proc = subprocess.Popen(
         ["make", "run"],
         cwd=clone,
-        env=_env(no_uv_path, DATABASE_URL=fresh_database),
+        env=_env(no_uv_path),
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -159,6 +149,11 @@ def test_make_run_from_a_fresh_copy_without_uv(
                 proc.wait(10)
         out.close()
     assert proc.returncode == 0, (tmp_path / "make-run.out").read_text()
+    pgdata = clone / ".stepwise" / "pgdata"
+    if os.geteuid() == 0:
+        assert pgdata.is_symlink() and pgdata.resolve().parent == REACHABLE_ROOT
+        assert any(REACHABLE_ROOT.glob("pginstall-*/*/pginstall/bin/postgres"))
+        shutil.rmtree(pgdata.resolve())
     # the dev group (pytest, ruff, playwright…) was not installed by make run
     site = next((clone / ".venv" / "lib").glob("python3*/site-packages"))
     assert any(site.glob("temporalio*")), "the runtime dependencies are installed"

@@ -29,6 +29,7 @@ import asyncpg
 import msgspec
 import pytest
 from stepwise_cli.dev_env import DEV_ENV_KEYS, parse_dev_env
+from stepwise_cli.pg_placement import REACHABLE_ROOT
 from stepwise_cli.processes import group_gone, process_gone
 from stepwise_cli.scratch import scratch_database
 from stepwise_contract.names import workflow_id_for
@@ -344,18 +345,34 @@ async def test_embedded_postgres_and_child_death_stops_everything(home: Path) ->
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
-async def test_embedded_postgres_unreachable_home_fails_clearly(tmp_path: Path) -> None:
-    """As root, a STEPWISE_HOME inside a private directory cannot hold the embedded pgdata."""
+async def test_embedded_postgres_as_root_from_a_private_home(tmp_path: Path) -> None:
+    """As root, a STEPWISE_HOME inside a private directory (mode 700, like /root): the data
+    directory goes where Postgres's own user can reach it, linked from $STEPWISE_HOME/pgdata,
+    and a restart finds the same database (the dev tenant and key still work)."""
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     home = private / "home"
-    async with dev_run(home) as run:
-        assert await run.wait_exit() == 1, run.output()
-    out = run.output()
-    assert "cannot reach its data directory" in out and "DATABASE_URL" in out
-    assert not (home / "dev.env").exists()
-    assert not (home / "stack.json").exists()
-    assert not _processes_mentioning(home), "temporal/nats started before the failure still run"
+    target: Path | None = None
+    try:
+        for attempt in range(2):
+            async with dev_run(home) as run:
+                values = await run.wait_dev_env()
+                link = home / "pgdata"
+                assert link.is_symlink(), run.output()
+                target = link.resolve()
+                assert target.parent == REACHABLE_ROOT and (target / "PG_VERSION").exists()
+                assert await _admin_key_tenant(
+                    values["DATABASE_URL"], values["STEPWISE_API_KEY"]
+                ) == (values["STEPWISE_TENANT_ID"], "admin")
+                if attempt == 0:
+                    first = values
+                else:
+                    assert values["STEPWISE_TENANT_ID"] == first["STEPWISE_TENANT_ID"]
+                run.proc.send_signal(signal.SIGTERM)
+                assert await run.wait_exit() == 0, run.output()
+    finally:
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)
 
 
 async def test_home_in_use_refused_stale_children_reaped_identity_reused(
