@@ -1,4 +1,4 @@
-"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings (SPEC §7).
+"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings.
 
 The operations are plain async functions over an asyncpg pool (`make run` and tests reuse
 `create_tenant`/`create_key`); the argparse layer only parses, calls one and prints. The command

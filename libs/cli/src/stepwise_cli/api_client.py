@@ -1,4 +1,4 @@
-"""The operator commands' HTTP client of the Stepwise API (SPEC §7), and how they are run.
+"""The operator commands' HTTP client of the Stepwise API, and how they are run.
 
 Where the API is: `--api-url`/`--api-key`, else `STEPWISE_API_URL`/`STEPWISE_API_KEY` (e.g. after
 `set -a; . .stepwise/dev.env`), else the `dev.env` that `make run` wrote in `$STEPWISE_HOME`

@@ -1,4 +1,4 @@
-"""`stepwise dev` (= `make run`): the whole system on this machine, embedded defaults (SPEC §13).
+"""`stepwise dev` (= `make run`): the whole system on this machine, embedded defaults.
 
 Starts a `Stack` with the well-known ports when free, prints one line per component as it becomes
 ready, then the API, Run Studio and Temporal UI URLs and the dev tenant's admin key, and writes

@@ -1,6 +1,6 @@
 """Every name that crosses a process boundary. Nobody retypes these strings.
 
-There is exactly one task queue and no environment variable can change it (SPEC §1, §12).
+There is exactly one task queue and no environment variable can change it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Publish validation of a definition (SPEC §3): coded errors and warnings with step paths.
+"""Publish validation of a definition: coded errors and warnings with step paths.
 
 Structural and expression checks need nothing but the definition and the action catalog; checks
 that need the database (payload schema, child workflow, secret existence) are passed in as sets of
