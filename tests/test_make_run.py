@@ -53,8 +53,9 @@ def fresh_database() -> Iterator[str]:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    # Not tmp_path: as root the embedded Postgres runs as another user, who must be able to
-    # traverse to its data directory, and pytest's temp root is private (0700).
+    # Not tmp_path: pytest's temp root is private (0700), so as root the embedded Postgres's data
+    # would move to /var/lib/stepwise-dev (pg_placement.py; tested on its own below); here it
+    # stays in the home the test removes.
     path = Path(tempfile.mkdtemp(prefix="stepwise-run-"))
     path.chmod(0o755)
     try:
