@@ -1,14 +1,35 @@
 # Stepwise — developer commands. Everything runs inside the uv workspace (.venv).
-UV ?= uv
+#
+# uv: the one on PATH, else one this Makefile installed into .stepwise/uv (with `python3 -m venv`
+# and pip, from PyPI) the first time it was missing. uv then fetches Python 3.11 itself when the
+# machine's python3 is another version.
+PYTHON ?= python3
+UV_REQUIREMENT := uv>=0.8,<0.14
+BOOTSTRAP_UV := .stepwise/uv/bin/uv
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(BOOTSTRAP_UV))
 PYTEST_ARGS ?=
 
-.PHONY: sync run test test-fast lint fmt bench migrate clean
+.PHONY: uv sync run test test-fast lint fmt bench migrate clean
 
-sync:
+uv:
+	@if ! command -v "$(UV)" >/dev/null 2>&1 && [ ! -x "$(UV)" ]; then \
+	  echo "uv is not on PATH: installing $(UV_REQUIREMENT) into .stepwise/uv (once)…"; \
+	  if ! { $(PYTHON) -m venv .stepwise/uv && \
+	         .stepwise/uv/bin/python -m pip install --quiet --disable-pip-version-check \
+	           "$(UV_REQUIREMENT)"; }; then \
+	    rm -rf .stepwise/uv; \
+	    echo "make: could not install uv with $(PYTHON). Install it, then run make again:" >&2; \
+	    echo "    python3 -m pip install --user uv" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+sync: uv
 	$(UV) sync --locked
 
-run: sync
-	$(UV) run --locked stepwise dev
+# only what `make run` runs: the dev group (test and lint tools) is `make test`'s business
+run: uv
+	$(UV) run --locked --no-dev stepwise dev
 
 test: sync
 	$(UV) run --locked pytest $(PYTEST_ARGS)

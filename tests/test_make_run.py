@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -27,9 +28,12 @@ import aiohttp
 import asyncpg
 import msgspec
 import pytest
-from stepwise_cli.devstack import DEV_ENV_KEYS, parse_dev_env
+from stepwise_cli.dev_env import DEV_ENV_KEYS, parse_dev_env
+from stepwise_cli.pg_placement import REACHABLE_ROOT
 from stepwise_cli.processes import group_gone, process_gone
 from stepwise_cli.scratch import scratch_database
+from stepwise_contract.names import workflow_id_for
+from temporalio.client import Client
 
 # The four services run as real processes: end-to-end by the suite's definition (not in test-fast).
 pytestmark = pytest.mark.e2e
@@ -49,8 +53,9 @@ def fresh_database() -> Iterator[str]:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    # Not tmp_path: as root the embedded Postgres runs as another user, who must be able to
-    # traverse to its data directory, and pytest's temp root is private (0700).
+    # Not tmp_path: pytest's temp root is private (0700), so as root the embedded Postgres's data
+    # would move to /var/lib/stepwise-dev (pg_placement.py; tested on its own below); here it
+    # stays in the home the test removes.
     path = Path(tempfile.mkdtemp(prefix="stepwise-run-"))
     path.chmod(0o755)
     try:
@@ -184,6 +189,82 @@ async def _admin_key_tenant(database_url: str, api_key: str) -> tuple[str, str] 
     return (row[0], row[1]) if row else None
 
 
+def _stepwise(home: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a newcomer runs it: nothing in the environment but `STEPWISE_HOME` (dev.env)."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("STEPWISE_") and k not in {"DATABASE_URL", "NATS_URL"}
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "stepwise_cli", *argv],
+        env={**clean, "STEPWISE_HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def _assert_dev_secret_works(home: Path, values: dict[str, str]) -> None:
+    """`admin secret set` with dev.env alone; the secret resolves inside an action (a regex over
+    it matches) and its value is nowhere in the API's reads, the logs or Temporal's history."""
+    value = f"s3cr3t-{uuid.uuid4().hex}"
+    tenant = values["STEPWISE_TENANT_ID"]
+    proc = await asyncio.to_thread(
+        _stepwise, home, "admin", "secret", "set", "--tenant", tenant, "CRM_TOKEN", value, "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    wrong = await asyncio.to_thread(
+        _stepwise, home, "admin", "secret", "set", "--tenant", tenant, "OTHER", "x",
+        STEPWISE_SECRET_KEY="not-the-dev-key",
+    )  # fmt: skip
+    assert (
+        wrong.returncode == 1 and "cannot decrypt 1 of its 1 secret(s) (CRM_TOKEN)" in wrong.stderr
+    )
+    definition = {
+        "key": "secret-check",
+        "definition": {
+            "name": "secret check",
+            "steps": [
+                {"id": "match", "type": "action.call",
+                 "config": {"actionId": "transform.regex", "version": 1,
+                            "inputMapping": {"op": "match", "pattern": "^s3cr3t-[0-9a-f]{32}$",
+                                             "value": {"$secret": "CRM_TOKEN"}},
+                            "saveAs": "vars.check"}},
+                {"id": "echo", "type": "action.call",
+                 "config": {"actionId": "core.echo", "version": 1,
+                            "inputMapping": {"value": {"$secret": "CRM_TOKEN"}},
+                            "saveAs": "vars.echoed"}},
+            ],
+        },
+    }  # fmt: skip
+    path = home / "secret-check.json"
+    path.write_text(json.dumps(definition))
+    pushed = await asyncio.to_thread(_stepwise, home, "definitions", "push", str(path), "--json")
+    assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    started = await asyncio.to_thread(
+        _stepwise, home, "runs", "start", "secret-check", "--wait", "--timeout", "60", "--json"
+    )
+    assert started.returncode == 0, started.stderr + started.stdout
+    run = json.loads(started.stdout)
+    assert run["result_json"]["vars"]["check"]["matched"] is True
+    run_id = run["run_id"]
+    reads = [started.stdout]
+    for argv in (("runs", "show", run_id, "--json"), ("runs", "export", run_id)):
+        shown = await asyncio.to_thread(_stepwise, home, *argv)
+        assert shown.returncode == 0, shown.stderr
+        reads.append(shown.stdout)
+    assert "[SECRET:REDACTED]" in reads[1]
+    for text in reads:
+        assert value not in text
+    for log in (home / "logs").glob("*.log"):
+        assert value not in log.read_text(errors="replace"), log.name
+    client = await Client.connect(values["TEMPORAL_ADDRESS"])
+    history = await client.get_workflow_handle(workflow_id_for(run_id)).fetch_history()
+    raw = b"".join(event.SerializeToString() for event in history.events)
+    assert len(history.events) > 5 and value.encode() not in raw
+
+
 @contextlib.contextmanager
 def _hold_port(port: int) -> Iterator[None]:
     """Occupy `port` (when free) so the dev stack has to pick another one."""
@@ -225,11 +306,13 @@ async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
             )
             for name in SERVICES:
                 assert (home / "logs" / f"{name}.log").exists()
+            await _assert_dev_secret_works(home, values)
 
             run.proc.send_signal(signal.SIGTERM)
             assert await run.wait_exit() == 0, run.output()
     out = run.output()
     assert "Stepwise is ready" in out and values["STEPWISE_API_URL"] in out
+    assert f"Run Studio   {values['STEPWISE_API_URL']}/studio/" in out
     assert values["TEMPORAL_UI_URL"] in out and bootstrap_key in out
     for name in SERVICES:
         assert f"✓ {name}" in out
@@ -263,18 +346,34 @@ async def test_embedded_postgres_and_child_death_stops_everything(home: Path) ->
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
-async def test_embedded_postgres_unreachable_home_fails_clearly(tmp_path: Path) -> None:
-    """As root, a STEPWISE_HOME inside a private directory cannot hold the embedded pgdata."""
+async def test_embedded_postgres_as_root_from_a_private_home(tmp_path: Path) -> None:
+    """As root, a STEPWISE_HOME inside a private directory (mode 700, like /root): the data
+    directory goes where Postgres's own user can reach it, linked from $STEPWISE_HOME/pgdata,
+    and a restart finds the same database (the dev tenant and key still work)."""
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     home = private / "home"
-    async with dev_run(home) as run:
-        assert await run.wait_exit() == 1, run.output()
-    out = run.output()
-    assert "cannot reach its data directory" in out and "DATABASE_URL" in out
-    assert not (home / "dev.env").exists()
-    assert not (home / "stack.json").exists()
-    assert not _processes_mentioning(home), "temporal/nats started before the failure still run"
+    target: Path | None = None
+    try:
+        for attempt in range(2):
+            async with dev_run(home) as run:
+                values = await run.wait_dev_env()
+                link = home / "pgdata"
+                assert link.is_symlink(), run.output()
+                target = link.resolve()
+                assert target.parent == REACHABLE_ROOT and (target / "PG_VERSION").exists()
+                assert await _admin_key_tenant(
+                    values["DATABASE_URL"], values["STEPWISE_API_KEY"]
+                ) == (values["STEPWISE_TENANT_ID"], "admin")
+                if attempt == 0:
+                    first = values
+                else:
+                    assert values["STEPWISE_TENANT_ID"] == first["STEPWISE_TENANT_ID"]
+                run.proc.send_signal(signal.SIGTERM)
+                assert await run.wait_exit() == 0, run.output()
+    finally:
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)
 
 
 async def test_home_in_use_refused_stale_children_reaped_identity_reused(
@@ -306,6 +405,8 @@ async def test_home_in_use_refused_stale_children_reaped_identity_reused(
     assert after["STEPWISE_API_KEY"] == before["STEPWISE_API_KEY"]
     assert after["STEPWISE_API_KEY"].startswith("sw_")
     assert after["STEPWISE_TENANT_ID"] == before["STEPWISE_TENANT_ID"]
+    # the dev secret key is kept too: secrets set before the restart still decrypt
+    assert after["STEPWISE_SECRET_KEY"] == before["STEPWISE_SECRET_KEY"]
     assert "applied: none, up to date" in third.output()
     assert all(process_gone(pid) for pid in orphans.values()), orphans
     _assert_all_gone(third_state, home)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,37 +18,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from stepwise_cli.bench.drive import StackApi, eventually
+from stepwise_cli.cli_process import cli, cli_env, cli_json
 from stepwise_cli.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-
-def _env(stack: Stack, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPWISE_", "OTEL_"))}
-    return {
-        **env,
-        "STEPWISE_API_URL": stack.api_url,
-        "STEPWISE_API_KEY": stack.api_key,
-        "STEPWISE_HOME": str(stack.home / "cli-home"),  # no dev.env there: flags/env only
-        **extra,
-    }
-
-
-async def cli(stack: Stack, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "stepwise_cli", *argv],
-        env=_env(stack, **env),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-
-
-async def cli_json(stack: Stack, *argv: str) -> Any:
-    proc = await cli(stack, *argv, "--json")
-    assert proc.returncode == 0, f"{argv}: {proc.stderr}{proc.stdout}"
-    return json.loads(proc.stdout)
 
 
 def _definition(event_name: str) -> dict[str, Any]:
@@ -101,7 +73,7 @@ async def test_push_launch_tail_publish_list_show_export(
     tail = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stepwise_cli", "runs", "tail", run_id, "--json",
         "--interval", "0.2", "--timeout", "60",
-        env=_env(stack), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=cli_env(stack), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert tail.stdout is not None
     seen: list[bytes] = []
@@ -314,3 +286,103 @@ async def test_metrics_count_a_scripted_run(stack: Stack, stack_api: StackApi) -
         assert delta >= 1, (name, labels, delta)
     last_pass = _value(sweeper, "stepwise_sweeper_last_pass_timestamp_seconds", job="reconcile")
     assert time.time() - last_pass < 120
+
+
+async def test_definitions_schemas_and_runs_start_commands(stack: Stack, tmp_path: Path) -> None:
+    key = f"cli-defs-{uuid.uuid4().hex[:8]}"
+    ref = f"payload.Cli{uuid.uuid4().hex[:6]}.v1"
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps({"type": "object", "required": ["orderId"]}))
+    put = await cli_json(stack, "schemas", "put", ref, f"@{schema_file}")
+    assert put["schema_ref"] == ref
+    listed = await cli_json(stack, "schemas", "list")
+    assert {ref, "payload.Empty.v1"} <= {s["schema_ref"] for s in listed["schemas"]}
+    shown = await cli_json(stack, "schemas", "show", ref)
+    assert shown["schema_json"] == {"type": "object", "required": ["orderId"]}
+    text = await cli(stack, "schemas", "show", ref)
+    assert json.loads(text.stdout) == shown["schema_json"]
+    missing = await cli(stack, "schemas", "show", "payload.Nope.v1")
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+    definition = {**_definition("CLI_NEVER_SENT"), "payloadSchemaRef": ref}
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(definition))
+    pushed = await cli_json(stack, "definitions", "push", str(path), "--key", key, "--no-publish")
+    workflow_id = pushed["workflowId"]
+    assert pushed["version"] is None
+
+    listed = await cli_json(stack, "definitions", "list", "--limit", "500")
+    assert key in {d["key"] for d in listed["definitions"]}
+    table = await cli(stack, "definitions", "list")
+    assert table.returncode == 0 and table.stdout.split()[:2] == ["WORKFLOW", "ID"]
+    for ref_kind in (key, workflow_id):
+        shown = await cli_json(stack, "definitions", "show", ref_kind)
+        assert shown["workflow_id"] == workflow_id and shown["draft_definition"]["name"]
+    validated = await cli_json(stack, "definitions", "validate", key)
+    assert validated["status"] == "valid"
+    published = await cli_json(stack, "definitions", "publish", key)
+    assert published == {
+        "workflowId": workflow_id,
+        "version": 1,
+        "validation": published["validation"],
+    }
+
+    # start by key and by id; the payload schema applies; --wait follows the run to its end
+    refused = await cli(stack, "runs", "start", key, "--payload", "{}")
+    assert refused.returncode == 1 and refused.stderr.startswith("stepwise: 400 ")
+    started = await cli_json(stack, "runs", "start", key, "--payload", '{"orderId": "s-1"}')
+    assert started["status"] == "RUNNING" and started["workflowVersion"] == 1
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_text('{"orderId": "s-2"}')
+    human = await cli(stack, "runs", "start", workflow_id, "--payload", f"@{payload_file}")
+    assert human.returncode == 0 and human.stdout.startswith("started run ")
+    waited = await cli(
+        stack, "runs", "start", key, "--payload", '{"orderId": "s-3"}', "--wait", "--timeout", "2"
+    )
+    assert waited.returncode == 2 and "is still RUNNING after 2 s" in waited.stderr
+    unknown = await cli(stack, "runs", "start", "no-such-workflow")
+    assert unknown.returncode == 1
+    assert "404 WORKFLOW_NOT_FOUND: no workflow with key 'no-such-workflow'" in unknown.stderr
+
+    paused = await cli_json(stack, "definitions", "pause", key)
+    assert paused == {"workflowId": workflow_id, "isPaused": True}
+    blocked = await cli(stack, "runs", "start", key, "--payload", '{"orderId": "s-4"}')
+    assert blocked.returncode == 1 and "409 WORKFLOW_PAUSED" in blocked.stderr
+    resumed = await cli(stack, "definitions", "resume", key)
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout
+    assert (
+        await cli(stack, "runs", "start", key, "--payload", '{"orderId": "s-5"}')
+    ).returncode == 0
+
+    # a draft with errors: validate exits 1 with the issues, publish is refused with them
+    broken = {**definition, "steps": [{"id": "w", "type": "event.wait",
+                                       "config": {"eventName": "bad name"}}]}  # fmt: skip
+    path.write_text(json.dumps(broken))
+    await cli(stack, "definitions", "push", str(path), "--key", key, "--no-publish")
+    invalid = await cli(stack, "definitions", "validate", key)
+    assert invalid.returncode == 1
+    assert "✗ [INVALID_EVENT_NAME] at root.steps[0] (w): " in invalid.stdout
+    refused = await cli(stack, "definitions", "publish", key)
+    assert refused.returncode == 1 and "409 WORKFLOW_VALIDATION_FAILED" in refused.stderr
+    assert "[INVALID_EVENT_NAME]" in refused.stderr
+
+
+async def test_a_closed_pipe_ends_quietly(stack: Stack, stack_api: StackApi) -> None:
+    """`stepwise runs list | head -1`: the reader is gone before the command prints; it ends with
+    141 (as if killed by SIGPIPE) and no traceback."""
+    workflow_id = await stack_api.publish_definition(_definition("CLI_PIPE"))
+    await stack_api.launch(workflow_id, {"orderId": "p-1"})
+
+    def closed_reader(*argv: str) -> tuple[int, str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stepwise_cli", *argv],
+            env=cli_env(stack), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        proc.stdout.close()  # before the interpreter has even started: every write fails
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode, err.decode()
+
+    for argv in (("runs", "list"), ("runs", "list", "--json"), ("definitions", "list")):
+        code, err = await asyncio.to_thread(closed_reader, *argv)
+        assert (code, err) == (141, ""), (argv, code, err)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stepwise_cli.__main__ import build_parser
@@ -150,3 +151,19 @@ def test_doctor_targets_from_flags_environment_and_home_files(tmp_path: Path) ->
         "worker": "http://w:1",  # stack.json
         "event-router": "http://r:2",  # the flag
     }
+
+
+def test_every_command_has_json() -> None:
+    def leaves(parser: argparse.ArgumentParser, trail: tuple[str, ...]) -> list[Any]:
+        found = []
+        for action in parser._actions:
+            if getattr(action, "choices", None) and isinstance(action.choices, dict):
+                for name, sub in action.choices.items():
+                    found += leaves(sub, (*trail, name))
+        return found or [(trail, parser)]
+
+    commands = leaves(build_parser(), ())
+    assert len(commands) >= 30
+    without = [" ".join(t) for t, p in commands if "--json" not in p._option_string_actions]
+    # `dev` (make run) runs in the foreground until Ctrl-C; what it provides is in dev.env
+    assert without == ["dev"], without

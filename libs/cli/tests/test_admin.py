@@ -168,3 +168,66 @@ async def test_refusals_exit_1_with_a_message(database_url: str) -> None:
     assert code == 2  # argparse usage error
     code, text, _ = await _admin(database_url, "tenant", "create", "Gamma")
     assert code == 0 and "apiKey (shown once" in text
+
+
+async def test_secret_set_refuses_a_key_that_cannot_decrypt_the_tenants_secrets(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    code, created, _ = await _admin(database_url, "tenant", "create", "Keys", "--json")
+    t = created["tenantId"]
+    code, _, err = await _admin(database_url, "secret", "set", "--tenant", t, "A", "one")
+    assert code == 0, err
+    # another key: refused, named, and nothing written
+    code, _, err = await _admin(
+        database_url, "secret", "set", "--tenant", t, "B", "two", env={"STEPWISE_SECRET_KEY": "k2"}
+    )
+    assert code == 1 and "cannot decrypt 1 of its 1 secret(s) (A)" in err, err
+    assert "nothing was changed" in err and "two" not in err
+    names = await pool.fetch("SELECT name FROM tenant_secrets WHERE tenant = $1", uuid.UUID(t))
+    assert [r["name"] for r in names] == ["A"]
+    # overwriting the only secret with the other key is refused too: the key is not the one the
+    # services decrypt this tenant's secrets with
+    code, _, err = await _admin(
+        database_url, "secret", "set", "--tenant", t, "A", "x", env={"STEPWISE_SECRET_KEY": "k2"}
+    )
+    assert code == 1
+    # the right key works; a tenant without secrets accepts any key (nothing to compare with)
+    code, _, err = await _admin(database_url, "secret", "set", "--tenant", t, "B", "two")
+    assert code == 0, err
+    code, other, _ = await _admin(database_url, "tenant", "create", "Fresh", "--json")
+    code, _, err = await _admin(
+        database_url, "secret", "set", "--tenant", other["tenantId"], "A", "x",
+        env={"STEPWISE_SECRET_KEY": "k2"},
+    )  # fmt: skip
+    assert code == 0, err
+
+
+async def test_admin_reads_dev_env_like_the_operator_cli(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """No DATABASE_URL / STEPWISE_SECRET_KEY in the environment: `$STEPWISE_HOME/dev.env`."""
+    (tmp_path / "dev.env").write_text(
+        f"DATABASE_URL={database_url}\nSTEPWISE_SECRET_KEY='dev key'\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("STEPWISE_") and k != "DATABASE_URL"
+    }
+    env["STEPWISE_HOME"] = str(tmp_path)
+
+    async def admin(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            STEPWISE, "admin", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await admin("tenant", "create", "FromDevEnv", "--json")
+    assert code == 0, err
+    tenant = json.loads(out)["tenantId"]
+    code, out, err = await admin("secret", "set", "--tenant", tenant, "CRM", "v", "--json")
+    assert code == 0, err
+    stored = await pool.fetchval(
+        "SELECT value_encrypted FROM tenant_secrets WHERE tenant = $1", uuid.UUID(tenant)
+    )
+    assert decrypt_secret("dev key", stored) == "v"

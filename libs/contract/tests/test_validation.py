@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from stepwise_contract.actions import builtin_catalog
 from stepwise_contract.validation import parse_assign_path, validate_definition
@@ -128,3 +129,47 @@ def test_secret_outside_an_action_input_mapping_is_a_warning() -> None:
     assert ("SECRET_NOT_RESOLVED_HERE", "root.trigger") in warned
     assert ("SECRET_NOT_RESOLVED_HERE", "root.steps[1]") in warned
     assert all(path != "root.steps[0]" for _code, path in warned), "inputMapping resolves"
+
+
+def _wait_on(name: str) -> dict[str, Any]:
+    return {
+        "name": "x",
+        "steps": [{"id": "w", "type": "event.wait", "config": {"eventName": name}}],
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["bad name", "", "orders.*", "orders.>", "a..b", ".a", "a.", "ä", "x" * 201, "a\nb"]
+)
+def test_event_wait_and_trigger_names_follow_the_event_publish_rule(name: str) -> None:
+    result, _ = validate_definition(_wait_on(name), catalog=CATALOG)
+    [item] = result.errors
+    assert (item.code, item.step_path, item.step_id) == ("INVALID_EVENT_NAME", "root.steps[0]", "w")
+    trigger = {"name": "x", "trigger": {"type": "event", "eventName": name}, "steps": []}
+    result, _ = validate_definition(trigger, catalog=CATALOG)
+    assert [(e.code, e.step_path) for e in result.errors] == [
+        ("INVALID_EVENT_NAME", "root.trigger")
+    ]
+
+
+@pytest.mark.parametrize("name", ["ORDER_PAID", "orders.paid", "a:b-c_d.e", "x" * 200])
+def test_event_names_the_api_accepts_are_valid(name: str) -> None:
+    assert codes(_wait_on(name)) == []
+
+
+def test_every_item_carries_a_step_path_null_for_definition_level_defects() -> None:
+    raw = {
+        "name": "x",
+        "payloadSchemaRef": "payload.Missing.v1",
+        "steps": [echo("a", inputMapping={"value": {"$secret": "NOPE"}}), echo("a")],
+    }
+    result, _ = validate_definition(raw, catalog=CATALOG, known_schemas=set(), known_secrets=set())
+    encoded = [msgspec.to_builtins(item) for item in result.errors]
+    assert all("stepPath" in item for item in encoded), encoded
+    by_code = {item["code"]: item for item in encoded}
+    assert by_code["UNKNOWN_PAYLOAD_SCHEMA"]["stepPath"] is None
+    assert by_code["SECRET_NOT_FOUND"]["stepPath"] is None
+    assert by_code["DUPLICATE_STEP_ID"]["stepPath"] == "root.steps[1]"
+    for raw_bad in ("nope", {"name": "x", "unknownKey": 1, "steps": []}, {"steps": []}):
+        result, _ = validate_definition(raw_bad, catalog=CATALOG)
+        assert [msgspec.to_builtins(e)["stepPath"] for e in result.errors] == [None]

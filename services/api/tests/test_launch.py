@@ -187,3 +187,31 @@ async def test_failed_temporal_start_fails_the_run_visibly(app_factory, tenant, 
     ready = await dead.get("/readyz")
     assert ready.status == 503
     assert (await ready.json())["checks"]["temporal"] != "ok"
+
+
+async def test_launch_by_key_and_404_names_what_it_looked_for(api, tenant, other_tenant):
+    key = f"orders-{uuid.uuid4().hex[:6]}"
+    resp = await api.post(
+        "/api/workflow-definitions",
+        json={"definition": api.definition(), "key": key},
+        headers=tenant.headers(),
+    )
+    wf = (await resp.json())["workflowId"]
+    await api.post(f"/api/workflow-definitions/{wf}/publish", json={}, headers=tenant.headers())
+    out = await api.launch(tenant.headers(Role.MANAGE), key, {"a": 1})
+    row = await tenant.pool.fetchrow(
+        "SELECT workflow_id FROM workflow_runs WHERE run_id = $1", uuid.UUID(out["runId"])
+    )
+    assert str(row["workflow_id"]) == wf
+    # the id still works; another tenant's key is unknown; a near miss is named in the 404
+    assert (await api.launch(tenant.headers(), wf))["workflowVersion"] == 1
+    for headers, ref, looked_for in (
+        (other_tenant.headers(), key, "key"),
+        (tenant.headers(), key.upper(), "key"),
+        (tenant.headers(), str(uuid.uuid4()), "id or key"),
+        (tenant.headers(), "", "key"),
+    ):
+        resp = await api.post("/api/workflow-runs", json={"workflowId": ref}, headers=headers)
+        body = await resp.json()
+        assert resp.status == 404 and body["code"] == "WORKFLOW_NOT_FOUND", body
+        assert f"no workflow with {looked_for} {ref!r}" in body["detail"]

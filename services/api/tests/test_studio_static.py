@@ -24,6 +24,13 @@ async def test_index_served_without_a_key(api):
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
+async def test_api_root_redirects_to_the_studio(api):
+    resp = await api.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/studio/"
+    followed = await api.get("/")
+    assert followed.status == 200 and "text/html" in followed.headers["Content-Type"]
+
+
 async def test_studio_without_slash_redirects(api):
     resp = await api.get("/studio", allow_redirects=False)
     assert resp.status == 308

@@ -113,3 +113,19 @@ async def test_list_tasks(api, tenant, pool):
     ).json()
     assert {page["tasks"][0]["task_id"], rest["tasks"][0]["task_id"]} == {pending, done}
     assert (await api.get("/api/workflow/tasks?status=NOPE", headers=headers)).status == 400
+
+
+async def test_get_one_task_redacted_and_tenant_scoped(api, tenant, other_tenant, pool):
+    task_id, run_id = await _task(api, tenant, pool)
+    resp = await api.get(f"/api/workflow/tasks/{task_id}", headers=tenant.headers(Role.READ))
+    task = await resp.json()
+    assert resp.status == 200 and (task["task_id"], task["run_id"]) == (task_id, run_id)
+    assert task["context_data"] == {"secretCode": "[REDACTED]", "amount": 5}
+    assert task["form_schema"] == FORM and task["status"] == "PENDING"
+    for headers, ref in (
+        (other_tenant.headers(), task_id),
+        (tenant.headers(), str(uuid.uuid4())),
+        (tenant.headers(), "not-a-uuid"),
+    ):
+        resp = await api.get(f"/api/workflow/tasks/{ref}", headers=headers)
+        assert resp.status == 404, await resp.text()

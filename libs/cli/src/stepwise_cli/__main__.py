@@ -7,6 +7,7 @@ with `parser.set_defaults(func=...)`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,6 +18,8 @@ from stepwise_cli import (
     doctor_command,
     events_command,
     runs_command,
+    schemas_command,
+    tasks_command,
 )
 
 COMMANDS = (
@@ -25,6 +28,8 @@ COMMANDS = (
     runs_command,
     events_command,
     definitions_command,
+    schemas_command,
+    tasks_command,
     doctor_command,
 )
 
@@ -40,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    try:
+        return func(args)
+    except BrokenPipeError:
+        # the reader went away (`stepwise runs list | head`): not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
 
 if __name__ == "__main__":

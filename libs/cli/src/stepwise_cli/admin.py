@@ -1,9 +1,10 @@
-"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings (SPEC §7).
+"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings.
 
 The operations are plain async functions over an asyncpg pool (`make run` and tests reuse
 `create_tenant`/`create_key`); the argparse layer only parses, calls one and prints. The command
-reads `DATABASE_URL` (and `STEPWISE_SECRET_KEY` for secrets). `--json` prints exactly the
-documented object; errors go to stderr with exit status 1.
+reads `DATABASE_URL` (and `STEPWISE_SECRET_KEY` for secrets) from the environment, else from the
+`dev.env` that `make run` wrote in `$STEPWISE_HOME` — like the operator commands. `--json` prints
+exactly the documented object; errors go to stderr with exit status 1.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from stepwise_contract.api_keys import generate_api_key, hash_api_key
 from stepwise_contract.db import create_pool
 from stepwise_contract.enums import Role
 from stepwise_contract.redaction import compile_key_pattern, parse_pointer
-from stepwise_contract.secrets import encrypt_secret
+from stepwise_contract.secrets import SecretKeyError, decrypt_secret, encrypt_secret
 from stepwise_contract.settings import DEFAULT_DATABASE_URL
+
+from stepwise_cli.dev_env import read_dev_env
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -107,6 +110,7 @@ async def set_secret(
         raise AdminError("STEPWISE_SECRET_KEY is not set: secrets are encrypted with it")
     if not name.strip():
         raise AdminError("a secret needs a name")
+    await _check_secret_key(pool, secret_key, tenant_id)
     try:
         await pool.execute(
             "INSERT INTO tenant_secrets (tenant, name, value_encrypted) VALUES ($1, $2, $3)"
@@ -116,6 +120,29 @@ async def set_secret(
         )  # fmt: skip
     except asyncpg.ForeignKeyViolationError:
         raise AdminError(f"tenant {tenant_id} not found") from None
+
+
+async def _check_secret_key(pool: Executor, secret_key: str, tenant_id: uuid.UUID) -> None:
+    """Refuse a key that cannot decrypt the tenant's existing secrets: the worker decrypts with
+    one key, so a value set with another would fail every run that uses it."""
+    rows = await pool.fetch(
+        "SELECT name, value_encrypted FROM tenant_secrets WHERE tenant = $1 ORDER BY name",
+        tenant_id,
+    )
+    undecryptable = []
+    for row in rows:
+        try:
+            decrypt_secret(secret_key, row["value_encrypted"])
+        except SecretKeyError:
+            undecryptable.append(row["name"])
+    if undecryptable:
+        listed = ", ".join(undecryptable[:5]) + (" …" if len(undecryptable) > 5 else "")
+        raise AdminError(
+            f"STEPWISE_SECRET_KEY is not the key tenant {tenant_id}'s secrets were set with: it "
+            f"cannot decrypt {len(undecryptable)} of its {len(rows)} secret(s) ({listed}). Use "
+            "the key the services run with (make run: STEPWISE_SECRET_KEY in "
+            "$STEPWISE_HOME/dev.env); nothing was changed"
+        )
 
 
 async def set_quota(pool: Executor, tenant_id: uuid.UUID, steps: int | None) -> None:
@@ -254,7 +281,8 @@ def _human(result: Mapping[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    environ = os.environ
+    # the environment wins; `make run`'s dev.env fills in what it does not set
+    environ = {**read_dev_env(os.environ), **{k: v for k, v in os.environ.items() if v}}
     action: Action = args.admin_action
 
     async def go() -> dict[str, Any]:

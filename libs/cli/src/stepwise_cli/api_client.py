@@ -1,4 +1,4 @@
-"""The operator commands' HTTP client of the Stepwise API (SPEC §7), and how they are run.
+"""The operator commands' HTTP client of the Stepwise API, and how they are run.
 
 Where the API is: `--api-url`/`--api-key`, else `STEPWISE_API_URL`/`STEPWISE_API_KEY` (e.g. after
 `set -a; . .stepwise/dev.env`), else the `dev.env` that `make run` wrote in `$STEPWISE_HOME`
@@ -24,6 +24,8 @@ from typing import Any, Final
 
 import aiohttp
 import msgspec
+
+from stepwise_cli.dev_env import read_dev_env
 
 DEFAULT_API_URL: Final = "http://127.0.0.1:8080"
 _MAX_LISTED_ERRORS: Final = 20
@@ -54,7 +56,7 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def resolve(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> ApiConfig:
-        dev = _dev_env(environ)
+        dev = read_dev_env(environ)
         url = args.api_url or environ.get("STEPWISE_API_URL") or dev.get("STEPWISE_API_URL")
         key = args.api_key or environ.get("STEPWISE_API_KEY") or dev.get("STEPWISE_API_KEY")
         if not key:
@@ -63,16 +65,6 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True):
                 " (after `make run`: set -a; . .stepwise/dev.env)"
             )
         return cls(url=(url or DEFAULT_API_URL).rstrip("/"), key=key)
-
-
-def _dev_env(environ: Mapping[str, str]) -> dict[str, str]:
-    from stepwise_cli.devstack import DEV_ENV_FILE, parse_dev_env
-
-    path = Path(environ.get("STEPWISE_HOME") or ".stepwise") / DEV_ENV_FILE
-    try:
-        return parse_dev_env(path.read_text(encoding="utf-8"))
-    except OSError:
-        return {}
 
 
 class ApiClient:
@@ -96,18 +88,33 @@ class ApiClient:
     async def get(self, path: str, params: Any = None) -> Any:
         return msgspec.json.decode(await self.raw("GET", path, params=params))
 
-    async def post(self, path: str, body: Any = None, params: Any = None) -> Any:
-        return msgspec.json.decode(await self.raw("POST", path, body=body, params=params))
+    async def post(
+        self, path: str, body: Any = None, params: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        answer = await self.raw("POST", path, body=body, params=params, headers=headers)
+        return msgspec.json.decode(answer)
 
     async def put(self, path: str, body: Any) -> Any:
         return msgspec.json.decode(await self.raw("PUT", path, body=body))
 
-    async def raw(self, method: str, path: str, *, body: Any = None, params: Any = None) -> bytes:
+    async def patch(self, path: str, body: Any) -> Any:
+        return msgspec.json.decode(await self.raw("PATCH", path, body=body))
+
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
         """The answer's bytes for a 2xx; `ApiProblem` for anything else."""
         assert self._session is not None, "use `async with ApiClient(...)`"
         url = f"{self.config.url}{path}"
         data = None if body is None else msgspec.json.encode(body)
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        if data is not None:
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._session.request(
                 method, url, data=data, params=params, headers=headers

@@ -1,9 +1,13 @@
-"""`stepwise definitions push FILE`: create or replace a draft, validate it, publish it.
+"""`stepwise definitions push|list|show|validate|publish|pause|resume`: workflow definitions.
 
-FILE is JSON or YAML: the definition itself, or `{"key": ..., "definition": {...}}`. The draft
+`push FILE` creates or replaces a draft, validates it and publishes it. FILE is JSON or YAML:
+the definition itself, or `{"key": ..., "definition": {...}}`. The draft
 replaced is the one named by `--workflow-id`, else the one with the same key (`--key` or the
 file's), else the one whose id is the definition's `id`; otherwise a new workflow is created.
 Validation issues are printed one per line; errors stop before publishing (exit 1).
+
+The other commands name a workflow by its id, key or name. `validate` and `publish` act on the
+stored draft (exit 1 when it has errors); `pause`/`resume` stop and allow new runs (admin key).
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from stepwise_cli.api_client import (
     print_json,
     run_api_command,
 )
+from stepwise_cli.tables import short_time, table
 
 DEFINITIONS = "/api/workflow-definitions"
+_PAGE_SIZE = 500
 
 
 def load_document(path: Path) -> tuple[dict[str, Any], str | None]:
@@ -49,6 +55,32 @@ def load_document(path: Path) -> tuple[dict[str, Any], str | None]:
             raise CliError(f"{path}: key must be a string")
         return document["definition"], key
     return document, None
+
+
+async def resolve_workflow(api: ApiClient, ref: str) -> str:
+    """A workflow id from an id, a key or a name (keys and names are looked up in the list)."""
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        pass
+    matches: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = await api.get(
+            DEFINITIONS, {"limit": _PAGE_SIZE, **({"cursor": cursor} if cursor else {})}
+        )
+        for definition in page["definitions"]:
+            if ref in (definition.get("key"), definition.get("name")):
+                matches[str(definition["workflow_id"])] = str(definition.get("name"))
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    if not matches:
+        raise CliError(f"no workflow with id, key or name {ref!r}")
+    if len(matches) > 1:
+        listed = ", ".join(f"{wid} ({name})" for wid, name in matches.items())
+        raise CliError(f"{ref!r} names several workflows: {listed}; pass the workflow id")
+    return next(iter(matches))
 
 
 async def _by_key(api: ApiClient, key: str) -> str | None:
@@ -145,6 +177,125 @@ def _validation_text(validation: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def definitions_list(args: argparse.Namespace, api: ApiClient) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.cursor:
+        params["cursor"] = args.cursor
+    page = await api.get(DEFINITIONS, params)
+    if args.json:
+        print_json(page)
+        return 0
+    rows = page["definitions"]
+    if not rows:
+        print("no workflow definitions")
+        return 0
+    print(
+        table(
+            ["WORKFLOW ID", "KEY", "NAME", "STATUS", "LATEST", "DRAFT", "PAUSED", "TRIGGER"],
+            [
+                [
+                    d["workflow_id"],
+                    d.get("key"),
+                    d.get("name"),
+                    d.get("status"),
+                    d.get("latest_published_version"),
+                    d.get("draft_version"),
+                    "yes" if d.get("is_paused") else "",
+                    d.get("trigger_event_name"),
+                ]
+                for d in rows
+            ],
+        )
+    )
+    if page.get("nextCursor"):
+        print(f"\nmore definitions: --cursor {page['nextCursor']}")
+    return 0
+
+
+async def definitions_show(args: argparse.Namespace, api: ApiClient) -> int:
+    workflow_id = await resolve_workflow(api, args.workflow)
+    detail = await api.get(f"{DEFINITIONS}/{workflow_id}")
+    if args.json:
+        print_json(detail)
+        return 0
+    lines = [f"workflow {detail['workflow_id']}  {detail.get('name')!r}"]
+    for label, field in (
+        ("key", "key"),
+        ("status", "status"),
+        ("latest", "latest_published_version"),
+        ("draft", "draft_version"),
+        ("paused", "is_paused"),
+        ("concurrency", "concurrency_limit"),
+        ("schema", "payload_schema_ref"),
+        ("trigger", "trigger_event_name"),
+        ("validation", "validation_status"),
+    ):
+        lines.append(f"  {label:<12} {'-' if detail.get(field) is None else detail[field]}")
+    versions = detail.get("versions") or []
+    if versions:
+        published = ", ".join(
+            f"v{v['version']} {short_time(v.get('published_at'))}" for v in versions
+        )
+        lines.append(f"  versions     {published}")
+    print("\n".join(lines))
+    issues = {
+        "errors": detail.get("validation_errors"),
+        "warnings": detail.get("validation_warnings"),
+    }
+    if issues["errors"] or issues["warnings"]:
+        print(_validation_text({"status": detail.get("validation_status"), **issues}))
+    print("draft definition:")
+    print(json.dumps(detail.get("draft_definition"), indent=2, ensure_ascii=False))
+    return 0
+
+
+async def definitions_validate(args: argparse.Namespace, api: ApiClient) -> int:
+    workflow_id = await resolve_workflow(api, args.workflow)
+    result = await api.post(f"{DEFINITIONS}/{workflow_id}/validate")
+    if args.json:
+        print_json(result)
+    else:
+        print(_validation_text(result))
+    return 1 if result.get("status") == "error" else 0
+
+
+async def definitions_publish(args: argparse.Namespace, api: ApiClient) -> int:
+    workflow_id = await resolve_workflow(api, args.workflow)
+    body = {"version": args.version} if args.version is not None else {}
+    published = await api.post(f"{DEFINITIONS}/{workflow_id}/publish", body)
+    if args.json:
+        print_json({"workflowId": workflow_id, **published})
+    else:
+        print(f"published workflow {workflow_id} version {published['version']}")
+        if published.get("validation"):
+            print(_validation_text(published["validation"]))
+    return 0
+
+
+def _set_paused(paused: bool) -> Any:
+    async def command(args: argparse.Namespace, api: ApiClient) -> int:
+        workflow_id = await resolve_workflow(api, args.workflow)
+        await api.patch(f"{DEFINITIONS}/{workflow_id}", {"isPaused": paused})
+        if args.json:
+            print_json({"workflowId": workflow_id, "isPaused": paused})
+        else:
+            verb = "paused: launches are refused" if paused else "resumed: launches are accepted"
+            print(f"workflow {workflow_id} {verb}")
+        return 0
+
+    return command
+
+
+def _limit(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 1 <= number <= _PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"--limit must be 1..{_PAGE_SIZE}")
+    return number
+
+
 def _uuid(value: str) -> str:
     try:
         return str(uuid.UUID(value))
@@ -154,7 +305,7 @@ def _uuid(value: str) -> str:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     definitions = subparsers.add_parser(
-        "definitions", help="push workflow definitions (over the API)"
+        "definitions", help="push, list, show, validate, publish, pause workflow definitions"
     )
     verbs = definitions.add_subparsers(dest="definitions_command", required=True, metavar="COMMAND")
     parser = verbs.add_parser(
@@ -172,3 +323,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--no-publish", action="store_true", help="save and validate the draft only"
     )
     parser.set_defaults(func=lambda args: run_api_command(args, push))
+
+    def leaf(name: str, help_text: str, command: Any) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        add_api_options(sub)
+        sub.set_defaults(func=lambda args: run_api_command(args, command))
+        return sub
+
+    listing = leaf("list", "list workflow definitions", definitions_list)
+    listing.add_argument("--limit", type=_limit, default=50, metavar="N", help="1..500 (50)")
+    listing.add_argument("--cursor", help="the next page (printed under a full page)")
+    for name, help_text, command in (
+        ("show", "a definition: status, versions, validation and its draft", definitions_show),
+        ("validate", "validate the stored draft (exit 1 on errors)", definitions_validate),
+        ("publish", "publish the stored draft (publish key)", definitions_publish),
+        ("pause", "refuse new runs of the workflow (admin key)", _set_paused(True)),
+        ("resume", "accept new runs of the workflow again (admin key)", _set_paused(False)),
+    ):
+        sub = leaf(name, help_text, command)
+        sub.add_argument("workflow", metavar="WORKFLOW", help="the workflow's id, key or name")
+        if name == "publish":
+            sub.add_argument("--version", type=int, help="publish as this version (default next)")

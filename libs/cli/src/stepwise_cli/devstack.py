@@ -1,7 +1,7 @@
-"""`stepwise dev` (= `make run`): the whole system on this machine, embedded defaults (SPEC §13).
+"""`stepwise dev` (= `make run`): the whole system on this machine, embedded defaults.
 
 Starts a `Stack` with the well-known ports when free, prints one line per component as it becomes
-ready, then the API URL, the Temporal UI URL and the dev tenant's admin key, and writes
+ready, then the API, Run Studio and Temporal UI URLs and the dev tenant's admin key, and writes
 `$STEPWISE_HOME/dev.env` — only once every service is ready, removed again on stop. The dev tenant,
 its admin key and the secret key are kept in `$STEPWISE_HOME/dev-identity.json`, so restarts reuse
 them. Ctrl-C / SIGTERM stops everything; a component that dies on its own stops everything too.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shlex
 import signal
 import sys
 import threading
@@ -26,20 +25,11 @@ import msgspec
 from stepwise_contract.api_keys import generate_api_key
 from stepwise_contract.settings import SettingsError, env_choice, env_str
 
+from stepwise_cli.dev_env import DEV_ENV_FILE, format_dev_env
 from stepwise_cli.processes import StartAborted
 from stepwise_cli.stack import Stack, StackError
 
-DEV_ENV_FILE: Final = "dev.env"
 IDENTITY_FILE: Final = "dev-identity.json"
-DEV_ENV_KEYS: Final = (
-    "STEPWISE_API_URL",
-    "STEPWISE_API_KEY",
-    "STEPWISE_TENANT_ID",
-    "NATS_URL",
-    "DATABASE_URL",
-    "TEMPORAL_ADDRESS",
-    "TEMPORAL_UI_URL",
-)
 
 
 class DevSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,21 +89,6 @@ def save_identity(home: Path, identity: DevIdentity) -> None:
     _write_private(
         home / IDENTITY_FILE, msgspec.json.format(msgspec.json.encode(identity)).decode()
     )
-
-
-def format_dev_env(values: Mapping[str, str]) -> str:
-    """`KEY=value` lines a shell can source (`set -a; . dev.env`); quoted only where needed."""
-    return "".join(f"{key}={shlex.quote(values[key])}\n" for key in DEV_ENV_KEYS)
-
-
-def parse_dev_env(text: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, raw = line.partition("=")
-        if sep and key.strip() and not key.startswith("#"):
-            parts = shlex.split(raw)
-            values[key.strip()] = parts[0] if parts else ""
-    return values
 
 
 def _say(text: str = "") -> None:
@@ -206,10 +181,13 @@ def run_dev(environ: Mapping[str, str]) -> int:
                 "DATABASE_URL": stack.database_url,
                 "TEMPORAL_ADDRESS": stack.temporal_address,
                 "TEMPORAL_UI_URL": stack.temporal_ui_url or "",
+                # the admin CLI encrypts `secret set` values with it; the worker decrypts
+                "STEPWISE_SECRET_KEY": secret_key,
             }
             _write_private(dev_env, format_dev_env(values))
             _say(f"Stepwise is ready ({time.monotonic() - started:.1f} s).")
             _say(f"  API          {stack.api_url}")
+            _say(f"  Run Studio   {stack.api_url}/studio/")
             _say(f"  Temporal UI  {stack.temporal_ui_url}")
             _say(f"  API key      {api_key}  (admin of dev tenant {stack.tenant_id})")
             _say(f"  env file     {dev_env}  (use: set -a; . {dev_env}; set +a)")

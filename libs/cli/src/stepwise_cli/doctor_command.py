@@ -37,7 +37,7 @@ SERVICE_URLS: Final = {
 
 def _home_files(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(dev.env values, service → URL from stack.json) of `$STEPWISE_HOME`, when present."""
-    from stepwise_cli.devstack import DEV_ENV_FILE, parse_dev_env
+    from stepwise_cli.dev_env import DEV_ENV_FILE, parse_dev_env
     from stepwise_cli.stack import STATE_FILE
 
     home = Path(environ.get("STEPWISE_HOME") or ".stepwise")

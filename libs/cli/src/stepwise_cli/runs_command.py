@@ -1,4 +1,7 @@
-"""`stepwise runs list|show|tail|cancel|replay|export`: operating on runs through the API.
+"""`stepwise runs start|list|show|tail|cancel|replay|export`: operating on runs through the API.
+
+`start` launches a run of a workflow named by its id or key; with `--wait` it then polls until the
+run ends and exits like `tail` (0 SUCCEEDED, 1 FAILED/CANCELED, 2 still running at `--timeout`).
 
 `tail` is a live progress view: it polls the run, its steps/waits and its logs, prints each new
 transition once, and ends when the run is terminal (exit 0 for SUCCEEDED, 1 for FAILED/CANCELED).
@@ -25,6 +28,7 @@ from stepwise_cli.api_client import (
     print_json,
     run_api_command,
 )
+from stepwise_cli.definitions_command import resolve_workflow
 from stepwise_cli.tables import clock, duration, elapsed_ms, parse_time, short_time, table
 
 STATUSES: Final = ("RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED")
@@ -50,33 +54,51 @@ def _limit(value: str) -> int:
     return number
 
 
-# --- list -----------------------------------------------------------------------------------
+# --- start ----------------------------------------------------------------------------------
 
 
-async def resolve_workflow(api: ApiClient, ref: str) -> str:
-    """A workflow id from an id, a key or a name (keys and names are looked up in the list)."""
-    try:
-        return str(uuid.UUID(ref))
-    except ValueError:
-        pass
-    matches: dict[str, str] = {}
-    cursor = None
+async def runs_start(args: argparse.Namespace, api: ApiClient) -> int:
+    payload = {} if args.payload is None else args.payload
+    if not isinstance(payload, dict):
+        raise CliError("--payload must be a JSON object")
+    body: dict[str, Any] = {"workflowId": args.workflow, "payload": payload}
+    if args.version is not None:
+        body["workflowVersion"] = args.version
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    launched = await api.post(RUNS, body, headers=headers)
+    run_id = str(launched["runId"])
+    if not args.wait:
+        if args.json:
+            print_json(launched)
+        else:
+            print(f"started run {run_id} (version {launched['workflowVersion']})")
+        return 0
+    if not args.json:
+        print(f"started run {run_id} (version {launched['workflowVersion']}); waiting…", flush=True)
+    deadline = time.monotonic() + args.timeout
     while True:
-        page = await api.get(
-            "/api/workflow-definitions", {"limit": _PAGE, **({"cursor": cursor} if cursor else {})}
-        )
-        for definition in page["definitions"]:
-            if ref in (definition.get("key"), definition.get("name")):
-                matches[str(definition["workflow_id"])] = str(definition.get("name"))
-        cursor = page.get("nextCursor")
-        if not cursor:
+        run = await api.get(f"{RUNS}/{run_id}")
+        if run["status"] in TERMINAL or time.monotonic() >= deadline:
             break
-    if not matches:
-        raise CliError(f"no workflow with id, key or name {ref!r}")
-    if len(matches) > 1:
-        listed = ", ".join(f"{wid} ({name})" for wid, name in matches.items())
-        raise CliError(f"{ref!r} names several workflows: {listed}; pass the workflow id")
-    return next(iter(matches))
+        await asyncio.sleep(args.interval)
+    if args.json:
+        print_json(run)
+    else:
+        took = duration(elapsed_ms(run.get("started_at"), run.get("completed_at")))
+        line = f"run {run_id} {run['status']}"
+        if run["status"] in TERMINAL:
+            line += f" after {took}"
+        if run.get("error_json"):
+            line += f"  {_error_text(run['error_json'])}"
+        print(line)
+    if run["status"] not in TERMINAL:
+        print(f"stepwise: run {run_id} is still {run['status']} after {args.timeout:g} s",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return 0 if run["status"] == "SUCCEEDED" else 1
+
+
+# --- list -----------------------------------------------------------------------------------
 
 
 async def runs_list(args: argparse.Namespace, api: ApiClient) -> int:
@@ -461,6 +483,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "runs", help="list, inspect, follow, cancel, replay and export runs (over the API)"
     )
     verbs = runs.add_subparsers(dest="runs_command", required=True, metavar="COMMAND")
+
+    start = _leaf(
+        verbs,
+        "start",
+        "launch a run (manage key); --wait follows it to its end (exit 0 succeeded, 1 failed/"
+        "canceled, 2 timeout)",
+        runs_start,
+    )
+    start.add_argument("workflow", metavar="WORKFLOW", help="the workflow's id or key")
+    start.add_argument(
+        "--payload", type=json_argument, metavar="JSON|@FILE", help="the run input ({})"
+    )
+    start.add_argument("--version", type=int, metavar="N", help="a published version (latest)")
+    start.add_argument("--idempotency-key", metavar="K", help="the same key starts one run only")
+    start.add_argument("--wait", action="store_true", help="wait until the run ends")
+    start.add_argument("--timeout", type=float, default=300.0, help="with --wait: S seconds (300)")
+    start.add_argument("--interval", type=float, default=0.5, help="seconds between polls (0.5)")
 
     listing = _leaf(verbs, "list", "list runs, newest first", runs_list)
     listing.add_argument("--status", action="append", choices=STATUSES, help="repeatable")

@@ -1,4 +1,4 @@
-"""The workflow definition DSL (SPEC §3) as msgspec types.
+"""The workflow definition DSL (docs/dsl.md) as msgspec types.
 
 A definition decodes into `Definition`; steps are a tagged union on `type`. Values that may hold
 `{"$expr": ...}` or `{"$secret": ...}` are typed `Any` and resolved at run time. Unknown keys are

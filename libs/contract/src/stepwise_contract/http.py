@@ -31,7 +31,7 @@ class PublishRequest(Body, frozen=True, kw_only=True):
 
 
 class LaunchRequest(Body, frozen=True, kw_only=True):
-    workflow_id: str
+    workflow_id: str  # the workflow's id, or the key it was created with
     workflow_version: int | None = None
     payload: dict[str, Any] = {}
 

@@ -1,10 +1,11 @@
 """Every name that crosses a process boundary. Nobody retypes these strings.
 
-There is exactly one task queue and no environment variable can change it (SPEC §1, §12).
+There is exactly one task queue and no environment variable can change it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 TASK_QUEUE: Final = "workflow-runtime-v2"
@@ -34,6 +35,17 @@ DLQ_SUBJECT_HEADER: Final = "Stepwise-Dlq-Subject"
 MSG_ID_HEADER: Final = "Nats-Msg-Id"
 
 BUILTIN_EMPTY_SCHEMA: Final = "payload.Empty.v1"
+
+# An event name is one or more NATS subject tokens (it ends the subject): no whitespace, no
+# wildcards, no empty token. The API refuses events with another name and publish validation
+# refuses waits and triggers on one, since no event could ever match them.
+EVENT_NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9_:\-]+(\.[A-Za-z0-9_:\-]+)*$")
+MAX_EVENT_NAME: Final = 200
+EVENT_NAME_RULE: Final = "letters, digits, _ - : separated by single dots (max 200)"
+
+
+def is_valid_event_name(name: str) -> bool:
+    return len(name) <= MAX_EVENT_NAME and EVENT_NAME_PATTERN.match(name) is not None
 
 
 def workflow_id_for(run_id: str) -> str:

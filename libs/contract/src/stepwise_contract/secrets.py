@@ -1,4 +1,4 @@
-"""Tenant secrets at rest (SPEC §9): Fernet with a key derived from `STEPWISE_SECRET_KEY`.
+"""Tenant secrets at rest: Fernet with a key derived from `STEPWISE_SECRET_KEY`.
 
 The admin CLI encrypts, the worker decrypts inside an activity; nothing else sees clear values.
 """

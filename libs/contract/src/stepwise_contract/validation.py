@@ -1,4 +1,4 @@
-"""Publish validation of a definition (SPEC §3): coded errors and warnings with step paths.
+"""Publish validation of a definition: coded errors and warnings with step paths.
 
 Structural and expression checks need nothing but the definition and the action catalog; checks
 that need the database (payload schema, child workflow, secret existence) are passed in as sets of
@@ -21,15 +21,19 @@ from stepwise_contract.expressions import (
     is_expr,
     is_secret_ref,
 )
+from stepwise_contract.names import EVENT_NAME_RULE, is_valid_event_name
 
 Severity = Literal["error", "warning"]
 
 
 class ValidationItem(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """One issue. `stepPath` is always present: a step's path, `root.trigger`, or null for a
+    defect of the definition as a whole (its payload schema, an unknown secret)."""
+
     severity: Severity
     code: str
     message: str
-    step_path: str = "root"
+    step_path: str | None
     step_id: str | None = None
 
 
@@ -78,16 +82,18 @@ def parse_assign_path(path: str) -> tuple[str, list[str]]:
 _MSGSPEC_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
 
 
-def _step_path_from_msgspec(message: str) -> str:
+def _step_path_from_msgspec(message: str) -> str | None:
     """`$.steps[2].then[0].config` → `root.steps[2].then.steps[0]` (best effort)."""
     match = _MSGSPEC_PATH.search(message)
     if not match:
-        return "root"
+        return None
     out = "root"
     for seg in re.finditer(r"\.(\w+)\[(\d+)\]", match.group("path")):
         name, index = seg.group(1), seg.group(2)
         out += f".steps[{index}]" if name == "steps" else f".{name}.steps[{index}]"
-    return out
+    if out == "root" and match.group("path").startswith(".trigger"):
+        return "root.trigger"
+    return out if out != "root" else None
 
 
 class _Collector:
@@ -96,7 +102,7 @@ class _Collector:
         self.warnings: list[ValidationItem] = []
 
     def error(
-        self, code: str, message: str, path: str = "root", step_id: str | None = None
+        self, code: str, message: str, path: str | None = None, step_id: str | None = None
     ) -> None:
         self.errors.append(
             ValidationItem(
@@ -105,7 +111,7 @@ class _Collector:
         )
 
     def warning(
-        self, code: str, message: str, path: str = "root", step_id: str | None = None
+        self, code: str, message: str, path: str | None = None, step_id: str | None = None
     ) -> None:
         self.warnings.append(
             ValidationItem(
@@ -136,10 +142,19 @@ def _raw_walk(steps: Any, prefix: str, out: _Collector) -> None:
             _raw_walk(raw.get(segment), f"{path}.{segment}", out)
 
 
+def _check_event_name(name: str, path: str, step_id: str | None, out: _Collector) -> None:
+    """The rule the API applies to published events: a wait or trigger on another name could
+    never be matched."""
+    if not is_valid_event_name(name):
+        out.error(
+            "INVALID_EVENT_NAME", f"eventName {name!r} must be {EVENT_NAME_RULE}", path, step_id
+        )
+
+
 def _check_exprs(
     value: Any,
     path: str,
-    step_id: str,
+    step_id: str | None,
     out: _Collector,
     secrets: set[str],
     *,
@@ -242,8 +257,10 @@ def validate_definition(
         out.error(
             "UNKNOWN_PAYLOAD_SCHEMA", f"unknown payload schema {definition.payload_schema_ref!r}"
         )
-    if definition.trigger and definition.trigger.payload_mapping:
-        _check_exprs(definition.trigger.payload_mapping, "root.trigger", "", out, secrets)
+    if definition.trigger:
+        _check_event_name(definition.trigger.event_name, "root.trigger", None, out)
+        if definition.trigger.payload_mapping:
+            _check_exprs(definition.trigger.payload_mapping, "root.trigger", None, out, secrets)
     if not definition.steps:
         out.warning("EMPTY_WORKFLOW", "the definition has no steps")
 
@@ -303,6 +320,7 @@ def validate_definition(
                 _check_exprs(step.output_mapping, path, step.id, out, secrets)
                 _check_paths(step.output_mapping or {}, path, step.id, out)
             case dsl.EventWait(config=config):
+                _check_event_name(config.event_name, path, step.id, out)
                 _check_exprs(config.correlation_key, path, step.id, out, secrets)
                 _check_exprs(config.assign, path, step.id, out, secrets)
                 _check_paths(config.assign or {}, path, step.id, out)

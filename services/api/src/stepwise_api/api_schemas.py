@@ -51,10 +51,10 @@ VALIDATION_ITEM = obj(
         "severity": {"enum": ["error", "warning"]},
         "code": STRING,
         "message": STRING,
-        "stepPath": STRING,
+        "stepPath": nullable(STRING),
         "stepId": STRING,
     },
-    required=["severity", "code", "message"],
+    required=["severity", "code", "message", "stepPath"],
 )
 VALIDATION = obj(
     {

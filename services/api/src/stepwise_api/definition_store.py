@@ -45,15 +45,17 @@ async def validate(
     conn: Conn, tenant: uuid.UUID, raw: Any, catalog: ActionCatalog
 ) -> ValidationResult:
     schemas = await schema_store.known_refs(conn, tenant)
+    # a child is named by its id or its key (the worker resolves both)
     workflows = await conn.fetch(
-        "SELECT workflow_id FROM workflow_definitions WHERE tenant = $1", tenant
+        "SELECT workflow_id, key FROM workflow_definitions WHERE tenant = $1", tenant
     )
     secrets = await conn.fetch("SELECT name FROM tenant_secrets WHERE tenant = $1", tenant)
     result, _ = validate_definition(
         raw,
         catalog=catalog,
         known_schemas=schemas,
-        known_workflows={str(r["workflow_id"]) for r in workflows},
+        known_workflows={str(r["workflow_id"]) for r in workflows}
+        | {r["key"] for r in workflows if r["key"]},
         known_secrets={r["name"] for r in secrets},
     )
     return result

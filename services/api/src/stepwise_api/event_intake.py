@@ -4,7 +4,6 @@ path (SPEC §7, §8). With `?wait=N` the API then polls the router's record of t
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -15,25 +14,22 @@ import structlog
 from nats.js import JetStreamContext
 from stepwise_contract.envelope import EventEnvelope, encode_envelope
 from stepwise_contract.http import PublishEventRequest
-from stepwise_contract.names import MSG_ID_HEADER, event_subject
+from stepwise_contract.names import (
+    EVENT_NAME_RULE,
+    MSG_ID_HEADER,
+    event_subject,
+    is_valid_event_name,
+)
 
 from stepwise_api import event_store
 from stepwise_api.errors import ApiError
 
 log = structlog.get_logger("stepwise_api.events")
 
-# One or more NATS subject tokens: no whitespace, no wildcards, no empty token.
-EVENT_NAME = re.compile(r"^[A-Za-z0-9_:\-]+(\.[A-Za-z0-9_:\-]+)*$")
-MAX_EVENT_NAME = 200
-
 
 def envelope_for(tenant: uuid.UUID, body: PublishEventRequest) -> EventEnvelope:
-    if len(body.event_name) > MAX_EVENT_NAME or not EVENT_NAME.match(body.event_name):
-        raise ApiError(
-            400,
-            "INVALID_EVENT_NAME",
-            "eventName must be letters, digits, _ - : separated by single dots (max 200)",
-        )
+    if not is_valid_event_name(body.event_name):
+        raise ApiError(400, "INVALID_EVENT_NAME", f"eventName must be {EVENT_NAME_RULE}")
     event_id = body.event_id or str(uuid.uuid4())
     try:
         event_id = str(uuid.UUID(event_id))

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+from stepwise_contract.names import EVENT_NAME_PATTERN, MAX_EVENT_NAME
 
 from stepwise_api import api_schemas as s
 from stepwise_api.definition_store import INT32_MAX
-from stepwise_api.event_intake import EVENT_NAME, MAX_EVENT_NAME
 from stepwise_api.routing import Route
 from stepwise_api.run_controls import REASON_PATTERN
 
@@ -33,11 +33,14 @@ BODY_CONSTRAINTS: dict[tuple[str, str], dict[str, Any]] = {
     ("CancelRequest", "reason"): {"minLength": 3, "pattern": REASON_PATTERN},
     ("ReplayRequest", "reason"): {"minLength": 3, "pattern": REASON_PATTERN},
     ("PublishEventRequest", "eventName"): {
-        "pattern": EVENT_NAME.pattern,
+        "pattern": EVENT_NAME_PATTERN.pattern,
         "maxLength": MAX_EVENT_NAME,
     },
     ("PublishEventRequest", "eventId"): {"format": "uuid"},
-    ("LaunchRequest", "workflowId"): {"format": "uuid"},
+    ("LaunchRequest", "workflowId"): {
+        "minLength": 1,
+        "description": "the workflow's id (a uuid) or the key it was created with",
+    },
     ("LaunchRequest", "workflowVersion"): {"minimum": 1, "maximum": INT32_MAX},
     ("PublishRequest", "version"): {"minimum": 1, "maximum": INT32_MAX},
     ("PatchDefinitionRequest", "concurrencyLimit"): {"minimum": 1, "maximum": INT32_MAX},

@@ -37,7 +37,7 @@ def _load_assets() -> dict[str, bytes]:
 
 
 def add_studio_routes(app: web.Application) -> None:
-    """Register `/studio` (redirect), `/studio/` (index.html) and `/studio/{file}`."""
+    """Register `/` and `/studio` (redirects), `/studio/` (index.html) and `/studio/{file}`."""
     # Read once: the files are small and the package is immutable while the process runs.
     assets = _load_assets()
 
@@ -49,6 +49,11 @@ def add_studio_routes(app: web.Application) -> None:
     async def studio_redirect(_request: web.Request) -> web.StreamResponse:
         raise web.HTTPPermanentRedirect(STUDIO_PATH + "/")
 
+    async def root_redirect(_request: web.Request) -> web.StreamResponse:
+        # a person opening the API's URL in a browser lands on the page meant for people;
+        # temporary, so a later landing page can take `/` over without stale browser caches
+        raise web.HTTPFound(STUDIO_PATH + "/")
+
     async def studio_index(_request: web.Request) -> web.StreamResponse:
         return respond("index.html")
 
@@ -59,6 +64,7 @@ def add_studio_routes(app: web.Application) -> None:
         return respond(name)
 
     router = app.router
+    router.add_get("/", root_redirect, name=f"{STUDIO_ROUTE_PREFIX}-root")
     router.add_get(STUDIO_PATH, studio_redirect, name=f"{STUDIO_ROUTE_PREFIX}-redirect")
     router.add_get(STUDIO_PATH + "/", studio_index, name=f"{STUDIO_ROUTE_PREFIX}-index")
     router.add_get(STUDIO_PATH + "/{file}", studio_asset, name=f"{STUDIO_ROUTE_PREFIX}-asset")

@@ -77,7 +77,7 @@ def _idempotency_key(request: web.Request) -> str | None:
 async def launch_run(request: web.Request, principal: Principal) -> web.StreamResponse:
     key = _idempotency_key(request)
     body = await typed_body(request, LaunchRequest)
-    workflow_id = _uuid_or_404(body.workflow_id)
+    workflow_id = await _workflow_by_id_or_key(request, principal, body.workflow_id)
     if body.workflow_version is not None and not 1 <= body.workflow_version < 2**31:
         raise ApiError(404, "VERSION_NOT_FOUND", f"version {body.workflow_version} not found")
     launched = await deps_of(request).launcher.launch(
@@ -92,11 +92,28 @@ async def launch_run(request: web.Request, principal: Principal) -> web.StreamRe
     return json_response(launched.body(), status=201 if launched.created else 200)
 
 
-def _uuid_or_404(raw: str) -> uuid.UUID:
+_BY_ID_OR_KEY = """
+SELECT workflow_id FROM workflow_definitions
+ WHERE tenant = $1 AND (workflow_id = $2 OR key = $3)
+ ORDER BY workflow_id = $2 DESC NULLS LAST
+ LIMIT 1
+"""
+
+
+async def _workflow_by_id_or_key(request: web.Request, principal: Principal, ref: str) -> uuid.UUID:
+    """`workflowId` names a workflow by its id or by its key (an id wins over an equal key)."""
     try:
-        return uuid.UUID(raw)
+        as_id: uuid.UUID | None = uuid.UUID(ref)
     except ValueError:
-        raise ApiError(404, "WORKFLOW_NOT_FOUND", f"workflow {raw!r} not found") from None
+        as_id = None
+    found = await deps_of(request).pool.fetchval(_BY_ID_OR_KEY, principal.tenant, as_id, ref)
+    if found is None:
+        looked_for = "id or key" if as_id is not None else "key"
+        raise ApiError(
+            404, "WORKFLOW_NOT_FOUND", f"no workflow with {looked_for} {ref!r} in this tenant"
+        )
+    workflow_id: uuid.UUID = found
+    return workflow_id
 
 
 async def list_runs(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -150,7 +167,8 @@ ROUTES = [
         "/api/workflow-runs",
         launch_run,
         Role.MANAGE,
-        "Launch a run of a published version (optional Idempotency-Key header)",
+        "Launch a run of a published version; workflowId is the workflow's id or its key"
+        " (optional Idempotency-Key header)",
         "runs",
         write=True,
         body=LaunchRequest,

@@ -45,16 +45,30 @@ async def list_tasks(request: web.Request, principal: Principal) -> web.StreamRe
         uuid.UUID(after[1]) if after else None,
         size,
     )
-    tasks: list[dict[str, Any]] = []
-    for record in records:
-        task = dict(record)
-        for field in REDACTED_FIELDS:
-            if task[field] is not None:
-                task[field] = principal.redactor.document(task[field])
-        tasks.append(task)
+    tasks = [_redacted(record, principal) for record in records]
     last = tasks[-1] if len(tasks) == size else None
     next_cursor = make_time_id_cursor(last["created_at"], last["task_id"]) if last else None
     return json_response({"tasks": tasks, "nextCursor": next_cursor})
+
+
+def _redacted(record: Any, principal: Principal) -> dict[str, Any]:
+    task = dict(record)
+    for field in REDACTED_FIELDS:
+        if task[field] is not None:
+            task[field] = principal.redactor.document(task[field])
+    return task
+
+
+async def get_task(request: web.Request, principal: Principal) -> web.StreamResponse:
+    task_id = path_uuid(request, "taskId", "task")
+    record = await deps_of(request).pool.fetchrow(
+        "SELECT * FROM workflow_tasks WHERE tenant = $1 AND task_id = $2",
+        principal.tenant,
+        task_id,
+    )
+    if record is None:
+        raise ApiError(404, "TASK_NOT_FOUND", f"task {task_id} not found")
+    return json_response(_redacted(record, principal))
 
 
 async def complete_task(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -119,6 +133,16 @@ ROUTES = [
             Param("cursor", {"type": "string"}),
         ),
         replies={200: Reply("a page of tasks", s.page("tasks", s.TASK_ROW))},
+    ),
+    Route(
+        "GET",
+        "/api/workflow/tasks/{taskId}",
+        get_task,
+        Role.READ,
+        "One human task (context and response redacted)",
+        "tasks",
+        path_params={"taskId": {"type": "string", "format": "uuid"}},
+        replies={200: Reply("the task", s.TASK_ROW)},
     ),
     Route(
         "POST",
