@@ -1,4 +1,5 @@
-"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings (SPEC §7).
+"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings (SPEC §7), and
+adoption of a reference database (`adopt_command`).
 
 The operations are plain async functions over an asyncpg pool (`make run` and tests reuse
 `create_tenant`/`create_key`); the argparse layer only parses, calls one and prints. The command
@@ -25,6 +26,8 @@ from stepwise_contract.enums import Role
 from stepwise_contract.redaction import compile_key_pattern, parse_pointer
 from stepwise_contract.secrets import encrypt_secret
 from stepwise_contract.settings import DEFAULT_DATABASE_URL
+
+from stepwise_cli import adopt_command
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -296,6 +299,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="administer tenants, API keys, secrets, quotas and redaction (reads DATABASE_URL)",
     )
     objects = admin.add_subparsers(dest="admin_object", required=True, metavar="OBJECT")
+    adopt_command.register(objects)
 
     tenant = objects.add_parser("tenant", help="create, suspend or resume a tenant")
     tenant_cmds = tenant.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
