@@ -58,7 +58,7 @@ async def fingerprint(url: str) -> dict[str, Any]:
         for table in [t for t in out if not t.startswith("index:")]:
             schema, name = table.split(".")
             out[f"rows:{table}"] = await conn.fetchval(
-                f'SELECT md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\'))'
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
                 f' FROM "{schema}"."{name}" t'
             )
         out["indexes"] = sorted(
@@ -206,9 +206,14 @@ def test_dry_run_reports_the_changes_and_changes_nothing(adopted: Adopted) -> No
     assert report["stranded_waits"] == 3
     assert report["rows_without_tenant"] == {"workflow_runs": 1}
     assert report["tenants_registered"] == 3
-    assert sorted(report["constraints_dropped"]) == [
-        "workflow_data_store.workflow_data_store_tenant_fkey",
-        "workflow_step_usage_periods.workflow_step_usage_periods_tenant_fkey",
+    assert report["constraints_dropped"] == [
+        "public.workflow_action_invocations.workflow_action_invocations_idempotency_unique",
+        "public.workflow_data_store.workflow_data_store_tenant_fkey",
+        "public.workflow_step_usage_periods.workflow_step_usage_periods_tenant_fkey",
+    ]
+    assert report["columns_changed"]["public.workflow_definitions"] == [
+        "draft_definition: jsonb NOT NULL -> json NOT NULL",
+        "payload_schema_ref: text NOT NULL -> text",
     ]
     text = adopted.dry_run_text
     assert "stranded runs to cancel (engine/status): NULL/RUNNING=1, db/RUNNING=2" in text
@@ -234,10 +239,13 @@ async def test_reference_columns_kept_and_stepwise_tenants_registered(adopted: A
     conn = await asyncpg.connect(adopted.url)
     try:
         # reference columns the services never use are still there, with their values
-        assert await conn.fetchval(
-            "SELECT runtime_semantics_version FROM workflow_runs WHERE run_id = $1",
-            adopted.rows.runs["temporal_succeeded"],
-        ) == "2026-04-08.temporal-native.v1"
+        assert (
+            await conn.fetchval(
+                "SELECT runtime_semantics_version FROM workflow_runs WHERE run_id = $1",
+                adopted.rows.runs["temporal_succeeded"],
+            )
+            == "2026-04-08.temporal-native.v1"
+        )
         tenants = {
             r["tenant"]: r["name"] for r in await conn.fetch("SELECT * FROM stepwise.tenants")
         }
@@ -319,6 +327,35 @@ async def test_rows_violating_a_new_key_are_named_and_nothing_changes(
     assert await fingerprint(url) == before
 
 
+async def test_adopt_command_refuses_a_taken_schema_then_adopts(
+    second_reference: tuple[str, ReferenceRows],
+) -> None:
+    url, rows = second_reference
+    env = {"DATABASE_URL": url}
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "DELETE FROM workflow_step_usage_periods WHERE tenant = $1 AND used_count = 1",
+            rows.tenant,
+        )
+        await conn.execute("CREATE SCHEMA stepwise")
+        before = await fingerprint(url)
+        code, _, err = await asyncio.to_thread(_cli, "admin", "adopt", env=env)
+        assert code == 1 and "a schema named 'stepwise' already exists" in err
+        assert await fingerprint(url) == before
+        await conn.execute("DROP SCHEMA stepwise")
+    finally:
+        await conn.close()
+    code, out, err = await asyncio.to_thread(_cli, "admin", "adopt", "--json", env=env)
+    assert code == 0, err
+    assert json.loads(out) == {
+        "adopted": True,
+        "applied": [m.version for m in load_migrations()],
+    }
+    code, out, err = await asyncio.to_thread(_cli, "admin", "adopt", "--dry-run", env=env)
+    assert code == 0 and out.strip() == "nothing to adopt: already a Stepwise database"
+
+
 # --- the services on the adopted database ----------------------------------------------------
 
 
@@ -379,7 +416,8 @@ async def test_historical_runs_readable_through_the_api(adopted: Adopted, api: S
     rows = adopted.rows
     listed = await api.call("GET", "/api/workflow-runs?limit=100")
     ids = {r["run_id"] for r in listed["runs"]}
-    assert {str(rows.runs[n]) for n in rows.runs if n not in ("orphan_succeeded", "stranded_no_tenant")} <= ids  # noqa: E501
+    elsewhere = ("orphan_succeeded", "stranded_no_tenant")
+    assert {str(rid) for name, rid in rows.runs.items() if name not in elsewhere} <= ids
     assert str(rows.runs["orphan_succeeded"]) not in ids  # another tenant's
     assert str(rows.runs["stranded_no_tenant"]) not in ids  # no tenant: no API reaches it
 

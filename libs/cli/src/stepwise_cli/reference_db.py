@@ -173,7 +173,7 @@ async def _runs(conn: asyncpg.Connection, rows: ReferenceRows, ago: datetime) ->
                 "INSERT INTO workflow_run_steps (run_id, tenant, step_path, definition_step_id,"
                 " status, attempt, started_at) VALUES ($1, $2, 'root.steps[1]', 'big',"
                 " 'RETRY_SCHEDULED', 1, $3)",
-                run_id, rows.tenant, started,
+                run_id, rows.tenant, started + timedelta(seconds=1),
             )  # fmt: skip
         if not terminal:
             await conn.execute(

@@ -56,9 +56,8 @@ _TENANT_SOURCES = (
 _STRANDED = "(r.engine IS NULL OR r.engine <> 'temporal') AND r.status IN ('RUNNING', 'WAITING')"
 
 
-# The adoption as `migrate` runs it: prepare, the pending migrations, finish; returns the
-# constraints dropped.
-Run = Callable[[asyncpg.Connection, "Target"], Awaitable[list[str]]]
+# The adoption as `migrate` runs it: prepare, the pending migrations, finish.
+Run = Callable[[asyncpg.Connection, "Target"], Awaitable[None]]
 
 
 class AdoptionError(Exception):
@@ -84,6 +83,8 @@ class Report:
     migrations: list[str] = field(default_factory=list)
     tables_created: list[str] = field(default_factory=list)
     columns_added: dict[str, list[str]] = field(default_factory=dict)
+    # reference columns whose type or nullability changes, as "column: before -> after"
+    columns_changed: dict[str, list[str]] = field(default_factory=dict)
     indexes_created: list[str] = field(default_factory=list)
     constraints_dropped: list[str] = field(default_factory=list)
     stranded_runs: dict[str, int] = field(default_factory=dict)
@@ -146,15 +147,14 @@ async def _check(conn: asyncpg.Connection, target: Target) -> None:
         )
 
 
-async def prepare(conn: asyncpg.Connection, target: Target) -> list[str]:
+async def prepare(conn: asyncpg.Connection, target: Target) -> None:
     """Before the numbered migrations: add what they and the services need, drop the reference's
     foreign keys onto the host's tenants (Stepwise tenants need not exist there), park the host's
-    table. Returns the constraints dropped."""
+    table."""
     await _check(conn, target)
     await conn.execute(
         (resources.files("stepwise_contract") / "adopt_reference.sql").read_text(encoding="utf-8")
     )
-    dropped: list[str] = []
     if target.host_tenants:
         host = f'"{target.schema}".tenants'
         for row in await conn.fetch(
@@ -165,10 +165,8 @@ async def prepare(conn: asyncpg.Connection, target: Target) -> list[str]:
             list(REFERENCE_TABLES),
         ):
             await conn.execute(f'ALTER TABLE {row["tbl"]} DROP CONSTRAINT "{row["conname"]}"')
-            dropped.append(f"{row['tbl']}.{row['conname']}")
         await conn.execute(f'CREATE SCHEMA "{_PARKING}"')
         await conn.execute(f'ALTER TABLE {host} SET SCHEMA "{_PARKING}"')
-    return dropped
 
 
 async def finish(conn: asyncpg.Connection, target: Target) -> None:
@@ -215,11 +213,16 @@ async def finish(conn: asyncpg.Connection, target: Target) -> None:
 # --- dry run ----------------------------------------------------------------------------------
 
 
-async def _columns(conn: asyncpg.Connection) -> set[tuple[str, str, str]]:
+async def _columns(conn: asyncpg.Connection) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(schema, table, column) → (type, nullable)."""
     return {
-        (r["table_schema"], r["table_name"], r["column_name"])
+        (r["table_schema"], r["table_name"], r["column_name"]): (
+            r["data_type"],
+            r["is_nullable"],
+        )
         for r in await conn.fetch(
-            "SELECT table_schema, table_name, column_name FROM information_schema.columns"
+            "SELECT table_schema, table_name, column_name, data_type, is_nullable"
+            " FROM information_schema.columns"
             " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
         )
     }
@@ -231,6 +234,23 @@ async def _indexes(conn: asyncpg.Connection) -> set[tuple[str, str, str]]:
         for r in await conn.fetch(
             "SELECT schemaname, tablename, indexname FROM pg_indexes"
             " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        )
+    }
+
+
+def _shape(column: tuple[str, str]) -> str:
+    kind, nullable = column
+    return kind if nullable == "YES" else f"{kind} NOT NULL"
+
+
+async def _constraints(conn: asyncpg.Connection) -> set[str]:
+    return {
+        r["name"]
+        for r in await conn.fetch(
+            "SELECT n.nspname || '.' || t.relname || '.' || c.conname AS name"
+            " FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
+            " JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
         )
     }
 
@@ -277,12 +297,14 @@ async def plan(
                 if n:
                     report.rows_without_tenant[table] = n
             before_columns, before_indexes = await _columns(conn), await _indexes(conn)
+            before_constraints = await _constraints(conn)
             before_tables = {(s, t) for s, t, _ in before_columns}
             await _check(conn, target)
             report.versions_hashed = await conn.fetchval(
                 "SELECT count(*) FROM workflow_definition_versions"
             )
-            report.constraints_dropped = await run(conn, target)
+            await run(conn, target)
+            report.constraints_dropped = sorted(before_constraints - await _constraints(conn))
             after_columns = await _columns(conn)
             home = STEPWISE_SCHEMA if target.host_tenants else target.schema
             report.tenants_registered = await conn.fetchval(
@@ -290,9 +312,13 @@ async def plan(
             )
             created = {(s, t) for s, t, _ in after_columns} - before_tables
             report.tables_created = sorted(f"{s}.{t}" for s, t in created)
-            for s, t, c in sorted(after_columns - before_columns):
-                if (s, t) not in created:
+            for (s, t, c), now in sorted(after_columns.items()):
+                was = before_columns.get((s, t, c))
+                if was is None and (s, t) not in created:
                     report.columns_added.setdefault(f"{s}.{t}", []).append(c)
+                elif was is not None and was != now:
+                    change = f"{c}: {_shape(was)} -> {_shape(now)}"
+                    report.columns_changed.setdefault(f"{s}.{t}", []).append(change)
             report.indexes_created = sorted(
                 f"{s}.{i}" for s, t, i in await _indexes(conn) - before_indexes
                 if (s, t) not in created
@@ -319,6 +345,8 @@ def describe(report: Report) -> str:
         f"tables created: {', '.join(report.tables_created) or 'none'}",
         "columns added:",
         *(f"  {t}: {', '.join(cols)}" for t, cols in sorted(report.columns_added.items())),
+        "reference columns changed (type or nullability; values kept):",
+        *(f"  {t}: {', '.join(cols)}" for t, cols in sorted(report.columns_changed.items())),
         f"indexes created on reference tables: {', '.join(report.indexes_created) or 'none'}",
         f"constraints dropped: {', '.join(report.constraints_dropped) or 'none'}",
         "stranded runs to cancel (engine/status): "

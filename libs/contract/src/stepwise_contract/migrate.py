@@ -50,13 +50,12 @@ async def _applied(conn: asyncpg.Connection) -> set[str]:
 
 
 def _adopt_with(pending: list[Migration]) -> adoption.Run:
-    async def run(conn: asyncpg.Connection, target: adoption.Target) -> list[str]:
-        dropped = await adoption.prepare(conn, target)
+    async def run(conn: asyncpg.Connection, target: adoption.Target) -> None:
+        await adoption.prepare(conn, target)
         await _ensure_ledger(conn)
         for migration in pending:
             await _apply(conn, migration)
         await adoption.finish(conn, target)
-        return dropped
 
     return run
 
