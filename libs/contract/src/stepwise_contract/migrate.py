@@ -3,6 +3,11 @@
 Idempotent, one transaction each, recorded in `schema_migrations`. On a database of the reference
 runtime (see `adoption`), the adoption and all the migrations run in one transaction.
 
+Migrations run with the services' search path (`stepwise, "$user", public`). On an adopted
+database the schema `stepwise` exists, so a table a migration creates lands there, and
+`CREATE TABLE IF NOT EXISTS` of a table that already exists in `public` would make a second one:
+a migration after 0001 creates only new tables and alters existing ones by name.
+
 Usage: `python -m stepwise_contract.migrate [DATABASE_URL]` (default: `$DATABASE_URL`).
 """
 
