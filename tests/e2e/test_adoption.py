@@ -40,6 +40,8 @@ ADMIN_URL = os.environ.get(
 )
 BIN = Path(sys.executable).parent
 STRANDED_MESSAGE = "the DB execution engine was removed"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_INSTALLED = Path(CHROMIUM).exists()
 
 
 async def fingerprint(url: str) -> dict[str, Any]:
@@ -539,3 +541,38 @@ async def test_event_resumes_a_new_run(adopted: Adopted, api: StackApi, stack: S
 
     event = await eventually(routed, f"event {event_id} routed")
     assert event["status"] == "matched" and event["matched_run_id"] == run_id
+
+
+async def test_historical_runs_readable_in_run_studio(
+    adopted: Adopted, stack: Stack, keys: Keys
+) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if not CHROMIUM_INSTALLED:
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    expect = playwright_api.expect
+    rows = adopted.rows
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            context = await browser.new_context()
+            await context.add_init_script(
+                f"sessionStorage.setItem('stepwise.studio.apiKey', {json.dumps(keys.main)});"
+            )
+            page = await context.new_page()
+            page.set_default_timeout(20_000)
+
+            async def open_run(run_id: uuid.UUID) -> None:
+                await page.goto(f"{stack.api_url}/studio/#/runs/{run_id}")
+                await expect(page.get_by_test_id("run-id")).to_have_text(str(run_id))
+
+            await open_run(rows.runs["db_succeeded"])
+            await expect(page.get_by_test_id("run-status")).to_have_text("SUCCEEDED")
+            await expect(page.get_by_test_id("fact-engine")).to_contain_text("db")
+            await expect(page.get_by_test_id("snapshot")).to_have_count(1)
+            await open_run(rows.runs["stranded_db_waiting"])
+            await expect(page.get_by_test_id("run-status")).to_have_text("CANCELED")
+            await expect(page.locator("#run-error-json")).to_contain_text("0002_stranded_runs")
+        finally:
+            await browser.close()
