@@ -25,7 +25,12 @@ import aiohttp
 import asyncpg
 import pytest
 from stepwise_cli.bench.drive import EventPublisher, StackApi, eventually
-from stepwise_cli.reference_db import WAIT_EVENT, ReferenceRows, build_reference_database
+from stepwise_cli.reference_db import (
+    TRIGGER_EVENT,
+    WAIT_EVENT,
+    ReferenceRows,
+    build_reference_database,
+)
 from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
 from stepwise_contract import migrate as migrate_module
@@ -258,7 +263,7 @@ async def test_reference_columns_kept_and_stepwise_tenants_registered(adopted: A
         }
         # the published versions got the hash the API computes at publish
         hashes = await conn.fetch("SELECT definition_hash FROM workflow_definition_versions")
-        assert len(hashes) == 4 and all(len(h["definition_hash"]) == 64 for h in hashes)
+        assert len(hashes) == 5 and all(len(h["definition_hash"]) == 64 for h in hashes)
         assert await conn.fetchval("SELECT to_regnamespace('stepwise_adopting')") is None
     finally:
         await conn.close()
@@ -522,6 +527,30 @@ async def test_reference_definition_launched_and_run_to_completion(
         await pool.close()
 
 
+async def _routed(api: StackApi, event_id: str) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        event = await api.event(event_id)
+        return event if event is not None and event["status"] != "pending" else None
+
+    return await eventually(probe, f"event {event_id} routed", 60)
+
+
+async def test_reference_trigger_starts_a_run(
+    adopted: Adopted, api: StackApi, stack: Stack
+) -> None:
+    publisher = await EventPublisher.connect(stack.nats_url, str(adopted.rows.tenant))
+    try:
+        event_id = await publisher.publish(TRIGGER_EVENT, {"ticket": {"id": "T-7"}})
+    finally:
+        await publisher.close()
+    event = await _routed(api, event_id)
+    [run_id] = event["started_run_ids"]
+    run = await api.wait_run(run_id, timeout_s=60)
+    assert run["status"] == "SUCCEEDED", run["error_json"]
+    assert run["workflow_id"] == str(adopted.rows.trigger_workflow)
+    assert run["input_json"] == {"ticketId": "T-7"}
+
+
 async def test_event_resumes_a_new_run(adopted: Adopted, api: StackApi, stack: Stack) -> None:
     order = uuid.uuid4().hex
     run_id = await api.launch(str(adopted.rows.wait_workflow), {"orderId": order})
@@ -534,12 +563,7 @@ async def test_event_resumes_a_new_run(adopted: Adopted, api: StackApi, stack: S
         await publisher.close()
     run = await api.wait_run(run_id, timeout_s=60)
     assert run["status"] == "SUCCEEDED", run["error_json"]
-
-    async def routed() -> dict[str, Any] | None:
-        event = await api.event(event_id)
-        return event if event is not None and event["status"] != "pending" else None
-
-    event = await eventually(routed, f"event {event_id} routed")
+    event = await _routed(api, event_id)
     assert event["status"] == "matched" and event["matched_run_id"] == run_id
 
 

@@ -51,6 +51,20 @@ WAIT_DEFINITION_STEPS: list[dict[str, Any]] = [
     },
 ]
 
+TRIGGER_EVENT = "REF_TICKET_CREATED"
+TRIGGER = {
+    "type": "event",
+    "eventName": TRIGGER_EVENT,
+    "payloadMapping": {"ticketId": {"$expr": "event.payload.ticket.id"}},
+}
+TRIGGER_DEFINITION_STEPS: list[dict[str, Any]] = [
+    {
+        "id": "ticket",
+        "type": "transform.assign",
+        "config": {"assign": {"vars.ticket": {"$expr": "payload.ticketId"}}},
+    },
+]
+
 
 @dataclass(frozen=True, slots=True)
 class ReferenceRows:
@@ -61,6 +75,7 @@ class ReferenceRows:
     orphan_tenant: uuid.UUID  # known only from its workflow rows
     sum_workflow: uuid.UUID  # published versions 1 and 2
     wait_workflow: uuid.UUID  # published version 1, waits for WAIT_EVENT
+    trigger_workflow: uuid.UUID  # published version 1, started by TRIGGER_EVENT
     draft_workflow: uuid.UUID  # never published
     orphan_workflow: uuid.UUID
     runs: dict[str, uuid.UUID] = field(default_factory=dict)
@@ -71,38 +86,47 @@ class ReferenceRows:
         return [name for name in self.runs if name.startswith("stranded")]
 
 
-def _definition(workflow_id: uuid.UUID, version: int, name: str, steps: Any) -> dict[str, Any]:
-    return {
+def _definition(
+    workflow_id: uuid.UUID, version: int, name: str, steps: Any, trigger: Any = None
+) -> dict[str, Any]:
+    body = {
         "id": str(workflow_id),
         "version": version,
         "name": name,
         "payloadSchemaRef": "payload.Empty.v1",
         "steps": steps,
     }
+    return body if trigger is None else {**body, "trigger": trigger}
 
 
 async def _definitions(conn: asyncpg.Connection, rows: ReferenceRows, ago: datetime) -> None:
+    sum_steps, wait_steps = SUM_DEFINITION_STEPS, WAIT_DEFINITION_STEPS
     published = [
-        (rows.sum_workflow, rows.tenant, "ref-sum", "Reference sum", SUM_DEFINITION_STEPS, 2),
-        (rows.wait_workflow, rows.tenant, "ref-wait", "Reference wait", WAIT_DEFINITION_STEPS, 1),
-        (rows.orphan_workflow, rows.orphan_tenant, "ref-sum", "Orphan", SUM_DEFINITION_STEPS, 1),
-    ]
-    for workflow_id, tenant, key, name, steps, versions in published:
-        draft = _definition(workflow_id, versions, name, steps)
+        (rows.sum_workflow, rows.tenant, "ref-sum", "Reference sum", sum_steps, None, 2),
+        (rows.wait_workflow, rows.tenant, "ref-wait", "Reference wait", wait_steps, None, 1),
+        (
+            rows.trigger_workflow, rows.tenant, "ref-trigger", "Reference trigger",
+            TRIGGER_DEFINITION_STEPS, TRIGGER, 1,
+        ),
+        (rows.orphan_workflow, rows.orphan_tenant, "ref-sum", "Orphan", sum_steps, None, 1),
+    ]  # fmt: skip
+    for workflow_id, tenant, key, name, steps, trigger, versions in published:
+        draft = _definition(workflow_id, versions, name, steps, trigger)
         await conn.execute(
             "INSERT INTO workflow_definitions (workflow_id, tenant, key, name, payload_schema_ref,"
-            " draft_definition, draft_version, status, validation_status, validation_errors,"
-            " validation_warnings, validated_at, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, 'payload.Empty.v1', $5, $6, 'published', 'valid', '[]',"
-            " '[]', $7, $7, $7)",
-            workflow_id, tenant, key, name, draft, versions, ago,
+            " trigger, draft_definition, draft_version, status, validation_status,"
+            " validation_errors, validation_warnings, validated_at, created_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, 'payload.Empty.v1', $5, $6, $7, 'published', 'valid', '[]',"
+            " '[]', $8, $8, $8)",
+            workflow_id, tenant, key, name, trigger, draft, versions, ago,
         )  # fmt: skip
         for version in range(1, versions + 1):
             await conn.execute(
                 "INSERT INTO workflow_definition_versions (workflow_id, tenant, version,"
                 " definition_json, payload_schema_json, published_at, created_at)"
                 " VALUES ($1, $2, $3, $4, '{\"type\": \"object\"}', $5, $5)",
-                workflow_id, tenant, version, _definition(workflow_id, version, name, steps),
+                workflow_id, tenant, version,
+                _definition(workflow_id, version, name, steps, trigger),
                 ago + timedelta(minutes=version),
             )  # fmt: skip
     # a draft never validated: the reference left its validation columns NULL
@@ -253,6 +277,7 @@ async def build_reference_database(url: str) -> ReferenceRows:
         orphan_tenant=uuid.uuid4(),
         sum_workflow=uuid.uuid4(),
         wait_workflow=uuid.uuid4(),
+        trigger_workflow=uuid.uuid4(),
         draft_workflow=uuid.uuid4(),
         orphan_workflow=uuid.uuid4(),
         runs={name: uuid.uuid4() for name in (*_RUNS, "orphan_succeeded", "stranded_no_tenant")},
