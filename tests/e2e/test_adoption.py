@@ -6,7 +6,7 @@ final schema with realistic rows and the host application's `tenants` table) is 
 the four services (`Stack`): historical rows read through the API and the CLI, a stranded run
 finalized, a reference definition run to completion, an event resuming a new run, keys created
 for tenants known only from the adopted data. A second reference database shows that a failing
-adoption leaves the database exactly as it was.
+adoption leaves the database exactly as it was. Only the tests on the running services are `e2e`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from stepwise_contract import migrate as migrate_module
 from stepwise_contract.adoption import AdoptionError
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import Migration, load_migrations, migrate
-
-pytestmark = pytest.mark.e2e
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -419,6 +417,7 @@ async def api(stack: Stack, keys: Keys) -> AsyncIterator[StackApi]:
         yield StackApi(session)
 
 
+@pytest.mark.e2e
 async def test_historical_runs_readable_through_the_api(adopted: Adopted, api: StackApi) -> None:
     rows = adopted.rows
     listed = await api.call("GET", "/api/workflow-runs?limit=100")
@@ -453,6 +452,7 @@ async def test_historical_runs_readable_through_the_api(adopted: Adopted, api: S
     assert [w["status"] for w in waits] == ["CANCELED"]
 
 
+@pytest.mark.e2e
 async def test_historical_definitions_and_events_readable(adopted: Adopted, api: StackApi) -> None:
     rows = adopted.rows
     definition = await api.call("GET", f"/api/workflow-definitions/{rows.sum_workflow}")
@@ -470,6 +470,7 @@ async def test_historical_definitions_and_events_readable(adopted: Adopted, api:
     assert {e["event_id"] for e in events["events"]} >= {str(e) for e in rows.events.values()}
 
 
+@pytest.mark.e2e
 async def test_keys_for_tenants_known_only_from_adopted_data(
     adopted: Adopted, stack: Stack, keys: Keys
 ) -> None:
@@ -491,6 +492,7 @@ async def test_keys_for_tenants_known_only_from_adopted_data(
         assert status == 200 and page["runs"] == []
 
 
+@pytest.mark.e2e
 def test_historical_runs_readable_through_the_cli(
     adopted: Adopted, stack: Stack, keys: Keys
 ) -> None:
@@ -505,6 +507,7 @@ def test_historical_runs_readable_through_the_cli(
     assert run_id[:8] in out
 
 
+@pytest.mark.e2e
 async def test_reference_definition_launched_and_run_to_completion(
     adopted: Adopted, api: StackApi
 ) -> None:
@@ -535,6 +538,7 @@ async def _routed(api: StackApi, event_id: str) -> dict[str, Any]:
     return await eventually(probe, f"event {event_id} routed", 60)
 
 
+@pytest.mark.e2e
 async def test_reference_trigger_starts_a_run(
     adopted: Adopted, api: StackApi, stack: Stack
 ) -> None:
@@ -551,6 +555,7 @@ async def test_reference_trigger_starts_a_run(
     assert run["input_json"] == {"ticketId": "T-7"}
 
 
+@pytest.mark.e2e
 async def test_event_resumes_a_new_run(adopted: Adopted, api: StackApi, stack: Stack) -> None:
     order = uuid.uuid4().hex
     run_id = await api.launch(str(adopted.rows.wait_workflow), {"orderId": order})
@@ -567,6 +572,7 @@ async def test_event_resumes_a_new_run(adopted: Adopted, api: StackApi, stack: S
     assert event["status"] == "matched" and event["matched_run_id"] == run_id
 
 
+@pytest.mark.e2e
 async def test_historical_runs_readable_in_run_studio(
     adopted: Adopted, stack: Stack, keys: Keys
 ) -> None:

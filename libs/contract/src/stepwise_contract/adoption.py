@@ -60,6 +60,11 @@ _STRANDED = "(r.engine IS NULL OR r.engine <> 'temporal') AND r.status IN ('RUNN
 Run = Callable[[asyncpg.Connection, "Target"], Awaitable[None]]
 
 
+def _ident(name: str) -> str:
+    """A quoted SQL identifier (schema and constraint names come from the catalog)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class AdoptionError(Exception):
     """The database cannot be adopted as it is; the message names the rows or objects at fault."""
 
@@ -156,7 +161,7 @@ async def prepare(conn: asyncpg.Connection, target: Target) -> None:
         (resources.files("stepwise_contract") / "adopt_reference.sql").read_text(encoding="utf-8")
     )
     if target.host_tenants:
-        host = f'"{target.schema}".tenants'
+        host = f"{_ident(target.schema)}.tenants"
         for row in await conn.fetch(
             "SELECT c.conname, c.conrelid::regclass::text AS tbl FROM pg_constraint c"
             " WHERE c.contype = 'f' AND c.confrelid = $1::regclass"
@@ -164,7 +169,7 @@ async def prepare(conn: asyncpg.Connection, target: Target) -> None:
             host,
             list(REFERENCE_TABLES),
         ):
-            await conn.execute(f'ALTER TABLE {row["tbl"]} DROP CONSTRAINT "{row["conname"]}"')
+            await conn.execute(f"ALTER TABLE {row['tbl']} DROP CONSTRAINT {_ident(row['conname'])}")
         await conn.execute(f'CREATE SCHEMA "{_PARKING}"')
         await conn.execute(f'ALTER TABLE {host} SET SCHEMA "{_PARKING}"')
 
@@ -205,8 +210,9 @@ async def finish(conn: asyncpg.Connection, target: Target) -> None:
         " WHERE tenants.name = tenants.tenant::text"
     )
     await conn.execute(f'CREATE SCHEMA "{STEPWISE_SCHEMA}"')
-    await conn.execute(f'ALTER TABLE "{target.schema}".tenants SET SCHEMA "{STEPWISE_SCHEMA}"')
-    await conn.execute(f'ALTER TABLE "{_PARKING}".tenants SET SCHEMA "{target.schema}"')
+    home = _ident(target.schema)
+    await conn.execute(f'ALTER TABLE {home}.tenants SET SCHEMA "{STEPWISE_SCHEMA}"')
+    await conn.execute(f'ALTER TABLE "{_PARKING}".tenants SET SCHEMA {home}')
     await conn.execute(f'DROP SCHEMA "{_PARKING}"')
 
 
@@ -308,7 +314,7 @@ async def plan(
             after_columns = await _columns(conn)
             home = STEPWISE_SCHEMA if target.host_tenants else target.schema
             report.tenants_registered = await conn.fetchval(
-                f'SELECT count(*) FROM "{home}".tenants'
+                f"SELECT count(*) FROM {_ident(home)}.tenants"
             )
             created = {(s, t) for s, t, _ in after_columns} - before_tables
             report.tables_created = sorted(f"{s}.{t}" for s, t in created)
