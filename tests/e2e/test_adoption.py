@@ -538,6 +538,45 @@ async def _routed(api: StackApi, event_id: str) -> dict[str, Any]:
     return await eventually(probe, f"event {event_id} routed", 60)
 
 
+def _store(step_id: str, action: str, save_as: str, **config: Any) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "type": "action.call",
+        "config": {
+            "actionId": action,
+            "version": 1,
+            "inputMapping": {"namespace": "orders", **config},
+            "saveAs": save_as,
+        },
+    }
+
+
+@pytest.mark.e2e
+async def test_adopted_data_store_read_and_written_by_a_new_run(
+    adopted: Adopted, api: StackApi
+) -> None:
+    workflow_id = await api.publish_definition(
+        {
+            "name": "adopted-store",
+            "steps": [
+                _store("read", "store.get", "vars.old", key="last"),
+                _store("write", "store.set", "vars.set", key="last", value={"id": 8}),
+                _store("again", "store.get", "vars.new", key="last"),
+                _store("fresh", "store.set", "vars.fresh", key="new", value=None),
+            ],
+        }
+    )
+    run_id = await api.launch(workflow_id)
+    run = await api.wait_run(run_id, timeout_s=60)
+    assert run["status"] == "SUCCEEDED", run["error_json"]
+    outputs = [i["output_json"] for i in (await api.steps(run_id))["invocations"]]
+    assert outputs[0]["found"] and outputs[0]["value"] == {"id": 7}
+    assert outputs[0]["revision"] == 3
+    assert outputs[1] == {"revision": 4, "created": False}
+    assert outputs[2]["value"] == {"id": 8}
+    assert outputs[3]["created"] is True
+
+
 @pytest.mark.e2e
 async def test_reference_trigger_starts_a_run(
     adopted: Adopted, api: StackApi, stack: Stack
