@@ -126,8 +126,8 @@ class Adopted:
     first: tuple[int, str, str]
     second: tuple[int, str, str]
     second_changed_nothing: bool
-    host_tenants_before: dict[str, Any]
-    host_tenants_after: dict[str, Any]
+    host_tables_before: dict[str, Any]
+    host_tables_after: dict[str, Any]
     # run rows right after migrate, before any service ran
     runs: dict[str, dict[str, Any]]
     waits: dict[str, list[str]]
@@ -157,8 +157,17 @@ async def _state(url: str, rows: ReferenceRows) -> tuple[dict[str, Any], dict[st
         await conn.close()
 
 
-def _host_tenants(fp: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fp.items() if k in ("public.tenants", "rows:public.tenants")}
+HOST_TABLES = ("tenants", "api_keys", "workflow_tasks")
+
+
+def _host_tables(fp: dict[str, Any]) -> dict[str, Any]:
+    """The host's tables (columns, rows) and their indexes and constraints."""
+    names = {f"public.{t}" for t in HOST_TABLES}
+    return {
+        "tables": {k: v for k, v in fp.items() if k.removeprefix("rows:") in names},
+        "indexes": [i for i in fp["indexes"] if i[0] == "public" and i[1] in HOST_TABLES],
+        "constraints": [c for c in fp["constraints"] if c[0] in HOST_TABLES],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +193,8 @@ def adopted() -> Iterator[Adopted]:
             first=first,
             second=second,
             second_changed_nothing=_fingerprint(url) == adopted_fp,
-            host_tenants_before=_host_tenants(before),
-            host_tenants_after=_host_tenants(adopted_fp),
+            host_tables_before=_host_tables(before),
+            host_tables_after=_host_tables(adopted_fp),
             runs=runs,
             waits=waits,
         )
@@ -197,11 +206,12 @@ def adopted() -> Iterator[Adopted]:
 def test_dry_run_reports_the_changes_and_changes_nothing(adopted: Adopted) -> None:
     assert adopted.dry_run_changed_nothing
     report = adopted.dry_run
-    assert report["adoptable"] and report["host_tenants_table"]
+    assert report["adoptable"] and report["host_tables_kept"] == list(HOST_TABLES)
     assert report["migrations"] == [m.version for m in load_migrations()]
-    assert "stepwise.tenants" in report["tables_created"]
-    assert "public.api_keys" in report["tables_created"]
-    assert "public.tenants" not in report["tables_created"]
+    created = report["tables_created"]
+    assert {"stepwise.tenants", "stepwise.api_keys", "stepwise.workflow_tasks"} <= set(created)
+    assert {"public.tenant_secrets", "public.workflow_recent_events"} <= set(created)
+    assert not {"public.tenants", "public.api_keys", "public.workflow_tasks"} & set(created)
     added = report["columns_added"]
     assert "latest_published_version" in added["public.workflow_definitions"]
     assert "idempotency_hash" in added["public.workflow_runs"]
@@ -235,9 +245,12 @@ def test_migrate_adopts_once_and_twice_changes_nothing(adopted: Adopted) -> None
     assert adopted.second_changed_nothing
 
 
-def test_host_tenants_table_left_as_it_is(adopted: Adopted) -> None:
-    assert adopted.host_tenants_after == adopted.host_tenants_before
-    assert adopted.host_tenants_after["public.tenants"]  # still there, same columns and rows
+def test_host_tables_left_as_they_are(adopted: Adopted) -> None:
+    before, after = adopted.host_tables_before, adopted.host_tables_after
+    assert after == before
+    assert len(after["tables"]) == 2 * len(HOST_TABLES)  # still there: same columns and rows
+    assert len(after["indexes"]) >= len(HOST_TABLES)
+    assert any("api_keys_tenant_fkey" in c[1] for c in after["constraints"])
 
 
 async def test_reference_columns_kept_and_stepwise_tenants_registered(adopted: Adopted) -> None:
@@ -575,6 +588,44 @@ async def test_adopted_data_store_read_and_written_by_a_new_run(
     assert outputs[1] == {"revision": 4, "created": False}
     assert outputs[2]["value"] == {"id": 8}
     assert outputs[3]["created"] is True
+
+
+@pytest.mark.e2e
+async def test_human_task_uses_stepwise_tasks_not_the_hosts(
+    adopted: Adopted, api: StackApi
+) -> None:
+    workflow_id = await api.publish_definition(
+        {
+            "name": "adopted-approval",
+            "steps": [
+                {
+                    "id": "approve",
+                    "type": "human.task",
+                    "config": {"taskType": "approval", "title": "Approve the refund"},
+                }
+            ],
+        }
+    )
+    run_id = await api.launch(workflow_id)
+
+    async def pending() -> dict[str, Any] | None:
+        page = await api.call("GET", f"/api/workflow/tasks?runId={run_id}&status=PENDING")
+        return page["tasks"][0] if page["tasks"] else None
+
+    task = await eventually(pending, f"a task of run {run_id}", 60)
+    assert task["title"] == "Approve the refund"
+    await api.call(
+        "POST", f"/api/workflow/tasks/{task['task_id']}/complete", {"payload": {"ok": True}}
+    )
+    run = await api.wait_run(run_id, timeout_s=60)
+    assert run["status"] == "SUCCEEDED", run["error_json"]
+    conn = await asyncpg.connect(adopted.url)
+    try:
+        # the host's table still holds only its own task
+        assert await conn.fetchval("SELECT count(*) FROM public.workflow_tasks") == 1
+        assert await conn.fetchval("SELECT count(*) FROM stepwise.workflow_tasks") >= 1
+    finally:
+        await conn.close()
 
 
 @pytest.mark.e2e

@@ -1,7 +1,8 @@
 """A database of the reference runtime, for adoption tests: its final schema and realistic rows.
 
 `build_reference_database(url)` creates the schema (`reference_schema.sql`: every reference table,
-column, default, index, unique key and foreign key, plus the host application's `tenants` table)
+column, default, index, unique key and foreign key, plus the host application's `tenants`,
+`api_keys` and `workflow_tasks` tables)
 and fills it as a reference deployment leaves it after the temporal-only cutover: published
 definitions with versions, runs of every status on engines `'temporal'`, `'db'` and NULL (some still
 in flight: the stranded ones), steps (one of the legacy `RETRY_SCHEDULED` status), waits,
@@ -297,6 +298,15 @@ async def build_reference_database(url: str) -> ReferenceRows:
                 " ($2, 'Globex', 'it@globex.example')",
                 rows.tenant, rows.host_only_tenant,
             )  # fmt: skip
+            await conn.execute(
+                "INSERT INTO api_keys (api_key, tenant, description) VALUES ('alga_k1', $1, 'crm')",
+                rows.tenant,
+            )
+            await conn.execute(
+                "INSERT INTO workflow_tasks (tenant, title, assigned_roles)"
+                " VALUES ($1, 'Approve invoice', '{finance}')",
+                rows.tenant,
+            )
             await _definitions(conn, rows, ago)
             await _runs(conn, rows, ago)
             await _events_and_store(conn, rows, ago)

@@ -1,6 +1,7 @@
 -- The reference runtime's final schema on plain (non-Citus) Postgres, as its own migrations leave
 -- it: nullable `tenant` columns, single-column primary keys, its own unique keys and foreign keys,
--- plus the host application's `tenants` table with columns of its own. Test fixture for adoption.
+-- plus the host application's `tenants`, `api_keys` and `workflow_tasks` tables with columns of
+-- their own. Test fixture for adoption.
 
 CREATE TABLE tenants (
     tenant uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -11,6 +12,35 @@ CREATE TABLE tenants (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The host application's tables whose names Stepwise also uses, with columns of their own.
+CREATE TABLE api_keys (
+    api_key_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    api_key text NOT NULL UNIQUE,
+    user_id uuid NULL,
+    tenant uuid NOT NULL REFERENCES tenants (tenant) ON DELETE CASCADE,
+    description text NULL,
+    active bool NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz NULL
+);
+CREATE INDEX api_keys_tenant_idx ON api_keys (tenant);
+
+CREATE TABLE workflow_tasks (
+    task_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant uuid NOT NULL REFERENCES tenants (tenant),
+    execution_id text NULL,
+    task_definition_id text NULL,
+    title text NOT NULL,
+    status text NOT NULL DEFAULT 'pending',
+    priority text NULL,
+    due_date timestamptz NULL,
+    context_data jsonb NULL,
+    assigned_roles text[] NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX workflow_tasks_tenant_status_idx ON workflow_tasks (tenant, status);
 
 CREATE TABLE workflow_definitions (
     workflow_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

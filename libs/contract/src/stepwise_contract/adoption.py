@@ -4,12 +4,14 @@
 there, Stepwise's first migration is not recorded) the adoption and every numbered migration run
 in ONE transaction: a failure anywhere leaves the database as it was.
 
-The host application's `tenants` table is left as it is. Stepwise's own `tenants` table lives in
-the schema `stepwise`, which every Stepwise connection puts first on its `search_path`
-(`SEARCH_PATH`), so the unqualified name means Stepwise's table to Stepwise and the host's table to
-the host. While the numbered migrations run, the host's table is parked in a scratch schema and
-put back at the end (same table, same name, same schema: only its location moved for the duration
-of the transaction), so the migrations create Stepwise's table exactly as on a fresh database.
+The host application's own tables whose names Stepwise also uses (`tenants` always; in practice
+often `api_keys` or `workflow_tasks` too: `STEPWISE_TABLES`) are left as they are. Stepwise's
+tables of those names live in the schema `stepwise`, which every Stepwise connection puts first on
+its `search_path` (`SEARCH_PATH`), so an unqualified name means Stepwise's table to Stepwise and the
+host's table to the host. While the numbered migrations run, the host's tables are parked in a
+scratch schema and put back at the end (same tables, names and schema: only their location moved
+for the duration of the transaction), so the migrations create Stepwise's tables exactly as on a
+fresh database.
 
 `plan` runs the same adoption in a transaction that is rolled back, and reports the difference.
 """
@@ -45,6 +47,18 @@ REFERENCE_TABLES = (
     "workflow_data_store",
     "workflow_step_usage_periods",
 )
+# Tables Stepwise creates that are not the reference runtime's; a host table of one of these names
+# is kept apart (a test checks the list against a fresh Stepwise schema).
+STEPWISE_TABLES = (
+    "tenants",
+    "api_keys",
+    "tenant_secrets",
+    "workflow_payload_schemas",
+    "workflow_tasks",
+    "workflow_recent_events",
+    "workflow_launch_rate",
+    "workflow_payload_blobs",
+)
 # Tables whose rows name a tenant; each such tenant gets a Stepwise tenant row.
 _TENANT_SOURCES = (
     "workflow_definitions",
@@ -74,7 +88,11 @@ class Target:
     """A reference database found by `detect`."""
 
     schema: str  # where the reference tables live
-    host_tenants: bool  # the host application's `tenants` table is there
+    host_tables: tuple[str, ...]  # the host's tables named like Stepwise's (`STEPWISE_TABLES`)
+
+    @property
+    def host_tenants(self) -> bool:
+        return "tenants" in self.host_tables
 
 
 @dataclass(slots=True)
@@ -84,7 +102,7 @@ class Report:
     adoptable: bool
     reason: str = ""
     reference_tables: list[str] = field(default_factory=list)
-    host_tenants_table: bool = False
+    host_tables_kept: list[str] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
     tables_created: list[str] = field(default_factory=list)
     columns_added: dict[str, list[str]] = field(default_factory=dict)
@@ -109,12 +127,14 @@ async def detect(conn: asyncpg.Connection, applied: set[str]) -> Target | None:
     )
     if schema is None:
         return None
-    host = await conn.fetchval(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1"
-        " AND table_name = 'tenants'",
+    host = await conn.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
+        " AND table_name = ANY($2::text[])",
         schema,
+        list(STEPWISE_TABLES),
     )
-    return Target(schema=schema, host_tenants=bool(host))
+    found = {r["table_name"] for r in host}
+    return Target(schema=schema, host_tables=tuple(t for t in STEPWISE_TABLES if t in found))
 
 
 async def _check(conn: asyncpg.Connection, target: Target) -> None:
@@ -132,8 +152,9 @@ async def _check(conn: asyncpg.Connection, target: Target) -> None:
             f"not the reference runtime's final schema: missing table(s) {', '.join(missing)};"
             " bring the reference database to its last migration first"
         )
-    if await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", STEPWISE_SCHEMA):
-        raise AdoptionError(f"a schema named {STEPWISE_SCHEMA!r} already exists")
+    for schema in (STEPWISE_SCHEMA, _PARKING):
+        if await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", schema):
+            raise AdoptionError(f"a schema named {schema!r} already exists")
     if target.host_tenants and not await conn.fetchval(
         "SELECT 1 FROM information_schema.columns WHERE table_schema = $1"
         " AND table_name = 'tenants' AND column_name = 'tenant'",
@@ -154,23 +175,26 @@ async def _check(conn: asyncpg.Connection, target: Target) -> None:
 
 async def prepare(conn: asyncpg.Connection, target: Target) -> None:
     """Before the numbered migrations: add what they and the services need, drop the reference's
-    foreign keys onto the host's tenants (Stepwise tenants need not exist there), park the host's
-    table."""
+    foreign keys onto the host's tables (Stepwise tenants need not exist in the host's), park the
+    host's tables named like Stepwise's."""
     await _check(conn, target)
     await conn.execute(
         (resources.files("stepwise_contract") / "adopt_reference.sql").read_text(encoding="utf-8")
     )
-    if target.host_tenants:
-        host = f"{_ident(target.schema)}.tenants"
-        for row in await conn.fetch(
-            "SELECT c.conname, c.conrelid::regclass::text AS tbl FROM pg_constraint c"
-            " WHERE c.contype = 'f' AND c.confrelid = $1::regclass"
-            " AND c.conrelid::regclass::text = ANY($2::text[])",
-            host,
-            list(REFERENCE_TABLES),
-        ):
-            await conn.execute(f"ALTER TABLE {row['tbl']} DROP CONSTRAINT {_ident(row['conname'])}")
-        await conn.execute(f'CREATE SCHEMA "{_PARKING}"')
+    if not target.host_tables:
+        return
+    home = _ident(target.schema)
+    hosts = [f"{home}.{_ident(t)}" for t in target.host_tables]
+    for row in await conn.fetch(
+        "SELECT c.conname, c.conrelid::regclass::text AS tbl FROM pg_constraint c"
+        " WHERE c.contype = 'f' AND c.confrelid = ANY($1::regclass[])"
+        " AND c.conrelid::regclass::text = ANY($2::text[])",
+        hosts,
+        list(REFERENCE_TABLES),
+    ):
+        await conn.execute(f"ALTER TABLE {row['tbl']} DROP CONSTRAINT {_ident(row['conname'])}")
+    await conn.execute(f'CREATE SCHEMA "{_PARKING}"')
+    for host in hosts:
         await conn.execute(f'ALTER TABLE {host} SET SCHEMA "{_PARKING}"')
 
 
@@ -192,8 +216,21 @@ async def finish(conn: asyncpg.Connection, target: Target) -> None:
         f"INSERT INTO tenants (tenant, name) SELECT tenant, tenant::text FROM ({sources}) s"
         " ON CONFLICT (tenant) DO NOTHING"
     )
-    if not target.host_tenants:
+    if target.host_tenants:
+        await _name_tenants(conn)
+    if not target.host_tables:
         return
+    await conn.execute(f'CREATE SCHEMA "{STEPWISE_SCHEMA}"')
+    home = _ident(target.schema)
+    for table in map(_ident, target.host_tables):
+        await conn.execute(f'ALTER TABLE {home}.{table} SET SCHEMA "{STEPWISE_SCHEMA}"')
+        await conn.execute(f'ALTER TABLE "{_PARKING}".{table} SET SCHEMA {home}')
+    await conn.execute(f'DROP SCHEMA "{_PARKING}"')
+
+
+async def _name_tenants(conn: asyncpg.Connection) -> None:
+    """Every tenant of the (parked) host table becomes a Stepwise tenant, named as the host
+    names it."""
     host_columns = {
         r["column_name"]
         for r in await conn.fetch(
@@ -209,11 +246,6 @@ async def finish(conn: asyncpg.Connection, target: Target) -> None:
         " WHERE h.tenant IS NOT NULL ON CONFLICT (tenant) DO UPDATE SET name = EXCLUDED.name"
         " WHERE tenants.name = tenants.tenant::text"
     )
-    await conn.execute(f'CREATE SCHEMA "{STEPWISE_SCHEMA}"')
-    home = _ident(target.schema)
-    await conn.execute(f'ALTER TABLE {home}.tenants SET SCHEMA "{STEPWISE_SCHEMA}"')
-    await conn.execute(f'ALTER TABLE "{_PARKING}".tenants SET SCHEMA {home}')
-    await conn.execute(f'DROP SCHEMA "{_PARKING}"')
 
 
 # --- dry run ----------------------------------------------------------------------------------
@@ -279,7 +311,7 @@ async def plan(
             "already a Stepwise database" if applied else "no reference tables (a fresh database)"
         )
         return Report(adoptable=False, reason=reason, migrations=pending)
-    report = Report(adoptable=True, host_tenants_table=target.host_tenants, migrations=pending)
+    report = Report(adoptable=True, host_tables_kept=list(target.host_tables), migrations=pending)
     tables = await conn.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
         " AND table_name = ANY($2::text[]) ORDER BY table_name",
@@ -341,10 +373,11 @@ def describe(report: Report) -> str:
         return f"nothing to adopt: {report.reason}"
     lines = [
         f"reference tables: {', '.join(report.reference_tables)}",
-        "host tenants table: "
+        "host tables named like Stepwise's: "
         + (
-            f"found; left as it is, Stepwise's tenants go to schema {STEPWISE_SCHEMA!r}"
-            if report.host_tenants_table
+            f"{', '.join(report.host_tables_kept)}; left as they are, Stepwise's go to schema"
+            f" {STEPWISE_SCHEMA!r}"
+            if report.host_tables_kept
             else "none"
         ),
         f"migrations applied in the same transaction: {', '.join(report.migrations)}",
