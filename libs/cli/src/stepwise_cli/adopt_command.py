@@ -17,8 +17,8 @@ import sys
 from typing import Any
 
 import asyncpg
-from stepwise_contract.adoption import AdoptionError, describe
-from stepwise_contract.migrate import apply_migrations, connect, plan_adoption
+from stepwise_contract.adoption import AdoptionError, describe, detect
+from stepwise_contract.migrate import applied_versions, apply_migrations, connect, plan_adoption
 from stepwise_contract.settings import DEFAULT_DATABASE_URL
 
 
@@ -26,15 +26,16 @@ async def adopt(dsn: str, dry_run: bool) -> tuple[dict[str, Any], str]:
     """(the report as an object, as text)."""
     conn = await connect(dsn)
     try:
-        report = await plan_adoption(conn)
         if dry_run:
+            report = await plan_adoption(conn)
             return dataclasses.asdict(report), describe(report)
+        adopting = await detect(conn, await applied_versions(conn)) is not None
         applied = await apply_migrations(conn)
     finally:
         await conn.close()
-    done = "adopted" if report.adoptable else "migrated"
+    done = "adopted" if adopting else "migrated"
     text = f"{done}; applied {', '.join(applied) or 'nothing (up to date)'}"
-    return {"adopted": report.adoptable, "applied": applied}, text
+    return {"adopted": adopting, "applied": applied}, text
 
 
 def run(args: argparse.Namespace) -> int:

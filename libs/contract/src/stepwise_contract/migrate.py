@@ -48,7 +48,8 @@ async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
     await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", migration.version)
 
 
-async def _applied(conn: asyncpg.Connection) -> set[str]:
+async def applied_versions(conn: asyncpg.Connection) -> set[str]:
+    """The versions recorded in `schema_migrations` (none on a fresh or reference database)."""
     if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
         return set()
     return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
@@ -82,7 +83,7 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     """Apply every migration not yet recorded; return the versions applied now."""
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        done = await _applied(conn)
+        done = await applied_versions(conn)
         pending = [m for m in load_migrations() if m.version not in done]
         target = await adoption.detect(conn, done)
         if target is not None:
@@ -102,7 +103,7 @@ async def plan_adoption(conn: asyncpg.Connection) -> adoption.Report:
     """What `apply_migrations` would change on a reference database; changes nothing."""
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        done = await _applied(conn)
+        done = await applied_versions(conn)
         pending = [m for m in load_migrations() if m.version not in done]
         return await adoption.plan(conn, done, [m.version for m in pending], _adopt_with(pending))
     finally:
