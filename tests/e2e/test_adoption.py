@@ -374,6 +374,27 @@ async def test_adopt_command_refuses_a_taken_schema_then_adopts(
     assert code == 0 and out.strip() == "nothing to adopt: already a Stepwise database"
 
 
+def test_reference_database_without_host_tables() -> None:
+    """No host `tenants` (a reference database on its own): Stepwise's tables go to `public`,
+    no `stepwise` schema is made, and the tenants known from the rows are registered."""
+    with scratch_database(ADMIN_URL, "stepwise_adopt_bare") as url:
+        rows = asyncio.run(build_reference_database(url))
+
+        async def go() -> None:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute("DROP TABLE tenants, api_keys, workflow_tasks CASCADE")
+                assert await migrate(url)
+                assert await conn.fetchval("SELECT to_regnamespace('stepwise')") is None
+                tenants = {r["tenant"] for r in await conn.fetch("SELECT * FROM public.tenants")}
+                assert tenants == {rows.tenant, rows.orphan_tenant}
+                assert await migrate(url) == []
+            finally:
+                await conn.close()
+
+        asyncio.run(go())
+
+
 # --- the services on the adopted database ----------------------------------------------------
 
 
