@@ -650,6 +650,19 @@ async def test_human_task_uses_stepwise_tasks_not_the_hosts(
 
 
 @pytest.mark.e2e
+async def test_stranded_run_replayed_on_stepwise(adopted: Adopted, api: StackApi) -> None:
+    stranded = adopted.rows.runs["stranded_db_running"]
+    replayed = await api.call(
+        "POST", f"/api/workflow-runs/{stranded}/replay", {"reason": "after adoption"}
+    )
+    run = await api.wait_run(str(replayed["runId"]), timeout_s=60)
+    assert run["status"] == "SUCCEEDED", run["error_json"]
+    assert run["engine"] == "temporal" and run["workflow_version"] == 1
+    assert run["input_json"]["a"] == 3
+    assert (await api.run(str(stranded)))["status"] == "CANCELED"
+
+
+@pytest.mark.e2e
 async def test_reference_trigger_starts_a_run(
     adopted: Adopted, api: StackApi, stack: Stack
 ) -> None:
