@@ -1,4 +1,5 @@
-"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings.
+"""`stepwise admin …`: tenants, API keys, secrets, quotas, redaction settings, and
+adoption of a reference database (`adopt_command`).
 
 The operations are plain async functions over an asyncpg pool (`make run` and tests reuse
 `create_tenant`/`create_key`); the argparse layer only parses, calls one and prints. The command
@@ -27,6 +28,7 @@ from stepwise_contract.redaction import compile_key_pattern, parse_pointer
 from stepwise_contract.secrets import SecretKeyError, decrypt_secret, encrypt_secret
 from stepwise_contract.settings import DEFAULT_DATABASE_URL
 
+from stepwise_cli import adopt_command
 from stepwise_cli.dev_env import read_dev_env
 
 if TYPE_CHECKING:
@@ -324,6 +326,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="administer tenants, API keys, secrets, quotas and redaction (reads DATABASE_URL)",
     )
     objects = admin.add_subparsers(dest="admin_object", required=True, metavar="OBJECT")
+    adopt_command.register(objects)
 
     tenant = objects.add_parser("tenant", help="create, suspend or resume a tenant")
     tenant_cmds = tenant.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")

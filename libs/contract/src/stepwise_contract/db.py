@@ -7,6 +7,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from stepwise_contract.adoption import SEARCH_PATH
+
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -43,6 +45,8 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
+        # on an adopted database, `tenants` is Stepwise's (schema `stepwise`), not the host's
+        server_settings={"search_path": SEARCH_PATH},
         command_timeout=30,
         reset=None if session_state else _keep_session,
     )
