@@ -23,6 +23,7 @@ NAMES = [
     "events_routed_per_s",
     "event_resume_p50_ms",
     "sweep_writer_p99_ms",
+    "expression_isolation",
 ]
 FIELDS = {"name", "ours", "baseline", "unit", "ratio", "target", "ok"}
 

@@ -176,10 +176,21 @@ async def test_two_sweepers_never_resume_beyond_capacity(
     ]
     await _set_usage(pool, tenant, limit=5, used=2)
     config = QuotaConfig(batch_size=1, tenants=(tenant,))
-    jobs = [QuotaJob(pool, temporal_client, config) for _ in range(2)]
+
+    class SlowSignals(QuotaJob):
+        """Holds the tenant for a few seconds, so the passes overlap even on a loaded machine
+        (one that starts after the other has finished legitimately sees the capacity the
+        resumed runs have not consumed yet: the worker's reservation is the authority)."""
+
+        async def _signal(self, row: Any) -> bool:
+            await asyncio.sleep(1.0)
+            return await super()._signal(row)
+
+    jobs = [SlowSignals(pool, temporal_client, config) for _ in range(2)]
 
     results = await asyncio.gather(*(job.run_pass(asyncio.Event()) for job in jobs))
 
+    assert sorted(r.counts.get("tenant_busy", 0) for r in results) == [0, 1]
     assert sum(r.counts.get("resumed", 0) for r in results) == 3
     received = [len(await _received(h)) for _, _, h in paused]
     assert received == [1, 1, 1, 0, 0, 0]
