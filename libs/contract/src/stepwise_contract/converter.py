@@ -2,7 +2,9 @@
 
 Temporal's default JSON converter cannot encode `msgspec.Struct`. This replaces its `json/plain`
 encoding converter (the shape of `temporalio.contrib.pydantic`) and keeps the others (None, bytes,
-protobuf). Every `Client.connect` in Stepwise passes `data_converter=DATA_CONVERTER`.
+protobuf). Every `Client.connect` in Stepwise goes through `temporal.connect_temporal`, whose
+converter (`data_converter`) adds the claim-check codec (`claim_check.py`): payloads over 256 KiB
+travel as references. `DATA_CONVERTER` (no codec) decodes histories recorded without references.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from temporalio.converter import (
     EncodingPayloadConverter,
     JSONPlainPayloadConverter,
 )
+
+from stepwise_contract.claim_check import ClaimCache, ClaimCheckCodec, ClaimStore
 
 _ENCODING = "json/plain"
 
@@ -61,3 +65,9 @@ class MsgspecPayloadConverter(CompositePayloadConverter):
 
 
 DATA_CONVERTER = DataConverter(payload_converter_class=MsgspecPayloadConverter)
+
+
+def data_converter(claims: ClaimStore | None, cache: ClaimCache | None = None) -> DataConverter:
+    """The msgspec converter with the claim-check codec over `claims` (see `claim_check.py`)."""
+    codec = ClaimCheckCodec(claims) if cache is None else ClaimCheckCodec(claims, cache=cache)
+    return DataConverter(payload_converter_class=MsgspecPayloadConverter, payload_codec=codec)

@@ -1,4 +1,4 @@
-"""The action activity: ledger, secrets, blobs and the handler around one `action.call` attempt.
+"""The action activity: ledger, secrets, size ceiling and handler around one `action.call` attempt.
 
 Errors of the action itself leave as a non-retryable `ApplicationError` whose details carry
 `{category, message, code?, details?}`: Temporal does not retry them, the DSL retry policy
@@ -28,9 +28,9 @@ from stepwise_worker.actions.base import (
     invoke,
 )
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.blobs import BlobStore, PayloadTooLarge
 from stepwise_worker.errors import action_error
 from stepwise_worker.ledger import Ledger
+from stepwise_worker.legacy_blobs import LegacyBlobs
 from stepwise_worker.messages import (
     EXECUTE_ACTION,
     ActionRequest,
@@ -38,6 +38,7 @@ from stepwise_worker.messages import (
     Recorded,
     StepBatch,
 )
+from stepwise_worker.payload_limit import PayloadTooLarge, check_size
 from stepwise_worker.secret_refs import (
     SecretUnavailable,
     load_secrets,
@@ -78,7 +79,7 @@ class ActionActivities:
         pool: asyncpg.Pool,
         *,
         registry: ActionRegistry,
-        blobs: BlobStore,
+        max_payload_bytes: int,
         secret_key: str,
         action_settings: ActionSettings,
         publish: Publisher | None = None,
@@ -86,7 +87,8 @@ class ActionActivities:
     ) -> None:
         self._pool = pool
         self._registry = registry
-        self._blobs = blobs
+        self._legacy = LegacyBlobs(pool)
+        self._max_bytes = max_payload_bytes
         self._ledger = Ledger(pool)
         self._secret_key = secret_key
         self._settings = action_settings
@@ -120,7 +122,7 @@ class ActionActivities:
                 f"unknown action {req.action_id}@{req.version}",
                 code="UNKNOWN_ACTION",
             )
-        payload = await self._blobs.materialize(req.tenant_id, req.input)
+        payload = await self._legacy.materialize(req.tenant_id, req.run_id, req.input)
         names = secret_names(payload)
         secrets: dict[str, str] = {}
         if names:
@@ -144,9 +146,7 @@ class ActionActivities:
             log.info("action_replayed_from_ledger", run_id=req.run_id, step_path=req.step_path,
                      action=req.action_id, invocation_id=begun.invocation_id)  # fmt: skip
             return ActionResult(
-                output=await self._externalize(req, begun.output),
-                invocation_id=begun.invocation_id,
-                replayed=True,
+                output=begun.output, invocation_id=begun.invocation_id, replayed=True
             )
         ctx = ActionContext(
             tenant_id=req.tenant_id,
@@ -189,7 +189,7 @@ class ActionActivities:
         metrics.ACTION_SECONDS.labels(label).observe(time.perf_counter() - started)
         output = scrub(output, clear)
         try:
-            self._blobs.check_size(output, f"output of {req.action_id}@{req.version}")
+            check_size(output, self._max_bytes, f"output of {req.action_id}@{req.version}")
         except PayloadTooLarge as exc:
             error = {"category": ErrorCategory.VALIDATION, "message": str(exc),
                      "code": "PAYLOAD_TOO_LARGE"}  # fmt: skip
@@ -198,11 +198,4 @@ class ActionActivities:
                 ErrorCategory.VALIDATION, str(exc), code="PAYLOAD_TOO_LARGE"
             ) from None
         await self._ledger.succeed(req.tenant_id, begun.invocation_id, output)
-        return ActionResult(
-            output=await self._externalize(req, output), invocation_id=begun.invocation_id
-        )
-
-    async def _externalize(self, req: ActionRequest, output: Any) -> Any:
-        return await self._blobs.externalize(
-            req.tenant_id, req.run_id, output, what=f"output of {req.action_id}@{req.version}"
-        )
+        return ActionResult(output=output, invocation_id=begun.invocation_id)

@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import msgspec
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.temporal import connect_temporal
 from temporalio.client import Client
@@ -78,8 +79,10 @@ PARTS = ("overhead", "launch", "events", "sweep")
 async def measure(
     stack: Stack, sizes: Sizes, parts: tuple[str, ...] = PARTS
 ) -> list[figures.Figure]:
-    client = await connect_temporal(stack.temporal_address, "default")
     pool = await create_pool(stack.database_url, max_size=10)
+    client = await connect_temporal(
+        stack.temporal_address, "default", claims=PostgresClaimStore(pool)
+    )
     publisher = await EventPublisher.connect(stack.nats_url, stack.tenant_id)
     headers = {"Authorization": f"Bearer {stack.api_key}"}
     # one connection per in-flight launch of the open loop (aiohttp's default caps at 100)
