@@ -20,12 +20,15 @@ from stepwise_api import api_schemas as s
 from stepwise_api.auth import Principal
 from stepwise_api.deps import deps_of
 from stepwise_api.errors import ApiError
+from stepwise_api.responses import json_response
 from stepwise_api.routing import Reply, Route
 
 CODEC_PREFIX = "/api/codec"
 
-PAYLOAD = s.obj({"metadata": s.obj({}, extra=True), "data": s.STRING}, required=[])
-PAYLOADS = s.obj({"payloads": s.array(PAYLOAD)}, required=[])
+# protobuf JSON: base64 `data`, base64 values in `metadata`; empty fields are left out
+PAYLOAD = {"type": "object", "properties": {"metadata": {"type": "object"}, "data": s.STRING}}
+PAYLOADS = {"type": "object", "properties": {"payloads": s.array(PAYLOAD)}}
+ANSWER = s.obj({"payloads": s.array(PAYLOAD)})
 
 
 async def _payloads(request: web.Request) -> Payloads:
@@ -39,9 +42,7 @@ async def _payloads(request: web.Request) -> Payloads:
 
 
 def _answer(payloads: Payloads) -> web.Response:
-    return web.Response(
-        text=json_format.MessageToJson(payloads, indent=None), content_type="application/json"
-    )
+    return json_response({"payloads": [json_format.MessageToDict(p) for p in payloads.payloads]})
 
 
 async def _decoded(codec: ClaimCheckCodec, payload: Payload, tenant: str) -> Payload:
@@ -82,7 +83,7 @@ ROUTES = [
         "Temporal codec server: claim-check references of the caller's tenant → the payloads",
         "codec",
         body=PAYLOADS,
-        replies={200: Reply("the decoded payloads", PAYLOADS)},
+        replies={200: Reply("the decoded payloads", ANSWER)},
     ),
     Route(
         "POST",
@@ -92,6 +93,6 @@ ROUTES = [
         "Temporal codec server: payloads are stored as they are (answered unchanged)",
         "codec",
         body=PAYLOADS,
-        replies={200: Reply("the same payloads", PAYLOADS)},
+        replies={200: Reply("the same payloads", ANSWER)},
     ),
 ]
