@@ -9,6 +9,7 @@ travel as references. `DATA_CONVERTER` (no codec) decodes histories recorded wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -19,6 +20,7 @@ from temporalio.converter import (
     DefaultPayloadConverter,
     EncodingPayloadConverter,
     JSONPlainPayloadConverter,
+    SerializationContext,
 )
 
 from stepwise_contract.claim_check import ClaimCache, ClaimCheckCodec, ClaimStore
@@ -67,7 +69,32 @@ class MsgspecPayloadConverter(CompositePayloadConverter):
 DATA_CONVERTER = DataConverter(payload_converter_class=MsgspecPayloadConverter)
 
 
+_CONTEXTS_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class ContextCachingDataConverter(DataConverter):
+    """Temporal derives a converter per serialization context (once per activation, per command);
+    with a context-aware codec each derivation clones the converter (new payload converter
+    instances included). The clones are kept per context, so a step does not pay for them."""
+
+    _clones: dict[SerializationContext, DataConverter] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def with_context(self, context: SerializationContext) -> ContextCachingDataConverter:
+        clone = self._clones.get(context)
+        if clone is None:
+            clone = super().with_context(context)
+            if len(self._clones) >= _CONTEXTS_KEPT:
+                self._clones.pop(next(iter(self._clones)))
+            self._clones[context] = clone
+        return clone  # type: ignore[return-value]
+
+
 def data_converter(claims: ClaimStore | None, cache: ClaimCache | None = None) -> DataConverter:
     """The msgspec converter with the claim-check codec over `claims` (see `claim_check.py`)."""
     codec = ClaimCheckCodec(claims) if cache is None else ClaimCheckCodec(claims, cache=cache)
-    return DataConverter(payload_converter_class=MsgspecPayloadConverter, payload_codec=codec)
+    return ContextCachingDataConverter(
+        payload_converter_class=MsgspecPayloadConverter, payload_codec=codec
+    )

@@ -73,7 +73,7 @@ SMOKE = Sizes(
 )
 
 
-PARTS = ("overhead", "launch", "events", "sweep")
+PARTS = ("overhead", "large", "launch", "events", "sweep")
 
 
 async def measure(
@@ -100,6 +100,8 @@ async def measure(
             api = StackApi(session)
             if "overhead" in parts:
                 await _overhead(api, client, sizes, out)
+            if "large" in parts:
+                await _large(api, client, sizes, out)
             if "launch" in parts:
                 await _launch(api, client, pool, sizes, out)
             if "events" in parts:
@@ -127,6 +129,14 @@ async def _overhead(api: StackApi, client: Client, sizes: Sizes, out: list[figur
                 o.ours_ms <= 1.5 * base,
             )
         )
+
+
+async def _large(api: StackApi, client: Client, sizes: Sizes, out: list[figures.Figure]) -> None:
+    print(f"bench: 1 MB through 10 steps ({sizes.overhead_runs} runs of each) …", flush=True)
+    ours, local = await figures.large_payload_steps(api, client, sizes.overhead_runs)
+    out.append(
+        figures.Figure("large_payload_step_ms", ours, local, "ms", "ratio <= 1", ours <= local)
+    )
 
 
 async def _launch(
@@ -230,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     home = Path(tempfile.mkdtemp(prefix="stepwise-bench-"))
-    env = {"STEPWISE_SWEEP_EXPIRY_INTERVAL_S": "1", "STEPWISE_LOG_LEVEL": "WARNING"}
+    env = {
+        "STEPWISE_SWEEP_EXPIRY_INTERVAL_S": "1",
+        "STEPWISE_LOG_LEVEL": "WARNING",
+        # the large-payload figure launches with a 1 MB input
+        "STEPWISE_MAX_PAYLOAD_BYTES": str(2 * 1024 * 1024),
+    }
     with scratch_database(args.pg_admin_url, "stepwise_bench") as database_url:
         stack = Stack(home, database_url=database_url, extra_env=env, tenant_name="bench")
         try:
