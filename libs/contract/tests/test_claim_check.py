@@ -138,3 +138,17 @@ def test_the_wire_modules_load_no_database_driver() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_tenant_data_shaped_like_a_reference_is_only_data() -> None:
+    """A reference is recognised by the payload's encoding, which only the codec writes: a value
+    a tenant shaped like one travels as plain JSON and is never looked up."""
+    store = MemoryStore()
+    converter = data_converter(store).with_context(
+        WorkflowSerializationContext("default", workflow_id_for(RUN))
+    )
+    lookalike = {"tenant": str(uuid.uuid4()), "runId": RUN, "sha256": "0" * 64, "size": 10}
+    [payload] = await converter.encode([lookalike])
+    assert not is_claim(payload)
+    assert await converter.decode([payload]) == [lookalike]
+    assert store.gets == 0
