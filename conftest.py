@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from stepwise_cli.infra import nats_server, temporal_dev_server_headless
 from stepwise_cli.scratch import scratch_database
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import migrate
 from stepwise_contract.names import workflow_id_for
@@ -76,8 +77,9 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
-async def temporal_client(temporal_address: str) -> Client:
-    return await connect_temporal(temporal_address, "default")
+async def temporal_client(temporal_address: str, pool: asyncpg.Pool) -> Client:
+    """With the claim-check codec over the session database (payloads over 256 KiB)."""
+    return await connect_temporal(temporal_address, "default", claims=PostgresClaimStore(pool))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.e2e
 NAMES = [
     "step_overhead_vs_regular",
     "step_overhead_vs_local",
+    "large_payload_step_ms",
     "launch_per_s",
     "launch_p99_ms",
     "events_routed_per_s",

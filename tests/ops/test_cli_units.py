@@ -14,6 +14,7 @@ from stepwise_cli.api_client import ApiConfig, CliError, issue_line, json_argume
 from stepwise_cli.definitions_command import load_document
 from stepwise_cli.doctor import mask_url
 from stepwise_cli.doctor_command import targets_from
+from stepwise_cli.infra import temporal_dev_server, temporal_dev_server_headless
 from stepwise_cli.runs_command import warning_line
 from stepwise_cli.tables import duration, table
 
@@ -167,3 +168,14 @@ def test_every_command_has_json() -> None:
     without = [" ".join(t) for t, p in commands if "--json" not in p._option_string_actions]
     # `dev` (make run) runs in the foreground until Ctrl-C; what it provides is in dev.env
     assert without == ["dev"], without
+
+
+def test_the_dev_server_ui_decodes_through_the_api_codec(tmp_path: Path) -> None:
+    process, _address, ui = temporal_dev_server(
+        tmp_path, ui_port=None, codec_endpoint="http://127.0.0.1:8080/api/codec"
+    )
+    argv = process.argv
+    assert argv[argv.index("--ui-codec-endpoint") + 1] == "http://127.0.0.1:8080/api/codec"
+    assert ui.startswith("http://127.0.0.1:")
+    headless, _ = temporal_dev_server_headless(tmp_path)
+    assert "--ui-codec-endpoint" not in headless.argv

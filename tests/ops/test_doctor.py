@@ -138,7 +138,7 @@ async def test_no_worker_polling_is_reported_with_the_fix(
 async def test_a_polling_worker_is_green(
     database_url: str, temporal_address: str, nats_url: str, namespace: str, topology: None
 ) -> None:
-    client = await connect_temporal(temporal_address, namespace)
+    client = await connect_temporal(temporal_address, namespace, claims=None)
     async with Worker(
         client,
         task_queue=TASK_QUEUE,

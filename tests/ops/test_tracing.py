@@ -63,7 +63,7 @@ def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
 async def test_http_request_workflow_and_activity_share_one_trace(temporal_address: str) -> None:
     provider, exporter = _provider()
     client = await connect_temporal(
-        temporal_address, "default", interceptors=temporal_interceptors(provider)
+        temporal_address, "default", claims=None, interceptors=temporal_interceptors(provider)
     )
     queue = f"ops-trace-{uuid.uuid4()}"
 
@@ -130,7 +130,7 @@ async def test_real_run_is_traced_in_the_sandboxed_worker(
     down to the action's activity."""
     provider, exporter = _provider()
     client = await connect_temporal(
-        temporal_address, "default", interceptors=temporal_interceptors(provider)
+        temporal_address, "default", claims=None, interceptors=temporal_interceptors(provider)
     )
     definition = {
         "name": "traced",

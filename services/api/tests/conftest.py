@@ -1,13 +1,16 @@
 """Fixtures of the API tests: the real app in-process (aiohttp test server) against the session's
-Postgres, Temporal and NATS; a fresh tenant with a key per role for every test."""
+Postgres, Temporal and NATS; a fresh tenant with a key per role for every test; a real worker
+process for the modules that execute runs (`worker`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from stepwise_api.app import create_app
 from stepwise_api.settings import Settings
 from stepwise_cli.admin import create_key, create_tenant
+from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract import names
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
@@ -221,3 +225,34 @@ async def sweeper(
     yield out
     stop.set()
     await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture(scope="module")
+async def worker(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ManagedProcess]:
+    port = free_port()
+    log_dir: Path = tmp_path_factory.mktemp("api-worker")
+    proc = ManagedProcess(
+        name="worker",
+        argv=[sys.executable, "-m", "stepwise_worker"],
+        log_path=log_dir / "worker.log",
+        env={**service_env, "STEPWISE_WORKER_PORT": str(port)},
+        ready=http_ready(f"http://127.0.0.1:{port}/readyz"),
+    )
+    proc.start()
+    try:
+        await asyncio.to_thread(proc.wait_ready, 60)
+        yield proc
+    finally:
+        await asyncio.to_thread(proc.stop)
+
+
+@pytest.fixture(scope="session")
+def api_with(app_factory: Callable[..., Any]) -> Callable[..., Awaitable[Api]]:
+    """Another API app with settings overridden (env names → values)."""
+
+    async def make(**overrides: str) -> Api:
+        return Api(await app_factory(**overrides))
+
+    return make

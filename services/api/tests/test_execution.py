@@ -5,37 +5,12 @@ original secret-looking input."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract.enums import Role
-
-
-@pytest.fixture(scope="module")
-async def worker(
-    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ManagedProcess]:
-    port = free_port()
-    log_dir: Path = tmp_path_factory.mktemp("api-worker")
-    proc = ManagedProcess(
-        name="worker",
-        argv=[sys.executable, "-m", "stepwise_worker"],
-        log_path=log_dir / "worker.log",
-        env={**service_env, "STEPWISE_WORKER_PORT": str(port)},
-        ready=http_ready(f"http://127.0.0.1:{port}/readyz"),
-    )
-    proc.start()
-    try:
-        await asyncio.to_thread(proc.wait_ready, 60)
-        yield proc
-    finally:
-        await asyncio.to_thread(proc.stop)
 
 
 async def eventually(

@@ -39,6 +39,7 @@ import nats
 from stepwise_cli.infra import nats_server, temporal_dev_server_headless
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract import names
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import migrate
 from stepwise_contract.payloads import EventSignal
@@ -115,8 +116,10 @@ async def main(args: argparse.Namespace) -> None:
             "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         )
         database_url = await fresh_database(admin)
-        client = await connect_temporal(temporal_address, "default")
         pool = await create_pool(database_url, max_size=4)
+        client = await connect_temporal(
+            temporal_address, "default", claims=PostgresClaimStore(pool)
+        )
         nc = await nats.connect(nats_url)
         js = nc.jetstream()
         tenant = uuid.uuid4()

@@ -106,7 +106,9 @@ async def test_unstarted_run_is_started_and_recorded(
 async def test_start_failing_until_the_deadline_fails_the_run(
     pool: asyncpg.Pool, tenant: uuid.UUID, add_run: Any
 ) -> None:
-    unreachable = await connect_temporal(f"127.0.0.1:{free_port()}", "default", lazy=True)
+    unreachable = await connect_temporal(
+        f"127.0.0.1:{free_port()}", "default", claims=None, lazy=True
+    )
     run_id = await add_run(age_s=1.1)
     # a second one in the same pass: once Temporal failed, it is not called again this pass
     next_run_id = await add_run(age_s=1.0)

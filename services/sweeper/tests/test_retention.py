@@ -25,6 +25,8 @@ OWNED_ROWS = [
     "INSERT INTO workflow_run_snapshots (snapshot_id, tenant, run_id) VALUES (gen_random_uuid(), $1, $2)",
     "INSERT INTO workflow_payload_blobs (blob_id, tenant, run_id, body, size_bytes)"
     " VALUES (gen_random_uuid(), $1, $2, '{}'::jsonb, 2)",
+    "INSERT INTO workflow_payload_claims (tenant, run_id, sha256, body, size_bytes)"
+    " VALUES ($1, $2, md5(random()::text), '\\x00'::bytea, 1)",
 ]
 
 
@@ -52,13 +54,19 @@ async def test_old_terminal_runs_deleted_with_what_they_own(
             run_id,
         )
     old_running = await add_run(age_s=10 * day, status="RUNNING", temporal_run_id="r")
+    # an old finished child of a parent still running: the parent's history refers to its claims
+    child_of_open = await add_run(age_s=10 * day, status="SUCCEEDED", parent_run_id=old_running)
+    await pool.execute(
+        "UPDATE workflow_runs SET completed_at = now() - interval '9 days' WHERE run_id = $1",
+        child_of_open,
+    )
     # started long ago, finished recently: judged on its completion
     recently_done = await add_run(age_s=10 * day, status="SUCCEEDED")
     await pool.execute(
         "UPDATE workflow_runs SET completed_at = now() - interval '1 day' WHERE run_id = $1",
         recently_done,
     )
-    for run_id in [*old_done, old_running, recently_done]:
+    for run_id in [*old_done, old_running, recently_done, child_of_open]:
         for sql in OWNED_ROWS:
             await pool.execute(sql, tenant, run_id)
 
@@ -81,11 +89,12 @@ async def test_old_terminal_runs_deleted_with_what_they_own(
         r["run_id"]
         for r in await pool.fetch("SELECT run_id FROM workflow_runs WHERE tenant = $1", tenant)
     }
-    assert remaining == {old_running, recently_done}
+    assert remaining == {old_running, recently_done, child_of_open}
     for run_id in old_done:
         assert await _owned(pool, tenant, run_id) == 0
     assert await _owned(pool, tenant, old_running) == len(OWNED_ROWS)
     assert await _owned(pool, tenant, recently_done) == len(OWNED_ROWS)
+    assert await _owned(pool, tenant, child_of_open) == len(OWNED_ROWS)
     assert (
         await pool.fetchval("SELECT count(*) FROM workflow_runs WHERE run_id = $1", other_run) == 1
     )

@@ -1,4 +1,6 @@
-"""Action calls: the invocation ledger, secrets kept out of history, large payloads, plugins."""
+"""Action calls: the invocation ledger, secrets kept out of history, the size ceiling, plugins.
+
+Large values (the claim-check codec): test_large_payloads.py."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import asyncpg
 import msgspec
 import pytest
 from stepwise_contract.secrets import encrypt_secret
-from stepwise_worker.messages import BLOB_REF_KEY, EXECUTE_ACTION, ActionRequest
+from stepwise_worker.messages import EXECUTE_ACTION, ActionRequest
 from stepwise_worker.testing import (
     Probe,
     ensure_tenant,
@@ -170,14 +172,13 @@ async def test_execute_action_twice_with_the_same_key(
     from stepwise_worker.actions.base import ActionSettings
     from stepwise_worker.actions.registry import ActionRegistry
     from stepwise_worker.activities import ActionActivities
-    from stepwise_worker.blobs import BlobStore
     from temporalio.testing import ActivityEnvironment
 
     await ensure_tenant(pool, tenant_id)
     activities = ActionActivities(
         pool,
         registry=ActionRegistry(probe_actions(PROBE)),
-        blobs=BlobStore(pool),
+        max_payload_bytes=10 * 1024 * 1024,
         secret_key=SECRET_KEY,
         action_settings=ActionSettings(),
     )
@@ -255,41 +256,6 @@ async def test_secret_never_reaches_history(
         "ValidationError",
         "SECRET_NOT_FOUND",
     )
-
-
-async def test_300_kib_payload_passes_by_reference(
-    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
-) -> None:
-    big = "x" * (300 * 1024)
-    steps = [
-        call("echo", "core.echo", {"value": {"$expr": "payload.big"}}, "vars.first"),
-        call("again", "core.echo", {"value": {"$expr": "vars.first.value"}}, "vars.second"),
-        {
-            "id": "small",
-            "type": "transform.assign",
-            "config": {"assign": {"vars.n": {"$expr": "payload.n + 1"}}},
-        },
-    ]
-    run_id, closed, row, handle = await run(
-        pool, temporal_client, tenant_id, steps, {"big": big, "n": 1}
-    )
-    assert closed == "completed", row["error_json"]
-    history = await handle.fetch_history()
-    assert max(e.ByteSize() for e in history.events) < 256 * 1024, (
-        "no event holds the 300 KiB value"
-    )
-    assert row["result_json"]["vars"]["second"] == {"value": big}, (
-        "result_json holds the whole value"
-    )
-    assert row["result_json"]["vars"]["n"] == 2 and row["result_json"]["payload"]["big"] == big
-    rows = await ledger(pool, run_id)
-    assert rows[1]["input_json"] == {"value": big} and rows[1]["output_json"] == {"value": big}
-    blobs = await pool.fetchval(
-        "SELECT count(*) FROM workflow_payload_blobs WHERE run_id = $1", uuid.UUID(run_id)
-    )
-    assert blobs >= 3  # the input, and each output
-    result = await handle.result()
-    assert set(result["vars"]["second"]["value"]) == {BLOB_REF_KEY}
 
 
 async def test_oversized_output_is_a_validation_error(

@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.blobs import BlobStore
 from stepwise_worker.messages import RunDone, StepBatch, StepDone, StepStart
 from stepwise_worker.projections import Projections
 from stepwise_worker.testing import (
@@ -165,7 +164,7 @@ async def test_projection_activities_are_idempotent(pool: asyncpg.Pool, tenant_i
         ),
     )
     registry = ActionRegistry.default()
-    projections = Projections(pool, catalog=registry.catalog(), blobs=BlobStore(pool))
+    projections = Projections(pool, catalog=registry.catalog(), max_payload_bytes=10 * 1024 * 1024)
     env = ActivityEnvironment()
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     start = StepBatch(

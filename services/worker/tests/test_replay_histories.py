@@ -1,7 +1,8 @@
 """Replay safety (SPEC §5): recorded histories of representative runs replay on today's code.
 
 `histories/*.json` are Temporal histories recorded from real runs (waits, human task, child runs
-with a retry, quota pause, cancellation, continue-as-new with a carried signal). Replaying them
+with a retry, quota pause, cancellation, continue-as-new with a carried signal, large values as
+placeholders). Replaying them
 with `Replayer` fails when a change alters the commands the interpreter issues for the same
 history — such a change must ship behind `workflow.patched`.
 
@@ -56,6 +57,9 @@ EXPECTED = {
     # action.call with its step start carried in the action activity (patch
     # `stepwise-action-start-in-activity`); the histories above predate it (old path)
     "actions_in_activity",
+    # a 300 KiB value recorded before the claim-check codec: `{"$blobRef": id}` placeholders in
+    # the load_run and action results and a `result_externalized` run completion
+    "large_values_v1",
 }
 
 

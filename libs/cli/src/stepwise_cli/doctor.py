@@ -173,7 +173,9 @@ class Doctor:
         t = self.targets
         names = ("temporal", "workflow pollers", "activity pollers", "workflow tasks")
         try:
-            client = await self._bounded(connect_temporal(t.temporal_address, t.temporal_namespace))
+            client = await self._bounded(
+                connect_temporal(t.temporal_address, t.temporal_namespace, claims=None)
+            )
             await self._bounded(client.service_client.check_health())
         except Exception as exc:
             return [

@@ -42,9 +42,13 @@ def _bin(name: str) -> str:
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=off")
 
 
-def _temporal_argv(home: Path, port: int, ui_port: int | None) -> list[str]:
+def _temporal_argv(
+    home: Path, port: int, ui_port: int | None, codec_endpoint: str | None = None
+) -> list[str]:
     argv = [_bin("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
     argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
+    if ui_port is not None and codec_endpoint:
+        argv += ["--ui-codec-endpoint", codec_endpoint]
     argv += ["--db-filename", str(home / "temporal.db"), "--log-level", "warn"]
     for pragma in SQLITE_PRAGMAS:
         argv += ["--sqlite-pragma", pragma]
@@ -74,22 +78,29 @@ def temporal_ready(port: int) -> Callable[[], bool]:
     return check
 
 
-def _temporal_process(home: Path, port: int, ui_port: int | None) -> ManagedProcess:
+def _temporal_process(
+    home: Path, port: int, ui_port: int | None, codec_endpoint: str | None = None
+) -> ManagedProcess:
     return ManagedProcess(
         name="temporal",
-        argv=_temporal_argv(home, port, ui_port),
+        argv=_temporal_argv(home, port, ui_port, codec_endpoint),
         log_path=home / "logs" / "temporal.log",
         ready=temporal_ready(port),
     )
 
 
 def temporal_dev_server(
-    home: Path, port: int | None = None, ui_port: int | None = None
+    home: Path,
+    port: int | None = None,
+    ui_port: int | None = None,
+    codec_endpoint: str | None = None,
 ) -> tuple[ManagedProcess, str, str]:
-    """A Temporal dev server (SQLite under `home`); returns (process, address, UI URL)."""
+    """A Temporal dev server (SQLite under `home`); returns (process, address, UI URL).
+    `codec_endpoint`: the UI decodes payloads through it (the API's `/api/codec`)."""
     port = free_port(port)
     ui = free_port(ui_port)
-    return _temporal_process(home, port, ui), f"127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
+    process = _temporal_process(home, port, ui, codec_endpoint)
+    return process, f"127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
 
 
 def temporal_dev_server_headless(home: Path, port: int | None = None) -> tuple[ManagedProcess, str]:

@@ -450,10 +450,14 @@ class Stack:
         temporal_port = 7233 if self.preferred_ports else None
         if self.temporal_ui:
             ui_port = 8233 if self.preferred_ports else None
+            # the UI decodes claim-checked payloads through the API's codec route
+            api_port = self._ports.get("api") or self._pick_port(_SPECS["api"].default_port)
+            self._ports["api"] = api_port
             temporal, self.temporal_address, ui = temporal_dev_server(
-                self.home, temporal_port, ui_port
+                self.home, temporal_port, ui_port, f"http://127.0.0.1:{api_port}/api/codec"
             )
             self.temporal_ui_url = ui
+            self.extra_env.setdefault("STEPWISE_CODEC_CORS_ORIGINS", ui)
             detail = f"{self.temporal_address} · UI {ui}"
         else:
             temporal, self.temporal_address = temporal_dev_server_headless(self.home, temporal_port)

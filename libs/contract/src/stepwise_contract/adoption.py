@@ -58,6 +58,7 @@ STEPWISE_TABLES = (
     "workflow_recent_events",
     "workflow_launch_rate",
     "workflow_payload_blobs",
+    "workflow_payload_claims",
 )
 # Tables whose rows name a tenant; each such tenant gets a Stepwise tenant row.
 _TENANT_SOURCES = (

@@ -2,11 +2,14 @@
 
 Temporal's default JSON converter cannot encode `msgspec.Struct`. This replaces its `json/plain`
 encoding converter (the shape of `temporalio.contrib.pydantic`) and keeps the others (None, bytes,
-protobuf). Every `Client.connect` in Stepwise passes `data_converter=DATA_CONVERTER`.
+protobuf). Every `Client.connect` in Stepwise goes through `temporal.connect_temporal`, whose
+converter (`data_converter`) adds the claim-check codec (`claim_check.py`): payloads over 256 KiB
+travel as references. `DATA_CONVERTER` (no codec) decodes histories recorded without references.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -17,7 +20,10 @@ from temporalio.converter import (
     DefaultPayloadConverter,
     EncodingPayloadConverter,
     JSONPlainPayloadConverter,
+    SerializationContext,
 )
+
+from stepwise_contract.claim_check import ClaimCache, ClaimCheckCodec, ClaimStore
 
 _ENCODING = "json/plain"
 
@@ -61,3 +67,34 @@ class MsgspecPayloadConverter(CompositePayloadConverter):
 
 
 DATA_CONVERTER = DataConverter(payload_converter_class=MsgspecPayloadConverter)
+
+
+_CONTEXTS_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class ContextCachingDataConverter(DataConverter):
+    """Temporal derives a converter per serialization context (once per activation, per command);
+    with a context-aware codec each derivation clones the converter (new payload converter
+    instances included). The clones are kept per context, so a step does not pay for them."""
+
+    _clones: dict[SerializationContext, DataConverter] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def with_context(self, context: SerializationContext) -> ContextCachingDataConverter:
+        clone = self._clones.get(context)
+        if clone is None:
+            clone = super().with_context(context)
+            if len(self._clones) >= _CONTEXTS_KEPT:
+                self._clones.pop(next(iter(self._clones)))
+            self._clones[context] = clone
+        return clone  # type: ignore[return-value]
+
+
+def data_converter(claims: ClaimStore | None, cache: ClaimCache | None = None) -> DataConverter:
+    """The msgspec converter with the claim-check codec over `claims` (see `claim_check.py`)."""
+    codec = ClaimCheckCodec(claims) if cache is None else ClaimCheckCodec(claims, cache=cache)
+    return ContextCachingDataConverter(
+        payload_converter_class=MsgspecPayloadConverter, payload_codec=codec
+    )

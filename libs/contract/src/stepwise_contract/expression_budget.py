@@ -31,6 +31,8 @@ from typing import Any, Final
 from stepwise_contract.json_limits import MAX_JSON_DEPTH
 
 MAX_RESULT_BYTES: Final = 256 * 1024
+# what a forEach `items` expression may *select* from the run's data: the ceiling of any value
+MAX_SELECTED_BYTES: Final = 10 * 1024 * 1024
 MAX_WORK: Final = 4_000_000
 NODE_COST: Final = 100
 CALL_COST: Final = 400

@@ -430,7 +430,12 @@ def iter_expressions(value: Any) -> Any:
 
 
 def resolve_value(
-    value: Any, context: Mapping[str, Any], *, now_iso: Callable[[], str], keep_secrets: bool = True
+    value: Any,
+    context: Mapping[str, Any],
+    *,
+    now_iso: Callable[[], str],
+    keep_secrets: bool = True,
+    max_result_bytes: int = MAX_RESULT_BYTES,
 ) -> Any:
     """Resolve `$expr` everywhere inside a literal; `$secret` refs are kept for the activity.
 
@@ -441,7 +446,9 @@ def resolve_value(
         source = value["$expr"]
         if not isinstance(source, str):
             raise ExpressionError("$expr must be a string", source=str(source))
-        return compile_expression(source).evaluate(context, now_iso=now_iso)
+        return compile_expression(source).evaluate(
+            context, now_iso=now_iso, max_result_bytes=max_result_bytes
+        )
     if is_secret_ref(value):
         return value if keep_secrets else UNDEFINED
     if isinstance(value, dict):

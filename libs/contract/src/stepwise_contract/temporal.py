@@ -6,24 +6,28 @@ from collections.abc import Sequence
 
 from temporalio.client import Client, Interceptor
 
-from stepwise_contract.converter import DATA_CONVERTER
+from stepwise_contract.claim_check import ClaimStore
+from stepwise_contract.converter import data_converter
 
 
 async def connect_temporal(
     address: str,
     namespace: str,
     *,
+    claims: ClaimStore | None,
     lazy: bool = False,
     interceptors: Sequence[Interceptor] = (),
 ) -> Client:
     """`lazy=True` connects on first use, so a process can start (and report not-ready) while
     Temporal is down; every call then fails fast until Temporal is reachable (workers need
     `lazy=False`). `interceptors` (e.g. `tracing.temporal_interceptors`) apply to the client
-    and to every worker built on it."""
+    and to every worker built on it. `claims` stores the payloads over 256 KiB
+    (`claim_store.PostgresClaimStore`); only a process that never carries run data (the doctor)
+    passes None, and then cannot read a large payload."""
     return await Client.connect(
         address,
         namespace=namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(claims),
         lazy=lazy,
         interceptors=interceptors,
     )

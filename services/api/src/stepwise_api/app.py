@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 import nats
 from aiohttp import web
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.ops import ReadinessCheck, add_ops_routes
 from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
@@ -19,6 +20,7 @@ from stepwise_contract.tracing import (
     tracing_middlewares,
 )
 
+from stepwise_api.codec_cors import codec_cors_middleware
 from stepwise_api.deps import DEPS, Deps
 from stepwise_api.errors import problem_middleware
 from stepwise_api.launcher import Launcher
@@ -41,6 +43,7 @@ def _resources(
             client = await connect_temporal(
                 common.temporal_address,
                 common.temporal_namespace,
+                claims=PostgresClaimStore(pool),
                 lazy=True,
                 interceptors=temporal_interceptors(tracer_provider),
             )
@@ -85,7 +88,12 @@ def create_app(
     Temporal calls and the NATS publishes the request makes."""
     app = web.Application(
         client_max_size=settings.max_payload_bytes,
-        middlewares=[*tracing_middlewares(tracer_provider), metrics_middleware, problem_middleware],
+        middlewares=[
+            codec_cors_middleware(settings.codec_cors_origins),
+            *tracing_middlewares(tracer_provider),
+            metrics_middleware,
+            problem_middleware,
+        ],
     )
     app.cleanup_ctx.append(_resources(settings, tracer_provider))
     routes = api_routes(settings)

@@ -28,6 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the tenant-secret key; the API never decrypts (only the worker does), it is parsed here so
     # every service reads one configuration surface
     secret_key: str = ""
+    # browser origins allowed to call the codec routes (Temporal's Web UI), e.g.
+    # http://localhost:8233
+    codec_cors_origins: tuple[str, ...] = ()
     # TEST-ONLY fault hook: exit(137) right after a launch inserted its run row, before the Temporal
     # start, so the end-to-end suite can prove the sweeper's launch reconciliation. Never set it in
     # production.
@@ -47,6 +50,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             event_wait_max_s=min(30, env_int(environ, "STEPWISE_EVENT_WAIT_MAX_S", 30, minimum=0)),
             secret_key=environ.get("STEPWISE_SECRET_KEY", ""),
+            codec_cors_origins=tuple(
+                o.strip()
+                for o in environ.get("STEPWISE_CODEC_CORS_ORIGINS", "").split(",")
+                if o.strip()
+            ),
             fault_crash_after_run_row=env_bool(
                 environ, "STEPWISE_FAULT_CRASH_AFTER_RUN_ROW", False
             ),

@@ -14,6 +14,7 @@ import asyncpg
 import nats
 import structlog
 from nats.aio.client import Client as NATS
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
@@ -109,6 +110,7 @@ async def serve(settings: Settings) -> None:
         client = await connect_temporal(
             common.temporal_address,
             common.temporal_namespace,
+            claims=PostgresClaimStore(pool),
             interceptors=temporal_interceptors(tracer_provider),
         )
         nc = await nats.connect(

@@ -12,6 +12,7 @@ import contextlib
 
 import asyncpg
 import structlog
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
@@ -73,6 +74,7 @@ async def serve(settings: Settings) -> None:
         client = await connect_temporal(
             common.temporal_address,
             common.temporal_namespace,
+            claims=PostgresClaimStore(pool),
             lazy=True,
             interceptors=temporal_interceptors(tracer_provider),
         )

@@ -1,4 +1,4 @@
-"""The action activity: ledger, secrets, blobs and the handler around one `action.call` attempt.
+"""The action activity: ledger, secrets, size ceiling and handler around one `action.call` attempt.
 
 Errors of the action itself leave as a non-retryable `ApplicationError` whose details carry
 `{category, message, code?, details?}`: Temporal does not retry them, the DSL retry policy
@@ -29,9 +29,9 @@ from stepwise_worker.actions.base import (
     invoke,
 )
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.blobs import BlobStore, PayloadTooLarge
 from stepwise_worker.errors import action_error
 from stepwise_worker.ledger import Ledger
+from stepwise_worker.legacy_blobs import LegacyBlobs
 from stepwise_worker.messages import (
     EXECUTE_ACTION,
     ActionRequest,
@@ -39,6 +39,7 @@ from stepwise_worker.messages import (
     Recorded,
     StepBatch,
 )
+from stepwise_worker.payload_limit import PayloadTooLarge, check_size
 from stepwise_worker.secret_refs import (
     Scrubber,
     SecretUnavailable,
@@ -79,7 +80,7 @@ class ActionActivities:
         pool: asyncpg.Pool,
         *,
         registry: ActionRegistry,
-        blobs: BlobStore,
+        max_payload_bytes: int,
         secret_key: str,
         action_settings: ActionSettings,
         publish: Publisher | None = None,
@@ -87,7 +88,8 @@ class ActionActivities:
     ) -> None:
         self._pool = pool
         self._registry = registry
-        self._blobs = blobs
+        self._legacy = LegacyBlobs(pool)
+        self._max_bytes = max_payload_bytes
         self._ledger = Ledger(pool)
         self._secret_key = secret_key
         self._settings = action_settings
@@ -121,7 +123,7 @@ class ActionActivities:
                 f"unknown action {req.action_id}@{req.version}",
                 code="UNKNOWN_ACTION",
             )
-        payload = await self._blobs.materialize(req.tenant_id, req.input)
+        payload = await self._legacy.materialize(req.tenant_id, req.run_id, req.input)
         try:
             check_json(payload, what=f"input of {req.action_id}@{req.version}")
         except JsonRefused as exc:  # the input's fault (a NUL, too deep): never retried
@@ -151,9 +153,7 @@ class ActionActivities:
             log.info("action_replayed_from_ledger", run_id=req.run_id, step_path=req.step_path,
                      action=req.action_id, invocation_id=begun.invocation_id)  # fmt: skip
             return ActionResult(
-                output=await self._externalize(req, begun.output),
-                invocation_id=begun.invocation_id,
-                replayed=True,
+                output=begun.output, invocation_id=begun.invocation_id, replayed=True
             )
         ctx = ActionContext(
             tenant_id=req.tenant_id,
@@ -198,21 +198,14 @@ class ActionActivities:
         try:
             check_json(output, what=what)
             output = scrubber.value(output)
-            self._blobs.check_size(output, what)
+            check_size(output, self._max_bytes, what)
         except (JsonRefused, PayloadTooLarge) as exc:
             code = exc.code if isinstance(exc, JsonRefused) else "PAYLOAD_TOO_LARGE"
             error = {"category": ErrorCategory.VALIDATION, "message": str(exc), "code": code}
             await self._ledger.fail(req.tenant_id, begun.invocation_id, error)
             raise action_error(ErrorCategory.VALIDATION, str(exc), code=code) from None
         await self._ledger.succeed(req.tenant_id, begun.invocation_id, output)
-        return ActionResult(
-            output=await self._externalize(req, output), invocation_id=begun.invocation_id
-        )
-
-    async def _externalize(self, req: ActionRequest, output: Any) -> Any:
-        return await self._blobs.externalize(
-            req.tenant_id, req.run_id, output, what=f"output of {req.action_id}@{req.version}"
-        )
+        return ActionResult(output=output, invocation_id=begun.invocation_id)
 
 
 def _storable(error: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory, StepStatus
+from stepwise_contract.expression_budget import MAX_RESULT_BYTES
 from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, resolve_value
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
@@ -66,13 +67,26 @@ class Interpreter:
 
     # -- expressions ---------------------------------------------------------------------------
 
-    def evaluate(self, value: Any, at: At, *, what: str, required: bool = True) -> Any:
+    def evaluate(
+        self,
+        value: Any,
+        at: At,
+        *,
+        what: str,
+        required: bool = True,
+        max_result_bytes: int = MAX_RESULT_BYTES,
+    ) -> Any:
         """Resolve a config value (`$expr` anywhere inside; `$secret` refs kept for activities).
 
         With `required`, a final result that is undefined raises `ExpressionError` (SPEC §4).
         """
         try:
-            result = resolve_value(value, self.scopes.context(at.frame), now_iso=now_iso)
+            result = resolve_value(
+                value,
+                self.scopes.context(at.frame),
+                now_iso=now_iso,
+                max_result_bytes=max_result_bytes,
+            )
         except ExpressionError as exc:
             raise expression_failure(exc, at.path) from None
         if result is UNDEFINED and required:

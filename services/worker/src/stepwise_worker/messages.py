@@ -20,8 +20,6 @@ RECORD_STEPS: Final = "stepwise.record_steps"
 COMPLETE_RUN: Final = "stepwise.complete_run"
 EXECUTE_ACTION: Final = "stepwise.execute_action"
 
-BLOB_REF_KEY: Final = "$blobRef"
-
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
     pass
@@ -45,7 +43,7 @@ class ActionInfo(Message, frozen=True, kw_only=True):
 class LoadedRun(Message, frozen=True, kw_only=True):
     definition: JSON
     definition_hash: str | None = None
-    # the run input; values over the inline limit are `{"$blobRef": id}`
+    # the run input (large values travel through the claim-check codec, not as placeholders)
     payload: JSON = None
     # "<actionId>@<version>" → declaration facts, for every action the definition calls
     actions: dict[str, ActionInfo] = {}
@@ -97,7 +95,8 @@ class Recorded(Message, frozen=True, kw_only=True):
 
     steps_started: int = 0
     steps_completed: int = 0
-    # complete_run only: the result with its bulk moved to blobs, when it was over the limit
+    # complete_run, runs recorded before the claim-check codec only: the result with its bulk
+    # moved to placeholders; never set now, kept so those histories decode and replay
     result: JSON = None
     result_externalized: bool = False
     # record_steps only (worker part 2, SPEC §5.5): set when the step start found no quota
@@ -111,7 +110,7 @@ class ActionRequest(Message, frozen=True, kw_only=True):
     step_path: str
     action_id: str
     version: int
-    # resolved inputMapping: `$secret` refs and `$blobRef`s still unresolved
+    # resolved inputMapping: `$secret` refs still unresolved
     input: JSON
     idempotency_key: str
     attempt: int = 1
@@ -124,7 +123,7 @@ class ActionRequest(Message, frozen=True, kw_only=True):
 
 
 class ActionResult(Message, frozen=True, kw_only=True):
-    # the action output; values over the inline limit are `{"$blobRef": id}`
+    # the action output
     output: JSON
     invocation_id: str | None = None
     # true when the ledger already held a SUCCEEDED invocation for the key (not executed again)

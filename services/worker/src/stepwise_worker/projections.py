@@ -21,8 +21,8 @@ from stepwise_contract.enums import ErrorCategory, LogSource
 from temporalio import activity
 
 from stepwise_worker import metrics
-from stepwise_worker.blobs import INLINE_LIMIT, BlobStore, PayloadTooLarge, size_of
 from stepwise_worker.errors import action_error
+from stepwise_worker.legacy_blobs import LegacyBlobs
 from stepwise_worker.messages import (
     COMPLETE_RUN,
     LOAD_RUN,
@@ -34,6 +34,7 @@ from stepwise_worker.messages import (
     RunDone,
     StepBatch,
 )
+from stepwise_worker.payload_limit import PayloadTooLarge, check_size
 from stepwise_worker.wait_store import quota_ctes, quota_figures, reservation_of
 
 # Step rows are projections (Temporal holds the truth) written once per step: their commit does
@@ -136,10 +137,13 @@ def _actions_of(definition: Any, catalog: ActionCatalog) -> dict[str, ActionInfo
 
 
 class Projections:
-    def __init__(self, pool: asyncpg.Pool, *, catalog: ActionCatalog, blobs: BlobStore) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, catalog: ActionCatalog, max_payload_bytes: int
+    ) -> None:
         self._pool = pool
         self._catalog = catalog
-        self._blobs = blobs
+        self._legacy = LegacyBlobs(pool)
+        self._max_bytes = max_payload_bytes
 
     def activities(self) -> list[Any]:
         return [self.load_run, self.record_steps, self.complete_run]
@@ -171,10 +175,9 @@ class Projections:
                 code="DEFINITION_HASH_MISMATCH",
                 details={"runHash": row["run_hash"], "versionHash": row["version_hash"]},
             )
+        payload = row["input_json"]
         try:
-            payload = await self._blobs.externalize(
-                req.tenant_id, req.run_id, row["input_json"], what="run input"
-            )
+            check_size(payload, self._max_bytes, "run input")
         except PayloadTooLarge as exc:
             raise action_error(
                 ErrorCategory.VALIDATION, str(exc), code="PAYLOAD_TOO_LARGE"
@@ -221,8 +224,8 @@ class Projections:
             return await self._complete_run(done)
 
     async def _complete_run(self, done: RunDone) -> Recorded:
-        # result_json holds the whole scopes: blob refs are resolved here, off the history
-        stored = await self._blobs.materialize(done.tenant_id, done.result)
+        # a run recorded before the claim-check codec may still carry placeholders
+        stored = await self._legacy.materialize(done.tenant_id, done.run_id, done.result)
         row = await self._pool.fetchrow(
             COMPLETE_RUN_SQL,
             uuid.UUID(done.tenant_id),
@@ -237,15 +240,4 @@ class Projections:
         metrics.record_completed_steps(row["done_rows"])
         if row["finished"]:
             metrics.RUNS_COMPLETED.labels(done.status).inc()
-        recorded = Recorded(steps_completed=row["completed"])
-        if done.result is not None and size_of(done.result) > INLINE_LIMIT:
-            try:
-                small = await self._blobs.externalize(
-                    done.tenant_id, done.run_id, done.result, what="run result"
-                )
-            except PayloadTooLarge:
-                small = None  # stored in result_json; too large to hand back at all
-            return Recorded(
-                steps_completed=recorded.steps_completed, result=small, result_externalized=True
-            )
-        return recorded
+        return Recorded(steps_completed=row["completed"])

@@ -14,6 +14,7 @@ import contextlib
 
 import nats
 import structlog
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.logs import configure_logging
 from stepwise_contract.ops import ops_server, stop_event_on_signals
@@ -57,6 +58,7 @@ async def serve(settings: Settings) -> None:
         client = await connect_temporal(
             common.temporal_address,
             common.temporal_namespace,
+            claims=PostgresClaimStore(pool),
             interceptors=temporal_interceptors(tracer_provider),
         )
         nc = await nats.connect(common.nats_url, name="stepwise-worker", max_reconnect_attempts=-1)

@@ -19,7 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from stepwise_worker.actions.base import ActionSettings, Publisher
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.activities import ActionActivities
-from stepwise_worker.blobs import DEFAULT_MAX_BYTES, BlobStore
+from stepwise_worker.payload_limit import DEFAULT_MAX_BYTES
 from stepwise_worker.projections import Projections
 from stepwise_worker.wait_store import WaitStore
 from stepwise_worker.workflows import RunWorkflow
@@ -64,12 +64,13 @@ def activities_for(
     options: WorkerOptions,
     publish: Publisher | None = None,
 ) -> list[Any]:
-    blobs = BlobStore(pool, max_bytes=options.max_payload_bytes)
-    projections = Projections(pool, catalog=registry.catalog(), blobs=blobs)
+    projections = Projections(
+        pool, catalog=registry.catalog(), max_payload_bytes=options.max_payload_bytes
+    )
     actions = ActionActivities(
         pool,
         registry=registry,
-        blobs=blobs,
+        max_payload_bytes=options.max_payload_bytes,
         secret_key=options.secret_key,
         action_settings=options.action_settings,
         publish=publish,

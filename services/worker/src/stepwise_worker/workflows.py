@@ -159,7 +159,7 @@ class RunWorkflow:
         )
         self.status = RunStatus.SUCCEEDED
         if recorded.result_externalized:
-            # over 256 KiB: the bulk of the scopes travels as blob refs (all in result_json)
+            # only in runs recorded before the claim-check codec (placeholders in the result)
             small = recorded.result if isinstance(recorded.result, dict) else {}
             result = RunResult(
                 run_id=self.run_id,

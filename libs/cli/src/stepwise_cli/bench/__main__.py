@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import msgspec
+from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.temporal import connect_temporal
 from temporalio.client import Client
@@ -78,14 +79,16 @@ SMOKE = Sizes(
 )
 
 
-PARTS = ("overhead", "launch", "events", "sweep", "isolation")
+PARTS = ("overhead", "large", "launch", "events", "sweep", "isolation")
 
 
 async def measure(
     stack: Stack, sizes: Sizes, parts: tuple[str, ...] = PARTS
 ) -> list[figures.Figure]:
-    client = await connect_temporal(stack.temporal_address, "default")
     pool = await create_pool(stack.database_url, max_size=10)
+    client = await connect_temporal(
+        stack.temporal_address, "default", claims=PostgresClaimStore(pool)
+    )
     publisher = await EventPublisher.connect(stack.nats_url, stack.tenant_id)
     headers = {"Authorization": f"Bearer {stack.api_key}"}
     # one connection per in-flight launch of the open loop (aiohttp's default caps at 100)
@@ -103,6 +106,8 @@ async def measure(
             api = StackApi(session)
             if "overhead" in parts:
                 await _overhead(api, client, sizes, out)
+            if "large" in parts:
+                await _large(api, client, sizes, out)
             if "launch" in parts:
                 await _launch(api, client, pool, sizes, out)
             if "events" in parts:
@@ -132,6 +137,14 @@ async def _overhead(api: StackApi, client: Client, sizes: Sizes, out: list[figur
                 o.ours_ms <= 1.5 * base,
             )
         )
+
+
+async def _large(api: StackApi, client: Client, sizes: Sizes, out: list[figures.Figure]) -> None:
+    print(f"bench: 1 MB through 10 steps ({sizes.overhead_runs} runs of each) …", flush=True)
+    ours, local = await figures.large_payload_steps(api, client, sizes.overhead_runs)
+    out.append(
+        figures.Figure("large_payload_step_ms", ours, local, "ms", "ratio <= 1", ours <= local)
+    )
 
 
 async def _launch(
@@ -250,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     home = Path(tempfile.mkdtemp(prefix="stepwise-bench-"))
-    env = {"STEPWISE_SWEEP_EXPIRY_INTERVAL_S": "1", "STEPWISE_LOG_LEVEL": "WARNING"}
+    env = {
+        "STEPWISE_SWEEP_EXPIRY_INTERVAL_S": "1",
+        "STEPWISE_LOG_LEVEL": "WARNING",
+        # the large-payload figure launches with a 1 MB input
+        "STEPWISE_MAX_PAYLOAD_BYTES": str(2 * 1024 * 1024),
+    }
     with scratch_database(args.pg_admin_url, "stepwise_bench") as database_url:
         stack = Stack(home, database_url=database_url, extra_env=env, tenant_name="bench")
         try:

@@ -48,6 +48,23 @@ class BenchLocal10:
         return result
 
 
+@workflow.defn(name="BenchLocalLarge10")
+class BenchLocalLarge10:
+    """Ten local activities passing a large value, one per workflow task: a 1 ms timer closes the
+    task after each, so each completion carries one inline result (ten 1 MB results in a single
+    completion exceed gRPC's 4 MB and Temporal terminates the workflow)."""
+
+    @workflow.run
+    async def run(self, value: Any) -> Any:
+        result: Any = {"value": value}
+        for _ in range(STEPS):  # each step echoes the previous output's value
+            result = await workflow.execute_local_activity(
+                bench_echo, result["value"], start_to_close_timeout=timedelta(seconds=30)
+            )
+            await workflow.sleep(0.001)
+        return result
+
+
 @workflow.defn(name="BenchNoop")
 class BenchNoop:
     """Does nothing (the baseline of a launch: a raw start of a trivial workflow)."""
@@ -74,5 +91,5 @@ class BenchWaiter:
         return self._got
 
 
-WORKFLOWS = [BenchRegular10, BenchLocal10, BenchNoop, BenchWaiter]
+WORKFLOWS = [BenchRegular10, BenchLocal10, BenchLocalLarge10, BenchNoop, BenchWaiter]
 ACTIVITIES = [bench_echo]

@@ -7,6 +7,12 @@ Temporal with the hand-written workflows of `baseline.py` (the physical floor of
 Method notes (they decide what the numbers mean):
 - Step overhead compares execution times as Temporal records them (start → close of the
   workflow execution), interleaving ours and both baselines so machine drift hits all alike.
+- Large payloads: the same 10-step echo carrying a 1 MB value through every step (input and
+  output of each action), ours (the claim-check codec keeps the history to references) against
+  ten local activities passing the same value inline; per step. The plain local baseline cannot
+  carry it: its ten 1 MB results leave in one workflow task completion, over gRPC's 4 MB, and
+  Temporal terminates the workflow (`GrpcMessageTooLarge`). `BenchLocalLarge10` therefore ends
+  the workflow task after each local activity (a 1 ms timer), one 1 MB marker per completion.
 - Launch has two parts: capacity (closed loop, `concurrency` clients back to back → launches/s)
   and latency at the target rate (open loop at `rate`/s → p99). A closed loop cannot show both
   targets at once: by Little's law 32 clients at 200/s wait 160 ms on average. Open-loop
@@ -159,6 +165,65 @@ async def step_overhead(api: StackApi, client: Client, runs: int) -> Overhead:
         samples["local"].append(await baseline("BenchLocal10"))
     ms = {k: statistics.median(v) * 1000 for k, v in samples.items()}
     return Overhead(ms["ours"], ms["regular"], ms["local"], statistics.median(end_to_end) * 1000)
+
+
+# five parts of 200 KB: each part is one expression result, under the 256 KiB cap
+LARGE_PARTS = 5
+LARGE_PART_BYTES = 200_000
+
+
+def large_value() -> dict[str, str]:
+    return {f"p{i}": chr(ord("a") + i) * LARGE_PART_BYTES for i in range(LARGE_PARTS)}
+
+
+def large_definition(name: str) -> dict[str, Any]:
+    """10 steps, each echoing the whole value (read from the previous step's output)."""
+    steps = []
+    for i in range(STEPS):
+        source = "payload" if i == 0 else f"vars.out{i - 1}.value"
+        parts = {f"p{k}": {"$expr": f"{source}.p{k}"} for k in range(LARGE_PARTS)}
+        steps.append(
+            {
+                "id": f"s{i}",
+                "type": "action.call",
+                "config": {"actionId": "core.echo", "version": 1,
+                           "inputMapping": {"value": parts}, "saveAs": f"vars.out{i}"},
+            }
+        )  # fmt: skip
+    return {"name": name, "steps": steps}
+
+
+async def large_payload_steps(api: StackApi, client: Client, runs: int) -> tuple[float, float]:
+    """Median execution ms per step of a 10-step run carrying 1 MB: (ours, local baseline)."""
+    workflow_id = await api.publish_definition(
+        large_definition(f"bench-large-{uuid.uuid4().hex[:6]}")
+    )
+    value = large_value()
+
+    async def ours() -> float:
+        run_id = await api.launch(workflow_id, value)
+        handle = client.get_workflow_handle(workflow_id_for(run_id))
+        result = await handle.result()
+        assert result["vars"][f"out{STEPS - 1}"]["value"] == value, "the value went through"
+        return await _execution_s(handle)
+
+    async def baseline() -> float:
+        handle = await client.start_workflow(
+            "BenchLocalLarge10",
+            value,
+            id=f"bench-large-{uuid.uuid4()}",
+            task_queue=BASELINE_TASK_QUEUE,
+        )
+        await handle.result()
+        return await _execution_s(handle)
+
+    await ours(), await baseline()  # warm up
+    samples: dict[str, list[float]] = {"ours": [], "local": []}
+    for _ in range(runs):  # interleaved
+        samples["ours"].append(await ours())
+        samples["local"].append(await baseline())
+    per_step = {k: statistics.median(v) * 1000 / STEPS for k, v in samples.items()}
+    return per_step["ours"], per_step["local"]
 
 
 async def _closed_loop(

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from stepwise_api.routes import controls, definitions, events, run_reads, runs, schemas, tasks
+from stepwise_api.routes import (
+    codec,
+    controls,
+    definitions,
+    events,
+    run_reads,
+    runs,
+    schemas,
+    tasks,
+)
 from stepwise_api.routing import Route
 from stepwise_api.settings import Settings
 
@@ -16,4 +25,5 @@ def api_routes(settings: Settings) -> list[Route]:
         *controls.ROUTES,
         *events.routes(settings),
         *tasks.ROUTES,
+        *codec.ROUTES,
     ]

@@ -2,9 +2,11 @@
 
 Only tenants with `tenants.run_retention_days` set are touched. A run goes once it is terminal and
 completed before the cut-off; its steps, waits, action invocations, logs, human tasks, snapshots and
-stored payload blobs go with it, in one short transaction per batch of runs claimed with
-`FOR UPDATE SKIP LOCKED` (replicas take disjoint batches). Each run is judged on its own dates, so
-a child run outlives its parent only as long as its own retention allows. Events
+stored payloads (claim-checked payloads and the placeholder blobs of older runs) go with it, in one
+short transaction per batch of runs claimed with `FOR UPDATE SKIP LOCKED` (replicas take disjoint
+batches). Each run is judged on its own dates, so a child run outlives its parent only as long as
+its own retention allows — but never goes while its parent is still open: the parent's history
+refers to the child's input and result, which may be claim-checked payloads of the child. Events
 (`workflow_runtime_events`) are the router's dedupe ledger and are not run-owned: they stay.
 """
 
@@ -31,12 +33,16 @@ SELECT tenant, run_retention_days FROM tenants
 # `started_at` bounds the scan through the (tenant, started_at) index: a run completed before the
 # cut-off also started before it.
 CLAIM_EXPIRED_RUNS = """
-SELECT run_id FROM workflow_runs
- WHERE tenant = $1
-   AND started_at < now() - make_interval(days => $2)
-   AND status IN ('SUCCEEDED', 'FAILED', 'CANCELED')
-   AND completed_at < now() - make_interval(days => $2)
- ORDER BY started_at
+SELECT r.run_id FROM workflow_runs r
+ WHERE r.tenant = $1
+   AND r.started_at < now() - make_interval(days => $2)
+   AND r.status IN ('SUCCEEDED', 'FAILED', 'CANCELED')
+   AND r.completed_at < now() - make_interval(days => $2)
+   AND NOT EXISTS (
+       SELECT 1 FROM workflow_runs p
+        WHERE p.run_id = r.parent_run_id AND p.status IN ('RUNNING', 'WAITING')
+   )
+ ORDER BY r.started_at
  LIMIT $3
    FOR UPDATE SKIP LOCKED
 """
@@ -49,6 +55,7 @@ RUN_OWNED_TABLES = (
     "workflow_tasks",
     "workflow_run_snapshots",
     "workflow_payload_blobs",
+    "workflow_payload_claims",
 )
 
 

@@ -7,9 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory
+from stepwise_contract.expression_budget import MAX_RESULT_BYTES, MAX_SELECTED_BYTES
+from temporalio import workflow
 
 from stepwise_worker.errors import ReturnSignal, StepError
 from stepwise_worker.frames import At, LoopFrame
+
+FOR_EACH_SELECTS_PATCH = "stepwise-for-each-selects-large-lists"
 
 if TYPE_CHECKING:
     from stepwise_worker.interpreter import Interpreter
@@ -38,7 +42,15 @@ async def control_for_each(interp: Interpreter, step: dsl.ControlForEach, at: At
     # continue-as-new (worker part 2, checkpoint.py): a sequential loop re-entered after a
     # checkpoint keeps the items it evaluated and goes on from the item it was running
     resumed = interp.checkpoints.resumed_loop(at)
-    items = resumed.items if resumed is not None else interp.evaluate(step.items, at, what="items")
+    if resumed is not None:
+        items = resumed.items
+    else:
+        # `items` may select a list as large as any value of the run (a 1 MB input list); what an
+        # expression *computes* stays capped at 256 KiB. Runs recorded before keep the old cap.
+        ceiling = (
+            MAX_SELECTED_BYTES if workflow.patched(FOR_EACH_SELECTS_PATCH) else MAX_RESULT_BYTES
+        )
+        items = interp.evaluate(step.items, at, what="items", max_result_bytes=ceiling)
     if not isinstance(items, list):
         raise StepError(
             ErrorCategory.EXPRESSION,
