@@ -7,7 +7,7 @@ rejected (`forbid_unknown_fields`). Semantic checks live in `validation.py`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -198,6 +198,8 @@ class Definition(Node, frozen=True, kw_only=True):
     description: str | None = None
     payload_schema_ref: str | None = None
     trigger: Trigger | None = None
+    # 1 = most urgent … 5; a backlogged task queue dispatches lower numbers first (priority.py)
+    priority: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3
     steps: list[AnyStep]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -30,10 +30,16 @@ class PublishRequest(Body, frozen=True, kw_only=True):
     version: int | None = None
 
 
+# 1 = most urgent … 5; more urgent than the definition's own priority needs an admin key
+Priority = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
 class LaunchRequest(Body, frozen=True, kw_only=True):
     workflow_id: str
     workflow_version: int | None = None
     payload: dict[str, Any] = {}
+    # None = the definition's priority
+    priority: Priority | None = None
 
 
 class CancelRequest(Body, frozen=True, kw_only=True):
@@ -44,6 +50,8 @@ class ReplayRequest(Body, frozen=True, kw_only=True):
     reason: str
     # absent = replay the original, unredacted input
     payload: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    # None = the replayed run's priority
+    priority: Priority | None = None
 
 
 class QuotaResumeRequest(Body, frozen=True, kw_only=True):

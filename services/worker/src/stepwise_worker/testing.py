@@ -20,6 +20,7 @@ from stepwise_contract.hashing import definition_hash
 from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import RunInput
+from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Interceptor, Worker
 
@@ -87,7 +88,10 @@ async def launch_run(
         workflow_version=version,
         root_run_id=str(run_id),
     )
-    started = await launch(pool, client, run_input)
+    priority = run_priority(
+        tenant=tenant_id, priority=DEFAULT_PRIORITY, fairness_weight=DEFAULT_FAIRNESS_WEIGHT
+    )
+    started = await launch(pool, client, run_input, priority)
     if started is None:
         raise RuntimeError(f"run {run_id} could not be started")
     return str(run_id), client.get_workflow_handle(workflow_id_for(str(run_id)))
