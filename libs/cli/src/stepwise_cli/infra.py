@@ -40,12 +40,19 @@ def _bin(name: str) -> str:
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=off")
 
 
+# Task-queue fairness: a backlog is shared among fairness keys (our tenants) by weight instead of
+# first come, first served. Off by default in the server; priority keys work without it.
+FAIRNESS_DYNAMIC_CONFIG = ("matching.enableFairness=true",)
+
+
 def _temporal_argv(home: Path, port: int, ui_port: int | None) -> list[str]:
     argv = [_bin("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
     argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
     argv += ["--db-filename", str(home / "temporal.db"), "--log-level", "warn"]
     for pragma in SQLITE_PRAGMAS:
         argv += ["--sqlite-pragma", pragma]
+    for value in FAIRNESS_DYNAMIC_CONFIG:
+        argv += ["--dynamic-config-value", value]
     return argv
 
 
