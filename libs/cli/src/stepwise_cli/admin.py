@@ -22,13 +22,13 @@ import asyncpg
 from stepwise_contract.api_keys import generate_api_key, hash_api_key
 from stepwise_contract.db import create_pool
 from stepwise_contract.enums import Role
-from stepwise_contract.redaction import compile_key_pattern, parse_pointer
-from stepwise_contract.secrets import encrypt_secret
 from stepwise_contract.priority import (
     FAIRNESS_WEIGHT_MAX,
     FAIRNESS_WEIGHT_MIN,
     valid_fairness_weight,
 )
+from stepwise_contract.redaction import compile_key_pattern, parse_pointer
+from stepwise_contract.secrets import encrypt_secret
 from stepwise_contract.settings import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
