@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 from stepwise_cli.bench import figures
 from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_cli.bench.drive import EventPublisher, StackApi
+from stepwise_cli.bench.noisy import noisy_neighbour
 from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
 
@@ -44,6 +45,9 @@ class Sizes:
     paced_rate: float
     expired_rows: int
     writer_baseline_s: float
+    noisy_flood: int
+    noisy_paced: int
+    noisy_rate: float
 
 
 FULL = Sizes(
@@ -57,6 +61,9 @@ FULL = Sizes(
     paced_rate=20,
     expired_rows=1_000_000,
     writer_baseline_s=10,
+    noisy_flood=3_000,
+    noisy_paced=50,
+    noisy_rate=2,
 )
 SMOKE = Sizes(
     overhead_runs=2,
@@ -69,10 +76,13 @@ SMOKE = Sizes(
     paced_rate=10,
     expired_rows=2_000,
     writer_baseline_s=1,
+    noisy_flood=20,
+    noisy_paced=3,
+    noisy_rate=5,
 )
 
 
-PARTS = ("overhead", "launch", "events", "sweep")
+PARTS = ("overhead", "launch", "events", "sweep", "noisy")
 
 
 async def measure(
@@ -103,6 +113,8 @@ async def measure(
                 await _events(api, client, pool, publisher, sizes, out)
             if "sweep" in parts:
                 await _sweep(pool, sizes, out)
+            if "noisy" in parts:
+                await _noisy(stack, pool, client, sizes, out)
     finally:
         await publisher.close()
         await pool.close()
@@ -191,6 +203,29 @@ async def _sweep(pool: asyncpg.Pool, sizes: Sizes, out: list[figures.Figure]) ->
     )
     out.append(
         figures.Figure("sweep_writer_p99_ms", sweep_p99, base_p99, "ms", "<= 20", sweep_p99 <= 20)
+    )
+
+
+async def _noisy(
+    stack: Stack, pool: asyncpg.Pool, client: Client, sizes: Sizes, out: list[figures.Figure]
+) -> None:
+    print(
+        f"bench: noisy neighbour ({sizes.noisy_paced} paced runs of B beside {sizes.noisy_flood}"
+        " queued runs of A) …",
+        flush=True,
+    )
+    n = await noisy_neighbour(
+        stack, pool, client, sizes.noisy_flood, sizes.noisy_paced, sizes.noisy_rate
+    )
+    out.append(
+        figures.Figure(
+            "noisy_neighbour_p50_s",
+            n.fair_p50_s,
+            n.unfair_p50_s,
+            "s",
+            f"ratio <= 0.3, <= 3x idle {n.idle_p50_s:.2f}",
+            n.fair_p50_s <= 0.3 * n.unfair_p50_s and n.fair_p50_s <= 3 * n.idle_p50_s,
+        )
     )
 
 
