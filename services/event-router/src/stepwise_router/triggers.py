@@ -53,9 +53,10 @@ from temporalio.common import Priority
 TRIGGERED = """
 SELECT d.workflow_id, v.version, v.definition_json -> 'trigger' AS trigger,
        v.payload_schema_json, v.definition_hash,
-       COALESCE((v.definition_json ->> 'priority')::smallint, 3) AS priority, t.fairness_weight
+       COALESCE((v.definition_json ->> 'priority')::smallint, 3) AS priority,
+       COALESCE(t.fairness_weight, 1.0) AS fairness_weight
 FROM workflow_definitions d
-JOIN tenants t ON t.tenant = d.tenant
+LEFT JOIN tenants t ON t.tenant = d.tenant
 JOIN LATERAL (
     SELECT version, definition_json, payload_schema_json, definition_hash
     FROM workflow_definition_versions
@@ -69,8 +70,8 @@ ORDER BY d.created_at, d.workflow_id
 RUN_BY_FIRE_KEY = """
 SELECT r.run_id, r.tenant, r.workflow_id, r.workflow_version, r.status, r.temporal_run_id,
        r.error_json, r.trigger_type, r.trigger_fire_key, r.idempotency_key, r.parent_run_id,
-       r.root_run_id, r.priority, t.fairness_weight
-FROM workflow_runs r JOIN tenants t ON t.tenant = r.tenant
+       r.root_run_id, r.priority, COALESCE(t.fairness_weight, 1.0) AS fairness_weight
+FROM workflow_runs r LEFT JOIN tenants t ON t.tenant = r.tenant
 WHERE r.tenant = $1 AND r.trigger_fire_key = $2
 """
 

@@ -56,8 +56,8 @@ log = structlog.get_logger("stepwise_sweeper.reconcile")
 CLAIM_UNSTARTED = """
 SELECT run_id, tenant, workflow_id, workflow_version, trigger_type, trigger_fire_key,
        idempotency_key, parent_run_id, root_run_id, launch_attempts, priority,
-       (SELECT fairness_weight FROM tenants t WHERE t.tenant = workflow_runs.tenant)
-           AS fairness_weight,
+       COALESCE((SELECT fairness_weight FROM tenants t WHERE t.tenant = workflow_runs.tenant),
+                1.0) AS fairness_weight,
        extract(epoch FROM now() - started_at)::float8 AS age_s
   FROM workflow_runs
  WHERE status = 'RUNNING' AND temporal_run_id IS NULL AND engine = 'temporal'
