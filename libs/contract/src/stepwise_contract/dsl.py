@@ -14,6 +14,10 @@ import msgspec
 Value = Any  # a literal, {"$expr": src} or {"$secret": name}, walked recursively
 
 
+# 1 = most urgent … 5; a backlogged task queue dispatches lower numbers first (priority.py)
+RunPriority = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
 class Node(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
     pass
 
@@ -198,8 +202,7 @@ class Definition(Node, frozen=True, kw_only=True):
     description: str | None = None
     payload_schema_ref: str | None = None
     trigger: Trigger | None = None
-    # 1 = most urgent … 5; a backlogged task queue dispatches lower numbers first (priority.py)
-    priority: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3
+    priority: RunPriority = 3
     steps: list[AnyStep]
 
 

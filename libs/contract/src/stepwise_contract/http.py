@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
+
+from stepwise_contract.dsl import RunPriority
 
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -30,16 +32,12 @@ class PublishRequest(Body, frozen=True, kw_only=True):
     version: int | None = None
 
 
-# 1 = most urgent … 5; more urgent than the definition's own priority needs an admin key
-Priority = Annotated[int, msgspec.Meta(ge=1, le=5)]
-
-
 class LaunchRequest(Body, frozen=True, kw_only=True):
     workflow_id: str
     workflow_version: int | None = None
     payload: dict[str, Any] = {}
-    # None = the definition's priority
-    priority: Priority | None = None
+    # None = the definition's priority; more urgent than it needs an admin key
+    priority: RunPriority | None = None
 
 
 class CancelRequest(Body, frozen=True, kw_only=True):
@@ -51,7 +49,7 @@ class ReplayRequest(Body, frozen=True, kw_only=True):
     # absent = replay the original, unredacted input
     payload: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     # None = the replayed run's priority
-    priority: Priority | None = None
+    priority: RunPriority | None = None
 
 
 class QuotaResumeRequest(Body, frozen=True, kw_only=True):

@@ -15,21 +15,12 @@ from typing import Final
 
 from temporalio.common import Priority
 
-PRIORITY_MOST_URGENT: Final = 1
-PRIORITY_LEAST_URGENT: Final = 5
+# a run's priority is 1 (most urgent) … 5: `dsl.RunPriority`
 DEFAULT_PRIORITY: Final = 3
 DEFAULT_FAIRNESS_WEIGHT: Final = 1.0
 # Temporal clamps weights to this range; outside it a weight would silently mean something else.
 FAIRNESS_WEIGHT_MIN: Final = 0.001
 FAIRNESS_WEIGHT_MAX: Final = 1000.0
-
-
-def valid_priority(value: object) -> bool:
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and PRIORITY_MOST_URGENT <= value <= PRIORITY_LEAST_URGENT
-    )
 
 
 def valid_fairness_weight(value: float) -> bool:
