@@ -181,6 +181,13 @@ async def test_refusals_exit_1_with_a_message(database_url: str) -> None:
         assert code == 1 and "fairness weight must be a number from 0.001 to 1000" in err, weight
     code, _, err = await _admin(database_url, "tenant", "set", t, "--fairness-weight", "heavy")
     assert code == 2  # argparse usage error
+    for priority in ("0", "6", "-3"):
+        code, _, err = await _admin(
+            database_url, "tenant", "set", t, "--most-urgent-priority", priority
+        )
+        assert code == 1 and "most urgent priority must be 1..5" in err, priority
+    code, _, err = await _admin(database_url, "tenant", "set", t)
+    assert code == 1 and "nothing to set" in err
     code, _, err = await _admin(database_url, "tenant", "set", missing, "--fairness-weight", "2")
     assert code == 1 and "not found" in err
     code, text, _ = await _admin(database_url, "tenant", "create", "Gamma")

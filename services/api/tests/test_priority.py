@@ -62,6 +62,24 @@ async def test_override_within_role(api, tenant, pool, temporal_client):
     assert row["priority"] == 1
 
 
+async def test_a_tenant_cap_keeps_its_runs_from_jumping_every_queue(
+    api, tenant, pool, temporal_client
+):
+    """Priority keys order tasks across tenants before fairness: a tenant whose every definition
+    says `priority: 1` would go ahead of everyone. The operator's cap bounds it."""
+    await pool.execute("UPDATE tenants SET most_urgent_priority = 3 WHERE tenant = $1", tenant.id)
+    wf = await api.create_published(tenant.headers(), api.definition(priority=1))
+    run_id = (await api.launch(tenant.headers(Role.MANAGE), wf))["runId"]
+    assert (await _started_priority(temporal_client, run_id)).priority_key == 3
+    # not even an admin override passes the cap; less urgent than the cap is untouched
+    run_id = (await api.launch(tenant.headers(Role.ADMIN), wf, priority=2))["runId"]
+    assert (await _started_priority(temporal_client, run_id)).priority_key == 3
+    run_id = (await api.launch(tenant.headers(Role.MANAGE), wf, priority=4))["runId"]
+    assert (await _started_priority(temporal_client, run_id)).priority_key == 4
+    resp = await api.get(f"/api/workflow-runs/{run_id}", headers=tenant.headers(Role.READ))
+    assert (await resp.json())["priority"] == 4
+
+
 @pytest.mark.parametrize("bad", [0, 6, -1, 2**40, "1", 1.5, True, None, [1], {"p": 1}])
 async def test_hostile_priorities_are_400(api, tenant, bad):
     wf = await api.create_published(tenant.headers())

@@ -343,17 +343,19 @@ async def test_triggered_runs_carry_the_definition_priority_and_tenant_weight(
     router: Any, bus: Any, tenant_id: str, temporal_client: Any
 ) -> None:
     await bus.pool.execute(
-        "INSERT INTO tenants (tenant, name, fairness_weight) VALUES ($1, 'weighted', 2.5)",
+        "INSERT INTO tenants (tenant, name, fairness_weight, most_urgent_priority)"
+        " VALUES ($1, 'weighted', 2.5, 2)",
         uuid.UUID(tenant_id),
     )
+    # the definition asks for 1; the tenant is capped at 2
     await bus.add_workflow(tenant_id, "URGENT_THING", priority=1)
     event_id = await bus.publish(tenant_id, "URGENT_THING", {})
     await bus.processed(tenant_id, event_id)
     [run] = await _runs(bus, tenant_id)
-    assert run["priority"] == 1
+    assert run["priority"] == 2
     handle = temporal_client.get_workflow_handle(names.workflow_id_for(str(run["run_id"])))
     started = (await handle.describe()).raw_description.workflow_execution_info.priority
-    assert (started.priority_key, started.fairness_key) == (1, tenant_id)
+    assert (started.priority_key, started.fairness_key) == (2, tenant_id)
     assert started.fairness_weight == 2.5
     await handle.terminate("test over")
 

@@ -153,6 +153,14 @@ async def set_fairness_weight(pool: Executor, tenant_id: uuid.UUID, weight: floa
     await _update_tenant(pool, tenant_id, "fairness_weight = $2", weight)
 
 
+async def set_most_urgent_priority(pool: Executor, tenant_id: uuid.UUID, priority: int) -> None:
+    """The most urgent priority the tenant's runs may start at (1 = uncapped … 5); a definition or
+    launch asking for more urgency starts at this one. Applies to runs started from now on."""
+    if not 1 <= priority <= 5:
+        raise AdminError("the most urgent priority must be 1..5 (1 = uncapped)")
+    await _update_tenant(pool, tenant_id, "most_urgent_priority = $2", priority)
+
+
 def check_redaction(pointers: list[str], key_patterns: list[str]) -> None:
     for pointer in pointers:
         try:
@@ -257,8 +265,16 @@ async def _rate_set(
 async def _tenant_set(
     args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
 ) -> dict[str, Any]:
-    await set_fairness_weight(pool, args.tenant, args.fairness_weight)
-    return {"tenantId": str(args.tenant), "fairnessWeight": args.fairness_weight}
+    if args.fairness_weight is None and args.most_urgent_priority is None:
+        raise AdminError("nothing to set: give --fairness-weight and/or --most-urgent-priority")
+    result: dict[str, Any] = {"tenantId": str(args.tenant)}
+    if args.fairness_weight is not None:
+        await set_fairness_weight(pool, args.tenant, args.fairness_weight)
+        result["fairnessWeight"] = args.fairness_weight
+    if args.most_urgent_priority is not None:
+        await set_most_urgent_priority(pool, args.tenant, args.most_urgent_priority)
+        result["mostUrgentPriority"] = args.most_urgent_priority
+    return result
 
 
 def _weight(value: str) -> float:
@@ -346,10 +362,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tenant_set.add_argument(
         "--fairness-weight",
         type=_weight,
-        required=True,
         metavar="W",
         help=f"the tenant's share of a backlogged task queue (default 1; {FAIRNESS_WEIGHT_MIN:g}"
         f" to {FAIRNESS_WEIGHT_MAX:g})",
+    )
+    tenant_set.add_argument(
+        "--most-urgent-priority",
+        type=int,
+        metavar="P",
+        help="cap the tenant's run priority: runs start no more urgent than P (1 = uncapped … 5)",
     )
 
     key = objects.add_parser("key", help="create or revoke API keys")

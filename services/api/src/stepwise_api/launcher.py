@@ -33,7 +33,8 @@ from stepwise_api.run_logs import INSERT_RUN_WITH_LOGS, LogLine, log_rows
 _TARGET = """
 SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
        v.version, v.payload_schema_json, v.definition_hash, t.run_rate_limit_per_min,
-       t.fairness_weight, (v.definition_json ->> 'priority')::smallint AS definition_priority
+       t.fairness_weight, t.most_urgent_priority,
+       (v.definition_json ->> 'priority')::smallint AS definition_priority
   FROM workflow_definitions d
   JOIN tenants t ON t.tenant = d.tenant
   LEFT JOIN workflow_definition_versions v
@@ -135,7 +136,9 @@ class Launcher:
         if target["is_paused"]:
             raise ApiError(409, "WORKFLOW_PAUSED", "the workflow is paused")
         _check_payload(target["payload_schema_json"], spec.payload)
-        priority = run_priority_for(spec, target["definition_priority"])
+        priority = max(
+            run_priority_for(spec, target["definition_priority"]), target["most_urgent_priority"]
+        )
         await self._take_rate(spec.tenant, target["run_rate_limit_per_min"])
         run_id = spec.run_id or uuid.uuid4()
         version = int(target["version"])
@@ -216,7 +219,8 @@ class Launcher:
 
 
 def run_priority_for(spec: LaunchSpec, definition_priority: int | None) -> int:
-    """The launch's priority: the definition's, or the caller's within what its role allows."""
+    """The launch's priority: the definition's, or the caller's within what its role allows.
+    (The tenant's `most_urgent_priority` cap applies on top.)"""
     declared = DEFAULT_PRIORITY if definition_priority is None else int(definition_priority)
     if spec.priority is None:
         return declared

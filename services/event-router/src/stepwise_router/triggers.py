@@ -53,7 +53,8 @@ from temporalio.common import Priority
 TRIGGERED = """
 SELECT d.workflow_id, v.version, v.definition_json -> 'trigger' AS trigger,
        v.payload_schema_json, v.definition_hash,
-       COALESCE((v.definition_json ->> 'priority')::smallint, 3) AS priority,
+       GREATEST(COALESCE((v.definition_json ->> 'priority')::smallint, 3),
+                COALESCE(t.most_urgent_priority, 1)) AS priority,
        COALESCE(t.fairness_weight, 1.0) AS fairness_weight
 FROM workflow_definitions d
 LEFT JOIN tenants t ON t.tenant = d.tenant

@@ -8,6 +8,15 @@ ALTER TABLE tenants DROP CONSTRAINT IF EXISTS tenants_fairness_weight_range;
 ALTER TABLE tenants ADD CONSTRAINT tenants_fairness_weight_range
     CHECK (fairness_weight >= 0.001 AND fairness_weight <= 1000);
 
+-- Priority keys are global: they order tasks before fairness does. So that a tenant cannot put
+-- all its runs ahead of everyone else's by declaring `priority: 1`, the operator may cap how urgent
+-- a tenant's runs can be (1 = uncapped); a run more urgent than the cap starts at the cap.
+ALTER TABLE tenants
+    ADD COLUMN IF NOT EXISTS most_urgent_priority smallint NOT NULL DEFAULT 1;
+ALTER TABLE tenants DROP CONSTRAINT IF EXISTS tenants_most_urgent_priority_range;
+ALTER TABLE tenants ADD CONSTRAINT tenants_most_urgent_priority_range
+    CHECK (most_urgent_priority BETWEEN 1 AND 5);
+
 ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 3;
 ALTER TABLE workflow_runs DROP CONSTRAINT IF EXISTS workflow_runs_priority_range;
 -- NOT VALID: existing rows all hold the default; new and updated rows are checked, and a large
