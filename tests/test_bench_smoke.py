@@ -25,6 +25,7 @@ NAMES = [
     "event_resume_p50_ms",
     "sweep_writer_p99_ms",
     "expression_isolation",
+    "noisy_neighbour_p50_s",
 ]
 FIELDS = {"name", "ours", "baseline", "unit", "ratio", "target", "ok"}
 
@@ -37,7 +38,7 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=400,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

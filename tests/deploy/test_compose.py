@@ -260,3 +260,18 @@ def test_published_ports_bind_to_loopback(services: dict[str, dict[str, Any]]) -
     for name, service in services.items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
+
+
+def test_temporal_runs_with_task_queue_fairness(services: dict[str, dict[str, Any]]) -> None:
+    """The same dynamic config the dev stack passes (`matching.enableFairness`), from a file."""
+    temporal = services["temporal"]
+    path = _environment(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
+    mounts = {
+        target: source for source, target, *_ in (str(v).split(":") for v in temporal["volumes"])
+    }
+    source = mounts["/etc/temporal/" + path]
+    config = yaml.safe_load((DEPLOY / source).read_text(encoding="utf-8"))
+    assert config == {"matching.enableFairness": [{"value": True}]}
+    # fairness keys need Temporal 1.29 or newer
+    version = temporal["image"].split(":")[1]
+    assert tuple(int(p) for p in version.split(".")[:2]) >= (1, 29)

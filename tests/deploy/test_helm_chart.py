@@ -311,3 +311,15 @@ def test_values_ports_agree_with_the_code(
     for component in components:
         assert chart_values[component.values_key]["port"] == component.port
         assert chart_values[component.values_key]["image"]["repository"] == component.name
+
+
+def test_the_temporal_dynamic_config_is_rendered_for_the_cluster(manifests: list[Manifest]) -> None:
+    config = named(manifests, "ConfigMap", f"{RELEASE}-stepwise-temporal-dynamic-config")
+    assert yaml.safe_load(config["data"]["stepwise.yaml"]) == {
+        "matching.enableFairness": [{"value": True}]
+    }
+    # `temporal.dynamicConfig: null` leaves it out (a cluster configured another way)
+    values = {**REQUIRED, "temporal": {"dynamicConfig": None}}
+    assert not [
+        m for m in of_kind(render(values), "ConfigMap") if "dynamic" in m["metadata"]["name"]
+    ]

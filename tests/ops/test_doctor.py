@@ -120,6 +120,9 @@ async def test_no_worker_polling_is_reported_with_the_fix(
     # other tests' dead letters may sit in the shared DLQ: that is a warning, never a failure
     assert checks["stream WORKFLOW_EVENTS_DLQ"].status in ("ok", "warn")
     assert checks["event consumer"].status == "ok"
+    # the test stack's dev server runs with task-queue fairness on
+    assert checks["fairness"].status == "ok", checks["fairness"]
+    assert checks["fairness"].detail.startswith("on: ")
     migrations = load_migrations()
     assert checks["migrations"].detail.startswith(f"current: {len(migrations)} of")
     for kind in ("workflow", "activity"):

@@ -141,6 +141,15 @@ async def test_tenant_key_and_settings_commands(database_url: str, pool: asyncpg
     )
     assert (code, out) == (0, {"tenantId": t, "runRateLimitPerMin": 60})
 
+    assert await pool.fetchval("SELECT fairness_weight FROM tenants WHERE tenant = $1", tenant) == 1
+    code, out, _ = await _admin(
+        database_url, "tenant", "set", t, "--fairness-weight", "2.5", "--json"
+    )
+    assert (code, out) == (0, {"tenantId": t, "fairnessWeight": 2.5})
+    assert (
+        await pool.fetchval("SELECT fairness_weight FROM tenants WHERE tenant = $1", tenant) == 2.5
+    )
+
 
 async def test_refusals_exit_1_with_a_message(database_url: str) -> None:
     missing = str(uuid.uuid4())
@@ -166,6 +175,21 @@ async def test_refusals_exit_1_with_a_message(database_url: str) -> None:
     assert code == 1 and "STEPWISE_SECRET_KEY" in err
     code, _, err = await _admin(database_url, "key", "create", "--tenant", t, "--role", "owner")
     assert code == 2  # argparse usage error
+    # a weight Temporal would clamp (or cannot represent) is refused, not silently changed
+    for weight in ("0", "-1", "1e9", "nan", "inf", "0.0001"):
+        code, _, err = await _admin(database_url, "tenant", "set", t, "--fairness-weight", weight)
+        assert code == 1 and "fairness weight must be a number from 0.001 to 1000" in err, weight
+    code, _, err = await _admin(database_url, "tenant", "set", t, "--fairness-weight", "heavy")
+    assert code == 2  # argparse usage error
+    for priority in ("0", "6", "-3"):
+        code, _, err = await _admin(
+            database_url, "tenant", "set", t, "--most-urgent-priority", priority
+        )
+        assert code == 1 and "most urgent priority must be 1..5" in err, priority
+    code, _, err = await _admin(database_url, "tenant", "set", t)
+    assert code == 1 and "nothing to set" in err
+    code, _, err = await _admin(database_url, "tenant", "set", missing, "--fairness-weight", "2")
+    assert code == 1 and "not found" in err
     code, text, _ = await _admin(database_url, "tenant", "create", "Gamma")
     assert code == 0 and "apiKey (shown once" in text
 

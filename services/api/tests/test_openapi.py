@@ -63,5 +63,11 @@ async def test_operations_are_well_formed(api):
     assert launch["x-stepwise-role"] == "manage"
     ref = launch["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body_schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert set(body_schema["properties"]) == {"workflowId", "workflowVersion", "payload"}
+    assert set(body_schema["properties"]) == {
+        "workflowId", "workflowVersion", "payload", "priority"
+    }  # fmt: skip
     assert body_schema["required"] == ["workflowId"]
+    priority = [b for b in body_schema["properties"]["priority"]["anyOf"] if b["type"] != "null"]
+    assert priority == [{"type": "integer", "minimum": 1, "maximum": 5}]
+    run = document["paths"]["/api/workflow-runs/{runId}"]["get"]["responses"]["200"]
+    assert "priority" in str(run)

@@ -387,6 +387,7 @@ async def test_run_details_show_steps_waits_invocations_logs_and_links(studio, a
     await expect(studio.tid("run-status")).to_have_text("FAILED")
     await expect(studio.tid("fact-workflow")).to_contain_text("studio-hold")
     await expect(studio.tid("fact-duration")).to_have_text("1.5 s")
+    await expect(studio.tid("fact-priority")).to_have_text("3 of 5 (1 = most urgent)")
 
     # redacted by the API, shown as returned
     run_input = json.loads(await studio.tid("run-input").text_content())

@@ -259,12 +259,15 @@ class Bus:
         schema: Any = None,
         status: str = "published",
         paused: bool = False,
+        priority: int | None = None,
     ) -> uuid.UUID:
         workflow_id = uuid.uuid4()
         trigger: dict[str, Any] = {"type": "event", "eventName": event_name}
         if mapping is not None:
             trigger["payloadMapping"] = mapping
-        definition = {"name": "triggered", "trigger": trigger, "steps": []}
+        definition: dict[str, Any] = {"name": "triggered", "trigger": trigger, "steps": []}
+        if priority is not None:
+            definition["priority"] = priority
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO workflow_definitions (workflow_id, tenant, name, trigger,"

@@ -319,6 +319,10 @@ async def test_trigger_starts_a_run_once_even_when_redelivered(
     handle = temporal_client.get_workflow_handle(names.workflow_id_for(str(run["run_id"])))
     description = await handle.describe()
     assert description.run_id == run["temporal_run_id"]
+    # the tenant's fair share at the definition's priority (absent: 3; no tenant row: weight 1)
+    started = description.raw_description.workflow_execution_info.priority
+    assert (started.priority_key, started.fairness_key) == (3, tenant_id)
+    assert started.fairness_weight == 1.0 and run["priority"] == 3
 
     # a redelivery of the same event after a crash before step 8 (row recorded, not processed)
     await bus.pool.execute(
@@ -335,6 +339,27 @@ async def test_trigger_starts_a_run_once_even_when_redelivered(
     await handle.terminate("test over")
 
 
+async def test_triggered_runs_carry_the_definition_priority_and_tenant_weight(
+    router: Any, bus: Any, tenant_id: str, temporal_client: Any
+) -> None:
+    await bus.pool.execute(
+        "INSERT INTO tenants (tenant, name, fairness_weight, most_urgent_priority)"
+        " VALUES ($1, 'weighted', 2.5, 2)",
+        uuid.UUID(tenant_id),
+    )
+    # the definition asks for 1; the tenant is capped at 2
+    await bus.add_workflow(tenant_id, "URGENT_THING", priority=1)
+    event_id = await bus.publish(tenant_id, "URGENT_THING", {})
+    await bus.processed(tenant_id, event_id)
+    [run] = await _runs(bus, tenant_id)
+    assert run["priority"] == 2
+    handle = temporal_client.get_workflow_handle(names.workflow_id_for(str(run["run_id"])))
+    started = (await handle.describe()).raw_description.workflow_execution_info.priority
+    assert (started.priority_key, started.fairness_key) == (2, tenant_id)
+    assert started.fairness_weight == 2.5
+    await handle.terminate("test over")
+
+
 async def test_a_run_whose_start_was_interrupted_is_started_on_redelivery(
     router: Any, bus: Any, tenant_id: str, temporal_client: Any
 ) -> None:
@@ -344,8 +369,8 @@ async def test_a_run_whose_start_was_interrupted_is_started_on_redelivery(
     run_id = uuid.uuid4()
     await bus.pool.execute(
         "INSERT INTO workflow_runs (run_id, tenant, workflow_id, workflow_version, status,"
-        " input_json, trigger_type, trigger_fire_key, root_run_id)"
-        " VALUES ($1, $2, $3, 1, 'RUNNING', '{}', 'event', $4, $1)",
+        " input_json, trigger_type, trigger_fire_key, root_run_id, priority)"
+        " VALUES ($1, $2, $3, 1, 'RUNNING', '{}', 'event', $4, $1, 5)",
         run_id, uuid.UUID(tenant_id), workflow_id, names.trigger_fire_key(event_id, str(workflow_id)),
     )  # fmt: skip
     await bus.publish(tenant_id, "INTERRUPTED", {}, event_id=event_id)
@@ -353,7 +378,11 @@ async def test_a_run_whose_start_was_interrupted_is_started_on_redelivery(
     assert row["started_run_ids"] == [run_id]
     [run] = await _runs(bus, tenant_id)
     assert run["temporal_run_id"] is not None
-    await temporal_client.get_workflow_handle(names.workflow_id_for(str(run_id))).terminate("over")
+    handle = temporal_client.get_workflow_handle(names.workflow_id_for(str(run_id)))
+    # started at the priority its row recorded
+    started = (await handle.describe()).raw_description.workflow_execution_info.priority
+    assert (started.priority_key, started.fairness_key) == (5, tenant_id)
+    await handle.terminate("over")
 
 
 async def test_an_invalid_mapping_for_one_workflow_does_not_stop_the_others(

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 from stepwise_cli.processes import free_port
-from stepwise_contract.launch import run_input_for, start_run
+from stepwise_contract.launch import priority_of, run_input_for, start_run
 from stepwise_contract.names import TASK_QUEUE, WORKFLOW_TYPE, workflow_id_for
 from stepwise_contract.temporal import connect_temporal
 from stepwise_sweeper.jobs.reconcile import ReconcileConfig, ReconcileJob
@@ -70,12 +70,16 @@ async def test_unstarted_run_is_started_and_recorded(
     add_run: Any,
     started_workflows: list[str],
 ) -> None:
-    stranded = await add_run(age_s=5)
+    stranded = await add_run(age_s=5, priority=2)
+    await pool.execute("UPDATE tenants SET fairness_weight = 2.5 WHERE tenant = $1", tenant)
     fresh = await add_run(age_s=0)  # inside the grace period: the API may still be starting it
     # crashed after the start, before recording it: the start must be found, not duplicated
     half = await add_run(age_s=5)
     started_workflows.extend(workflow_id_for(str(r)) for r in (stranded, fresh, half))
-    existing_run_id = await start_run(temporal_client, run_input_for(await _run(pool, half)))
+    half_row = await _run(pool, half)
+    existing_run_id = await start_run(
+        temporal_client, run_input_for(half_row), priority_of({**half_row, "fairness_weight": 1.0})
+    )
     job = ReconcileJob(pool, temporal_client, ReconcileConfig(grace_s=2, tenants=(tenant,)))
 
     result = await job.run_pass(asyncio.Event())
@@ -87,6 +91,10 @@ async def test_unstarted_run_is_started_and_recorded(
     ).describe()
     assert description.workflow_type == WORKFLOW_TYPE
     assert description.task_queue == TASK_QUEUE
+    # the reconciled start carries the run's priority and its tenant's fair share
+    priority = description.raw_description.workflow_execution_info.priority
+    assert (priority.priority_key, priority.fairness_key) == (2, str(tenant))
+    assert priority.fairness_weight == pytest.approx(2.5)
     assert row["temporal_run_id"] == description.run_id
     assert row["launch_attempts"] == 1
     assert row["status"] in ("RUNNING", "WAITING", "SUCCEEDED", "FAILED")  # a worker may run it

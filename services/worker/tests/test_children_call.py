@@ -45,10 +45,15 @@ async def publish(pool: asyncpg.Pool, tenant: str, steps: list[Any]) -> str:
 
 
 async def start(
-    pool: asyncpg.Pool, client: Client, tenant: str, steps: list[Any], payload: Any = None
+    pool: asyncpg.Pool,
+    client: Client,
+    tenant: str,
+    steps: list[Any],
+    payload: Any = None,
+    priority: int = 3,
 ) -> tuple[str, WorkflowHandle[Any, RunResult]]:
     run_id, handle = await run_definition(
-        pool, client, tenant, {"name": "parent", "steps": steps}, payload
+        pool, client, tenant, {"name": "parent", "steps": steps}, payload, priority
     )
     return run_id, client.get_workflow_handle(handle.id, result_type=RunResult)
 
@@ -81,7 +86,7 @@ async def test_call_workflow_success_three_levels(
                             "vars.childState": expr("childRun.meta.state"),
                             "vars.childPayload": expr("childRun.payload")}),
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps, {"n": 20})
+    run_id, handle = await start(pool, temporal_client, tenant_id, steps, {"n": 20}, priority=1)
     result = await handle.result()
     assert (result.vars["res"], result.vars["deep"], result.vars["childState"]) == (
         40,
@@ -103,6 +108,12 @@ async def test_call_workflow_success_three_levels(
     assert grandchild_row["input_json"] == {"n": 40}
     described = await temporal_client.get_workflow_handle(workflow_id_for(child_id)).describe()
     assert described.parent_id == workflow_id_for(run_id)
+    # a child run is its tenant's, at its parent's priority: in Temporal and in its row
+    for row in (child_row, grandchild_row):
+        assert row["priority"] == 1
+        info = await temporal_client.get_workflow_handle(row["temporal_workflow_id"]).describe()
+        inherited = info.raw_description.workflow_execution_info.priority
+        assert (inherited.priority_key, inherited.fairness_key) == (1, tenant_id)
 
 
 async def test_child_failure_into_catch(

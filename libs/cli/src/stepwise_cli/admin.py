@@ -24,6 +24,11 @@ import asyncpg
 from stepwise_contract.api_keys import generate_api_key, hash_api_key
 from stepwise_contract.db import create_pool
 from stepwise_contract.enums import Role
+from stepwise_contract.priority import (
+    FAIRNESS_WEIGHT_MAX,
+    FAIRNESS_WEIGHT_MIN,
+    valid_fairness_weight,
+)
 from stepwise_contract.redaction import compile_key_pattern, parse_pointer
 from stepwise_contract.secrets import SecretKeyError, decrypt_secret, encrypt_secret
 from stepwise_contract.settings import DEFAULT_DATABASE_URL
@@ -166,6 +171,25 @@ async def set_rate_limit(pool: Executor, tenant_id: uuid.UUID, per_min: int | No
     await _update_tenant(pool, tenant_id, "run_rate_limit_per_min = $2", per_min)
 
 
+async def set_fairness_weight(pool: Executor, tenant_id: uuid.UUID, weight: float) -> None:
+    """The tenant's share of the task queue when tenants are backlogged: weight 3 is dispatched
+    about three times as often as weight 1. Applies to runs started from now on."""
+    if not valid_fairness_weight(weight):
+        raise AdminError(
+            f"the fairness weight must be a number from {FAIRNESS_WEIGHT_MIN:g} to"
+            f" {FAIRNESS_WEIGHT_MAX:g}"
+        )
+    await _update_tenant(pool, tenant_id, "fairness_weight = $2", weight)
+
+
+async def set_most_urgent_priority(pool: Executor, tenant_id: uuid.UUID, priority: int) -> None:
+    """The most urgent priority the tenant's runs may start at (1 = uncapped … 5); a definition or
+    launch asking for more urgency starts at this one. Applies to runs started from now on."""
+    if not 1 <= priority <= 5:
+        raise AdminError("the most urgent priority must be 1..5 (1 = uncapped)")
+    await _update_tenant(pool, tenant_id, "most_urgent_priority = $2", priority)
+
+
 def check_redaction(pointers: list[str], key_patterns: list[str]) -> None:
     for pointer in pointers:
         try:
@@ -267,6 +291,28 @@ async def _rate_set(
     return {"tenantId": str(args.tenant), "runRateLimitPerMin": args.per_min}
 
 
+async def _tenant_set(
+    args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
+) -> dict[str, Any]:
+    if args.fairness_weight is None and args.most_urgent_priority is None:
+        raise AdminError("nothing to set: give --fairness-weight and/or --most-urgent-priority")
+    result: dict[str, Any] = {"tenantId": str(args.tenant)}
+    if args.fairness_weight is not None:
+        await set_fairness_weight(pool, args.tenant, args.fairness_weight)
+        result["fairnessWeight"] = args.fairness_weight
+    if args.most_urgent_priority is not None:
+        await set_most_urgent_priority(pool, args.tenant, args.most_urgent_priority)
+        result["mostUrgentPriority"] = args.most_urgent_priority
+    return result
+
+
+def _weight(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+
+
 async def _redaction_set(
     args: argparse.Namespace, pool: asyncpg.Pool, _env: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -328,7 +374,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     objects = admin.add_subparsers(dest="admin_object", required=True, metavar="OBJECT")
     adopt_command.register(objects)
 
-    tenant = objects.add_parser("tenant", help="create, suspend or resume a tenant")
+    tenant = objects.add_parser("tenant", help="create, suspend, resume or configure a tenant")
     tenant_cmds = tenant.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
     create = _leaf(tenant_cmds, "create", "create a tenant and its admin API key", _tenant_create)
     create.add_argument("name")
@@ -342,6 +388,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             _tenant_suspend(suspended),
         )
         leaf.add_argument("tenant", type=_uuid)
+    tenant_set = _leaf(tenant_cmds, "set", "change a tenant's settings", _tenant_set)
+    tenant_set.add_argument("tenant", type=_uuid)
+    tenant_set.add_argument(
+        "--fairness-weight",
+        type=_weight,
+        metavar="W",
+        help=f"the tenant's share of a backlogged task queue (default 1; {FAIRNESS_WEIGHT_MIN:g}"
+        f" to {FAIRNESS_WEIGHT_MAX:g})",
+    )
+    tenant_set.add_argument(
+        "--most-urgent-priority",
+        type=int,
+        metavar="P",
+        help="cap the tenant's run priority: runs start no more urgent than P (1 = uncapped … 5)",
+    )
 
     key = objects.add_parser("key", help="create or revoke API keys")
     key_cmds = key.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")

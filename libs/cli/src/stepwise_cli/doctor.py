@@ -1,5 +1,5 @@
 """The checks behind `stepwise doctor`: every dependency, the schema, the task-queue pollers, runs
-whose workflow task keeps failing.
+whose workflow task keeps failing, task-queue fairness.
 
 Each check answers a `Check`: `ok`, `warn` (works, but look), `fail` (something is broken; the
 command exits 1) or `skip` (could not be checked because something it needs failed, or no URL was
@@ -38,11 +38,15 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Describe
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from stepwise_cli.fairness_probe import probe_fairness
+
 Status = Literal["ok", "warn", "fail", "skip"]
 
 # A poller that has not polled for this long belongs to a worker that is gone (a live worker
 # renews its long poll about every minute); Temporal still lists it for a few minutes.
 POLLER_STALE_S: Final = 90.0
+# The fairness probe starts a few dozen workflows and polls them back: about 1-2 s on a dev server.
+FAIRNESS_PROBE_TIMEOUT_S: Final = 30.0
 # Tasks waiting longer than this while workers poll: the workers are saturated.
 BACKLOG_AGE_WARN_S: Final = 30.0
 SERVICE_MODULES: Final = {
@@ -171,7 +175,7 @@ class Doctor:
 
     async def temporal(self) -> list[Check]:
         t = self.targets
-        names = ("temporal", "workflow pollers", "activity pollers", "workflow tasks")
+        names = ("temporal", "workflow pollers", "activity pollers", "workflow tasks", "fairness")
         try:
             client = await self._bounded(
                 connect_temporal(t.temporal_address, t.temporal_namespace, claims=None)
@@ -227,6 +231,7 @@ class Doctor:
             self._pollers(client, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "workflow"),
             self._pollers(client, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "activity"),
             self._failing_tasks(client),
+            self._fairness(client),
         )
         return [first, *rest]
 
@@ -264,6 +269,38 @@ class Doctor:
             fix="`stepwise runs show <run id>` shows the error; fix the worker code and deploy it"
             " (the runs continue), or cancel the runs",
         )
+
+    async def _fairness(self, client: Client) -> Check:
+        """Task-queue fairness, by a probe on a scratch task queue (fairness_probe.py)."""
+        fix = (
+            "start Temporal with the dynamic config matching.enableFairness=true"
+            " (temporal server start-dev --dynamic-config-value matching.enableFairness=true);"
+            " see docs/fairness.md"
+        )
+        try:
+            probe = await asyncio.wait_for(probe_fairness(client), FAIRNESS_PROBE_TIMEOUT_S)
+        except Exception as exc:
+            return Check(
+                name="fairness",
+                status="warn",
+                detail=f"could not probe task-queue fairness: {_error(exc)}",
+                fix="check Temporal's health and the namespace",
+            )
+        seen = (
+            f"{probe.late_in_sample} of the first {probe.sampled} probe tasks were the late key's"
+        )
+        if probe.verdict == "on":
+            return Check(name="fairness", status="ok", detail=f"on: tenants share the task queue"
+                         f" by weight ({seen})")  # fmt: skip
+        if probe.verdict == "off":
+            return Check(
+                name="fairness",
+                status="warn",
+                detail=f"off: a tenant's backlog delays every other tenant's runs ({seen})",
+                fix=fix,
+            )
+        return Check(name="fairness", status="warn", detail=f"unclear ({seen}); run again",
+                     fix=fix)  # fmt: skip
 
     async def _pollers(self, client: Client, kind: TaskQueueType.ValueType, label: str) -> Check:
         queue = self.targets.task_queue

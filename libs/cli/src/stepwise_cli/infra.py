@@ -42,6 +42,11 @@ def _bin(name: str) -> str:
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=off")
 
 
+# Task-queue fairness: a backlog is shared among fairness keys (our tenants) by weight instead of
+# first come, first served. Off by default in the server; priority keys work without it.
+FAIRNESS_DYNAMIC_CONFIG = ("matching.enableFairness=true",)
+
+
 def _temporal_argv(
     home: Path, port: int, ui_port: int | None, codec_endpoint: str | None = None
 ) -> list[str]:
@@ -55,6 +60,8 @@ def _temporal_argv(
     # runs whose workflow task fails get the TemporalReportedProblems search attribute at once
     # (the sweeper turns it into the run warning RUN_WORKFLOW_TASK_FAILING)
     argv += ["--dynamic-config-value", f"{PROBLEMS_DYNAMIC_CONFIG}={PROBLEMS_THRESHOLD}"]
+    for value in FAIRNESS_DYNAMIC_CONFIG:
+        argv += ["--dynamic-config-value", value]
     return argv
 
 

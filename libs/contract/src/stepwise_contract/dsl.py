@@ -7,11 +7,15 @@ rejected (`forbid_unknown_fields`). Semantic checks live in `validation.py`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 Value = Any  # a literal, {"$expr": src} or {"$secret": name}, walked recursively
+
+
+# 1 = most urgent … 5; a backlogged task queue dispatches lower numbers first (priority.py)
+RunPriority = Annotated[int, msgspec.Meta(ge=1, le=5)]
 
 
 class Node(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -198,6 +202,7 @@ class Definition(Node, frozen=True, kw_only=True):
     description: str | None = None
     payload_schema_ref: str | None = None
     trigger: Trigger | None = None
+    priority: RunPriority = 3
     steps: list[AnyStep]
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from stepwise_contract.dsl import RunPriority
+
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
     """Base of every request body."""
@@ -34,6 +36,8 @@ class LaunchRequest(Body, frozen=True, kw_only=True):
     workflow_id: str  # the workflow's id, or the key it was created with
     workflow_version: int | None = None
     payload: dict[str, Any] = {}
+    # None = the definition's priority; more urgent than it needs an admin key
+    priority: RunPriority | None = None
 
 
 class CancelRequest(Body, frozen=True, kw_only=True):
@@ -44,6 +48,8 @@ class ReplayRequest(Body, frozen=True, kw_only=True):
     reason: str
     # absent = replay the original, unredacted input
     payload: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    # None = the replayed run's priority
+    priority: RunPriority | None = None
 
 
 class QuotaResumeRequest(Body, frozen=True, kw_only=True):

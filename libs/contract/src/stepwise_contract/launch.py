@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 import structlog
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from stepwise_contract.names import (
@@ -26,6 +26,7 @@ from stepwise_contract.names import (
     workflow_id_for,
 )
 from stepwise_contract.payloads import RunInput
+from stepwise_contract.priority import DEFAULT_PRIORITY, run_priority
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -41,9 +42,9 @@ INSERT_RUN = """
 INSERT INTO workflow_runs (
     run_id, tenant, workflow_id, workflow_version, status, input_json, engine,
     temporal_workflow_id, definition_hash, trigger_type, trigger_metadata_json, trigger_fire_key,
-    event_type, parent_run_id, root_run_id, idempotency_key, idempotency_hash, node_path
+    event_type, parent_run_id, root_run_id, idempotency_key, idempotency_hash, node_path, priority
 ) VALUES ($1, $2, $3, $4, 'RUNNING', $5, 'temporal', $6, $7, $8, $9, $10, $11, $12, $13, $14,
-          $15, NULL)
+          $15, NULL, $16)
 """
 
 
@@ -65,14 +66,16 @@ class NewRun:
     root_run_id: uuid.UUID | None = None
     idempotency_key: str | None = None
     idempotency_hash: str | None = None
+    priority: int = DEFAULT_PRIORITY
 
     def args(self) -> list[Any]:
-        """`INSERT_RUN`'s parameters $1..$15, also for statements that extend it."""
+        """`INSERT_RUN`'s parameters $1..$16, also for statements that extend it."""
         return [
             self.run_id, self.tenant, self.workflow_id, self.workflow_version, self.input_json,
             workflow_id_for(str(self.run_id)), self.definition_hash, self.trigger_type,
             self.trigger_metadata, self.trigger_fire_key, self.event_type, self.parent_run_id,
             self.root_run_id or self.run_id, self.idempotency_key, self.idempotency_hash,
+            self.priority,
         ]  # fmt: skip
 
 
@@ -95,8 +98,20 @@ def run_input_for(row: asyncpg.Record | dict[str, Any]) -> RunInput:
     )
 
 
-async def start_run(client: Client, run_input: RunInput) -> str:
-    """Start the interpreter workflow of a run (idempotent by workflow id); its Temporal run id."""
+def priority_of(row: asyncpg.Record | dict[str, Any]) -> Priority:
+    """The Temporal priority of a run row joined with its tenant's `fairness_weight`."""
+    return run_priority(
+        tenant=str(row["tenant"]),
+        priority=int(row["priority"]),
+        fairness_weight=float(row["fairness_weight"]),
+    )
+
+
+async def start_run(client: Client, run_input: RunInput, priority: Priority) -> str:
+    """Start the interpreter workflow of a run (idempotent by workflow id); its Temporal run id.
+
+    `priority` (see `priority_of`) puts the run in its tenant's fair share of the task queue.
+    """
     workflow_id = workflow_id_for(run_input.run_id)
     try:
         handle = await client.start_workflow(
@@ -104,6 +119,7 @@ async def start_run(client: Client, run_input: RunInput) -> str:
             run_input,
             id=workflow_id,
             task_queue=TASK_QUEUE,
+            priority=priority,
             execution_timeout=timedelta(seconds=DEFAULT_EXECUTION_TIMEOUT_S),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -141,14 +157,16 @@ async def mark_launch_failed(
     )  # fmt: skip
 
 
-async def launch(pool: asyncpg.Pool, client: Client, run_input: RunInput) -> str | None:
+async def launch(
+    pool: asyncpg.Pool, client: Client, run_input: RunInput, priority: Priority
+) -> str | None:
     """Start an already-inserted run and record its Temporal run id; on failure, FAIL the run.
 
     Returns the Temporal run id, or None when the start failed (the run is then FAILED).
     """
     run_id = uuid.UUID(run_input.run_id)
     try:
-        temporal_run_id = await start_run(client, run_input)
+        temporal_run_id = await start_run(client, run_input, priority)
     except Exception as exc:
         log.error("run_launch_failed", run_id=run_input.run_id, tenant=run_input.tenant_id,
                   error=str(exc))  # fmt: skip

@@ -122,6 +122,7 @@ RUN_SUMMARY = obj(
         "workflow_id": UUID,
         "workflow_version": INT,
         "status": RUN_STATUS,
+        "priority": {"type": "integer", "minimum": 1, "maximum": 5},
         "started_at": TIME,
         "completed_at": nullable(TIME),
         "updated_at": TIME,

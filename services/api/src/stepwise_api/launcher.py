@@ -1,7 +1,8 @@
 """Starting a run from the API: `POST /api/workflow-runs` and replay (SPEC §7).
 
-Order of checks: idempotent repeat → workflow/version → pause → payload schema → tenant rate
-limit → concurrency limit (under a row lock on the definition, so replicas cannot overshoot) →
+Order of checks: idempotent repeat → workflow/version → pause → payload schema → priority (an
+override more urgent than the definition's needs an admin key) → tenant rate limit → concurrency
+limit (under a row lock on the definition, so replicas cannot overshoot) →
 run row + log line (one transaction) → Temporal start. The row comes first (the contract's
 `insert_run`): a crash before the start leaves a `RUNNING` row without `temporal_run_id` that the
 sweeper's reconciliation starts; a start that fails marks the run `FAILED` (`stage: "launch"`)
@@ -20,6 +21,7 @@ import asyncpg
 from stepwise_contract.enums import LogLevel
 from stepwise_contract.hashing import sha256_hex
 from stepwise_contract.launch import NewRun, launch, run_input_for
+from stepwise_contract.priority import DEFAULT_PRIORITY, run_priority
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
 
@@ -30,7 +32,9 @@ from stepwise_api.run_logs import INSERT_RUN_WITH_LOGS, LogLine, log_rows
 
 _TARGET = """
 SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
-       v.version, v.payload_schema_json, v.definition_hash, t.run_rate_limit_per_min
+       v.version, v.payload_schema_json, v.definition_hash, t.run_rate_limit_per_min,
+       t.fairness_weight, t.most_urgent_priority,
+       (v.definition_json ->> 'priority')::smallint AS definition_priority
   FROM workflow_definitions d
   JOIN tenants t ON t.tenant = d.tenant
   LEFT JOIN workflow_definition_versions v
@@ -52,6 +56,9 @@ class LaunchSpec:
     run_id: uuid.UUID | None = None
     # extra log lines written with the run row; `run_id=None` means the new run
     logs: Sequence[LogLine] = field(default_factory=tuple)
+    # None = the definition's priority; more urgent than it only when `may_raise_priority`
+    priority: int | None = None
+    may_raise_priority: bool = False
 
     def idempotency_hash(self) -> str:
         return sha256_hex(
@@ -129,13 +136,16 @@ class Launcher:
         if target["is_paused"]:
             raise ApiError(409, "WORKFLOW_PAUSED", "the workflow is paused")
         _check_payload(target["payload_schema_json"], spec.payload)
+        priority = max(
+            run_priority_for(spec, target["definition_priority"]), target["most_urgent_priority"]
+        )
         await self._take_rate(spec.tenant, target["run_rate_limit_per_min"])
         run_id = spec.run_id or uuid.uuid4()
         version = int(target["version"])
         started = LogLine(
             level=LogLevel.INFO,
             message="Run started",
-            context={"workflowVersion": version, "source": "api"},
+            context={"workflowVersion": version, "source": "api", "priority": priority},
         )
         args = [
             *NewRun(
@@ -149,6 +159,7 @@ class Launcher:
                 event_type=spec.event_type,
                 idempotency_key=spec.idempotency_key,
                 idempotency_hash=spec.idempotency_hash() if spec.idempotency_key else None,
+                priority=priority,
             ).args(),
             log_rows([started, *spec.logs]),
         ]
@@ -183,7 +194,10 @@ class Launcher:
                 "root_run_id": run_id,
             }
         )
-        if await launch(self._pool, self._client, run_input) is None:
+        fairness = run_priority(
+            tenant=str(spec.tenant), priority=priority, fairness_weight=target["fairness_weight"]
+        )
+        if await launch(self._pool, self._client, run_input, fairness) is None:
             raise ApiError(
                 503,
                 "WORKFLOW_LAUNCH_FAILED",
@@ -202,6 +216,23 @@ class Launcher:
                 headers={"Retry-After": str(decision.retry_after_s)},
                 limit=limit,
             )
+
+
+def run_priority_for(spec: LaunchSpec, definition_priority: int | None) -> int:
+    """The launch's priority: the definition's, or the caller's within what its role allows.
+    (The tenant's `most_urgent_priority` cap applies on top.)"""
+    declared = DEFAULT_PRIORITY if definition_priority is None else int(definition_priority)
+    if spec.priority is None:
+        return declared
+    if spec.priority < declared and not spec.may_raise_priority:
+        raise ApiError(
+            403,
+            "PRIORITY_NOT_ALLOWED",
+            f"only an admin key may launch more urgently than the definition's priority"
+            f" {declared} (1 = most urgent)",
+            definitionPriority=declared,
+        )
+    return spec.priority
 
 
 def _check_payload(schema: Any, payload: dict[str, Any]) -> None:

@@ -12,13 +12,14 @@ from typing import Any
 
 import asyncpg
 import structlog
-from stepwise_contract.enums import LogLevel, RunStatus
+from stepwise_contract.enums import LogLevel, Role, RunStatus
 from stepwise_contract.names import SIGNAL_QUOTA_RESUME, workflow_id_for
 from stepwise_contract.payloads import QuotaResumeSignal
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from stepwise_api import run_store
+from stepwise_api.auth import Principal
 from stepwise_api.errors import ApiError
 from stepwise_api.launcher import Launched, Launcher, LaunchSpec
 from stepwise_api.run_logs import LogLine, insert_logs
@@ -135,13 +136,15 @@ def _cancel_failed(run_id: uuid.UUID, exc: Exception) -> ApiError:
 async def replay_run(
     pool: asyncpg.Pool,
     launcher: Launcher,
-    tenant: uuid.UUID,
+    principal: Principal,
     run_id: uuid.UUID,
     reason: str,
     payload: dict[str, Any] | None,
+    priority: int | None = None,
 ) -> Launched:
     """A new run of the same workflow and pinned version; `payload=None` replays the original,
-    unredacted input."""
+    unredacted input; `priority=None` keeps the original run's priority."""
+    tenant = principal.tenant
     run = await run_store.get_run_raw(pool, tenant, run_id)
     if payload is None:
         payload = run["input_json"] if isinstance(run["input_json"], dict) else {}
@@ -155,6 +158,8 @@ async def replay_run(
             trigger_metadata={"replayOfRunId": str(run_id), "reason": reason},
             event_type=run["event_type"],
             run_id=new_run_id,
+            priority=run["priority"] if priority is None else priority,
+            may_raise_priority=principal.role is Role.ADMIN,
             logs=(
                 LogLine(
                     LogLevel.INFO,

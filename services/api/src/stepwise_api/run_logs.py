@@ -40,19 +40,19 @@ async def insert_logs(
 
 
 # A new run's row and its first log lines in one statement (atomic without a transaction block,
-# one round trip): `INSERT_RUN`'s $1..$15, then the lines as a JSON array ($16, `log_rows`).
+# one round trip): `INSERT_RUN`'s $1..$16, then the lines as a JSON array ($17, `log_rows`).
 INSERT_RUN_WITH_LOGS = f"""
 WITH run AS ({INSERT_RUN.strip()} RETURNING run_id, tenant)
 INSERT INTO workflow_run_logs (log_id, tenant, run_id, level, message, context_json, source)
 SELECT l.log_id, run.tenant, coalesce(l.run_id, run.run_id), l.level, l.message, l.context_json,
        '{LogSource.API.value}'
-FROM run, jsonb_to_recordset($16::jsonb)
+FROM run, jsonb_to_recordset($17::jsonb)
     AS l(log_id uuid, run_id uuid, level text, message text, context_json jsonb)
 """
 
 
 def log_rows(lines: Sequence[LogLine]) -> list[dict[str, Any]]:
-    """The `$16` of `INSERT_RUN_WITH_LOGS`; a line without a run id is the new run's."""
+    """The `$17` of `INSERT_RUN_WITH_LOGS`; a line without a run id is the new run's."""
     return [
         {"log_id": str(uuid.uuid4()), "run_id": str(line.run_id) if line.run_id else None,
          "level": line.level.value, "message": line.message, "context_json": line.context}

@@ -21,7 +21,8 @@ from stepwise_api.redaction import Redactor
 SUMMARY_COLUMNS = """r.run_id, r.tenant, r.workflow_id, d.name AS workflow_name, r.workflow_version,
     r.status, r.node_path, r.engine, r.trigger_type, r.trigger_metadata_json, r.event_type,
     r.parent_run_id, r.root_run_id, r.error_json, r.started_at, r.completed_at, r.updated_at,
-    r.workflow_task_failure_json"""
+    r.workflow_task_failure_json,
+    r.priority"""
 RUN_JSON_FIELDS = ("input_json", "result_json", "error_json", "trigger_metadata_json")
 SORTS = {
     "started_at:desc": ("started_at", "DESC"),

@@ -39,18 +39,25 @@ from stepwise_contract.launch import (
     NewRun,
     insert_run,
     mark_launch_failed,
+    priority_of,
     record_started,
     run_input_for,
     start_run,
 )
 from stepwise_contract.payloads import RunInput
+from stepwise_contract.priority import run_priority
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
+from temporalio.common import Priority
 
 TRIGGERED = """
 SELECT d.workflow_id, v.version, v.definition_json -> 'trigger' AS trigger,
-       v.payload_schema_json, v.definition_hash
+       v.payload_schema_json, v.definition_hash,
+       GREATEST(COALESCE((v.definition_json ->> 'priority')::smallint, 3),
+                COALESCE(t.most_urgent_priority, 1)) AS priority,
+       COALESCE(t.fairness_weight, 1.0) AS fairness_weight
 FROM workflow_definitions d
+LEFT JOIN tenants t ON t.tenant = d.tenant
 JOIN LATERAL (
     SELECT version, definition_json, payload_schema_json, definition_hash
     FROM workflow_definition_versions
@@ -62,9 +69,11 @@ ORDER BY d.created_at, d.workflow_id
 """
 
 RUN_BY_FIRE_KEY = """
-SELECT run_id, tenant, workflow_id, workflow_version, status, temporal_run_id, error_json,
-       trigger_type, trigger_fire_key, idempotency_key, parent_run_id, root_run_id
-FROM workflow_runs WHERE tenant = $1 AND trigger_fire_key = $2
+SELECT r.run_id, r.tenant, r.workflow_id, r.workflow_version, r.status, r.temporal_run_id,
+       r.error_json, r.trigger_type, r.trigger_fire_key, r.idempotency_key, r.parent_run_id,
+       r.root_run_id, r.priority, COALESCE(t.fairness_weight, 1.0) AS fairness_weight
+FROM workflow_runs r LEFT JOIN tenants t ON t.tenant = r.tenant
+WHERE r.tenant = $1 AND r.trigger_fire_key = $2
 """
 
 
@@ -79,6 +88,8 @@ class _Workflow(msgspec.Struct, frozen=True, kw_only=True):
     trigger: dict[str, Any]
     payload_schema: Any
     definition_hash: str
+    priority: int
+    fairness_weight: float
 
 
 def _now_iso() -> str:
@@ -150,6 +161,8 @@ class TriggerLauncher:
                     trigger=trigger,
                     payload_schema=row["payload_schema_json"],
                     definition_hash=row["definition_hash"],
+                    priority=row["priority"],
+                    fairness_weight=row["fairness_weight"],
                 )
             )
         return found
@@ -206,6 +219,7 @@ class TriggerLauncher:
                         },
                         trigger_fire_key=fire_key,
                         event_type=env.event_type,
+                        priority=wf.priority,
                     ),
                 )
                 if message is not None:
@@ -229,7 +243,10 @@ class TriggerLauncher:
                     "parent_run_id": None,
                     "root_run_id": run_id,
                 }
-            )
+            ),
+            run_priority(
+                tenant=str(tenant), priority=wf.priority, fairness_weight=wf.fairness_weight
+            ),
         )
         return run_id, None
 
@@ -243,9 +260,9 @@ class TriggerLauncher:
         if row["status"] == "FAILED" and error.get("stage") == "launch":
             return row["run_id"], str(error.get("message") or "failed at launch")
         if row["temporal_run_id"] is None and row["status"] in ("RUNNING", "WAITING"):
-            await self._start(run_input_for(row))
+            await self._start(run_input_for(row), priority_of(row))
         return row["run_id"], None
 
-    async def _start(self, run_input: RunInput) -> None:
-        temporal_run_id = await start_run(self._client, run_input)
+    async def _start(self, run_input: RunInput, priority: Priority) -> None:
+        temporal_run_id = await start_run(self._client, run_input, priority)
         await record_started(self._pool, uuid.UUID(run_input.run_id), temporal_run_id)

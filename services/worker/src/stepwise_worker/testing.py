@@ -20,6 +20,7 @@ from stepwise_contract.hashing import definition_hash
 from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import RunInput
+from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Interceptor, Worker
 
@@ -66,8 +67,9 @@ async def launch_run(
     version: int,
     definition_hash: str | None,
     payload: Any = None,
+    priority: int = DEFAULT_PRIORITY,
 ) -> tuple[str, WorkflowHandle[Any, Any]]:
-    """Insert the run row and start it; returns (run_id, Temporal handle)."""
+    """Insert the run row and start it (at `priority`, weight 1); returns (run_id, handle)."""
     run_id = uuid.uuid4()
     await insert_run(
         pool,
@@ -78,6 +80,7 @@ async def launch_run(
             workflow_version=version,
             input_json=payload if payload is not None else {},
             definition_hash=definition_hash,
+            priority=priority,
         ),
     )
     run_input = RunInput(
@@ -87,7 +90,12 @@ async def launch_run(
         workflow_version=version,
         root_run_id=str(run_id),
     )
-    started = await launch(pool, client, run_input)
+    started = await launch(
+        pool,
+        client,
+        run_input,
+        run_priority(tenant=tenant_id, priority=priority, fairness_weight=DEFAULT_FAIRNESS_WEIGHT),
+    )
     if started is None:
         raise RuntimeError(f"run {run_id} could not be started")
     return str(run_id), client.get_workflow_handle(workflow_id_for(str(run_id)))
@@ -99,6 +107,7 @@ async def run_definition(
     tenant_id: str,
     definition: dict[str, Any],
     payload: Any = None,
+    priority: int = DEFAULT_PRIORITY,
 ) -> tuple[str, WorkflowHandle[Any, Any]]:
     """Publish `definition` for the tenant and launch one run of it."""
     workflow_id, version, digest = await publish_definition(pool, tenant_id, definition)
@@ -110,6 +119,7 @@ async def run_definition(
         version=version,
         definition_hash=digest,
         payload=payload,
+        priority=priority,
     )
 
 

@@ -23,6 +23,7 @@ import asyncpg
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import EventSignal
+from stepwise_contract.priority import DEFAULT_PRIORITY
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -116,8 +117,12 @@ WHERE tenant = $1 AND task_id = $2 AND status = 'PENDING'
 """
 
 # Given a version: that one; else the latest published. `workflow_id` may be the uuid or the key.
+# The child runs at its parent's priority: Temporal gives a child workflow its parent's priority
+# key and fairness key, and the row records what the task queue really uses.
 CHILD_VERSION = """
-SELECT v.workflow_id, v.version, v.definition_hash
+SELECT v.workflow_id, v.version, v.definition_hash,
+       (SELECT p.priority FROM workflow_runs p WHERE p.tenant = $1 AND p.run_id = $4)
+           AS parent_priority
 FROM workflow_definition_versions v
 JOIN workflow_definitions d ON d.workflow_id = v.workflow_id AND d.tenant = v.tenant
 WHERE v.tenant = $1 AND (d.workflow_id::text = $2 OR d.key = $2)
@@ -378,7 +383,7 @@ class WaitStore:
         """The child's run row (own id, parent and root ids, pinned version), before its start."""
         tenant = _uuid(req.tenant_id)
         found = await self._pool.fetchrow(
-            CHILD_VERSION, tenant, req.workflow_id, req.workflow_version
+            CHILD_VERSION, tenant, req.workflow_id, req.workflow_version, _uuid(req.parent_run_id)
         )
         if found is None:
             wanted = "latest" if req.workflow_version is None else req.workflow_version
@@ -409,6 +414,7 @@ class WaitStore:
                     trigger_metadata=metadata,
                     parent_run_id=_uuid(req.parent_run_id),
                     root_run_id=_uuid(req.root_run_id),
+                    priority=found["parent_priority"] or DEFAULT_PRIORITY,
                 ),
             )
         return ChildRunCreated(

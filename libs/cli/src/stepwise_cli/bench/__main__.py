@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 from stepwise_cli.bench import figures, isolation
 from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_cli.bench.drive import EventPublisher, StackApi
+from stepwise_cli.bench.noisy import noisy_neighbour
 from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
 
@@ -47,6 +48,9 @@ class Sizes:
     writer_baseline_s: float
     hostile_runs: int
     isolation_samples: int
+    noisy_flood: int
+    noisy_paced: int
+    noisy_rate: float
 
 
 FULL = Sizes(
@@ -62,6 +66,9 @@ FULL = Sizes(
     writer_baseline_s=10,
     hostile_runs=20,
     isolation_samples=10,
+    noisy_flood=3_000,
+    noisy_paced=50,
+    noisy_rate=2,
 )
 SMOKE = Sizes(
     overhead_runs=2,
@@ -76,10 +83,13 @@ SMOKE = Sizes(
     writer_baseline_s=1,
     hostile_runs=2,
     isolation_samples=2,
+    noisy_flood=20,
+    noisy_paced=3,
+    noisy_rate=5,
 )
 
 
-PARTS = ("overhead", "large", "launch", "events", "sweep", "isolation")
+PARTS = ("overhead", "large", "launch", "events", "sweep", "isolation", "noisy")
 
 
 async def measure(
@@ -116,6 +126,8 @@ async def measure(
                 await _sweep(pool, sizes, out)
             if "isolation" in parts:
                 await _isolation(api, pool, stack.api_url, sizes, out)
+            if "noisy" in parts:
+                await _noisy(stack, pool, client, sizes, out)
     finally:
         await publisher.close()
         await pool.close()
@@ -226,6 +238,29 @@ async def _isolation(
     out.append(
         figures.Figure(
             "expression_isolation", loaded, idle, "ms", "ratio <= 1.5", loaded <= 1.5 * idle
+        )
+    )
+
+
+async def _noisy(
+    stack: Stack, pool: asyncpg.Pool, client: Client, sizes: Sizes, out: list[figures.Figure]
+) -> None:
+    print(
+        f"bench: noisy neighbour ({sizes.noisy_paced} paced runs of B beside {sizes.noisy_flood}"
+        " queued runs of A) …",
+        flush=True,
+    )
+    n = await noisy_neighbour(
+        stack, pool, client, sizes.noisy_flood, sizes.noisy_paced, sizes.noisy_rate
+    )
+    out.append(
+        figures.Figure(
+            "noisy_neighbour_p50_s",
+            n.fair_p50_s,
+            n.unfair_p50_s,
+            "s",
+            f"ratio <= 0.3, <= 3x idle {n.idle_p50_s:.2f}",
+            n.fair_p50_s <= 0.3 * n.unfair_p50_s and n.fair_p50_s <= 3 * n.idle_p50_s,
         )
     )
 

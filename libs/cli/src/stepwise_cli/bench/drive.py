@@ -105,14 +105,13 @@ class StackApi:
         payload: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        priority: int | None = None,
     ) -> str:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        data = await self.call(
-            "POST",
-            "/api/workflow-runs",
-            {"workflowId": workflow_id, "payload": payload or {}},
-            headers=headers,
-        )
+        body: dict[str, Any] = {"workflowId": workflow_id, "payload": payload or {}}
+        if priority is not None:
+            body["priority"] = priority
+        data = await self.call("POST", "/api/workflow-runs", body, headers=headers)
         return str(data["runId"])
 
     async def run(self, run_id: str) -> dict[str, Any]:

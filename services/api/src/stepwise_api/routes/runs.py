@@ -87,6 +87,8 @@ async def launch_run(request: web.Request, principal: Principal) -> web.StreamRe
             workflow_version=body.workflow_version,
             payload=body.payload,
             idempotency_key=key,
+            priority=body.priority,
+            may_raise_priority=principal.role is Role.ADMIN,
         )
     )
     return json_response(launched.body(), status=201 if launched.created else 200)

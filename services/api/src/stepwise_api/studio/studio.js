@@ -529,6 +529,8 @@ function renderFacts(run) {
   const facts = [
     ["Workflow", `${run.workflow_name || "(unnamed)"} · ${run.workflow_id}`, "fact-workflow"],
     ["Version", run.workflow_version, "fact-version"],
+    // the task-queue priority the run started with: 1 is dispatched first when workers are busy
+    ["Priority", `${run.priority ?? 3} of 5 (1 = most urgent)`, "fact-priority"],
     ["Started", timeCell(run.started_at), "fact-started"],
     ["Completed", timeCell(run.completed_at), "fact-completed"],
     ["Duration", runDuration(run), "fact-duration"],

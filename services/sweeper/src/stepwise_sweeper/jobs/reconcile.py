@@ -35,7 +35,13 @@ import asyncpg
 import msgspec
 import structlog
 from stepwise_contract.enums import ErrorCategory, LogLevel
-from stepwise_contract.launch import mark_launch_failed, record_started, run_input_for, start_run
+from stepwise_contract.launch import (
+    mark_launch_failed,
+    priority_of,
+    record_started,
+    run_input_for,
+    start_run,
+)
 from stepwise_contract.names import workflow_id_for
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
@@ -49,7 +55,9 @@ log = structlog.get_logger("stepwise_sweeper.reconcile")
 
 CLAIM_UNSTARTED = """
 SELECT run_id, tenant, workflow_id, workflow_version, trigger_type, trigger_fire_key,
-       idempotency_key, parent_run_id, root_run_id, launch_attempts,
+       idempotency_key, parent_run_id, root_run_id, launch_attempts, priority,
+       COALESCE((SELECT fairness_weight FROM tenants t WHERE t.tenant = workflow_runs.tenant),
+                1.0) AS fairness_weight,
        extract(epoch FROM now() - started_at)::float8 AS age_s
   FROM workflow_runs
  WHERE status = 'RUNNING' AND temporal_run_id IS NULL AND engine = 'temporal'
@@ -169,7 +177,8 @@ class ReconcileJob:
             attempts = await conn.fetchval(COUNT_ATTEMPT, run_id)
             try:
                 temporal_run_id = await asyncio.wait_for(
-                    start_run(self._client, run_input_for(row)), self._config.start_timeout_s
+                    start_run(self._client, run_input_for(row), priority_of(row)),
+                    self._config.start_timeout_s,
                 )
             except Exception as exc:
                 if is_permanent(exc):

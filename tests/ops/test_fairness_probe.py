@@ -1,0 +1,51 @@
+"""Task-queue fairness is on in the Temporal dev server every stack starts, and the probe `doctor`
+uses tells it apart from a server without it (started here with the same command, minus the
+fairness setting). If `infra.py` stopped enabling fairness, the first test fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from stepwise_cli.fairness_probe import SAMPLE, probe_fairness, verdict_for
+from stepwise_cli.infra import FAIRNESS_DYNAMIC_CONFIG, temporal_dev_server_headless
+from stepwise_contract.temporal import connect_temporal
+
+
+async def test_the_stack_server_runs_with_fairness_on(temporal_address: str) -> None:
+    client = await connect_temporal(temporal_address, "default")
+    probe = await probe_fairness(client)
+    assert probe.verdict == "on", probe
+
+
+@pytest.fixture(scope="module")
+def unfair_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home: Path = tmp_path_factory.mktemp("unfair-temporal")
+    proc, address = temporal_dev_server_headless(home)
+    argv = list(proc.argv)
+    for value in FAIRNESS_DYNAMIC_CONFIG:
+        at = argv.index(value)
+        del argv[at - 1 : at + 1]  # the flag and its value
+    proc.argv = argv
+    proc.start().wait_ready(60)
+    try:
+        yield address
+    finally:
+        proc.stop()
+
+
+async def test_a_server_without_the_setting_is_reported_off(unfair_temporal: str) -> None:
+    client = await connect_temporal(unfair_temporal, "default")
+    probe = await probe_fairness(client)
+    assert probe.verdict == "off", probe
+    assert probe.sampled == SAMPLE
+
+
+def test_verdict_thresholds() -> None:
+    assert verdict_for(0, SAMPLE) == "off"
+    assert verdict_for(1, SAMPLE) == "off"
+    assert verdict_for(2, SAMPLE) == "unclear"
+    assert verdict_for(3, SAMPLE) == "on"
+    # too few tasks came back to judge
+    assert verdict_for(8, SAMPLE - 1) == "unclear"
