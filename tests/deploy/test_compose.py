@@ -271,7 +271,7 @@ def test_temporal_runs_with_task_queue_fairness(services: dict[str, dict[str, An
     }
     source = mounts["/etc/temporal/" + path]
     config = yaml.safe_load((DEPLOY / source).read_text(encoding="utf-8"))
-    assert config == {"matching.enableFairness": [{"value": True}]}
+    assert config["matching.enableFairness"] == [{"value": True}]
     # fairness keys need Temporal 1.29 or newer
     version = temporal["image"].split(":")[1]
     assert tuple(int(p) for p in version.split(".")[:2]) >= (1, 29)
