@@ -139,9 +139,10 @@ async def replay_run(
     run_id: uuid.UUID,
     reason: str,
     payload: dict[str, Any] | None,
+    launched_by: dict[str, str] | None = None,
 ) -> Launched:
     """A new run of the same workflow and pinned version; `payload=None` replays the original,
-    unredacted input."""
+    unredacted input. `launched_by` names the key that asked (see `Principal.launched_by`)."""
     run = await run_store.get_run_raw(pool, tenant, run_id)
     if payload is None:
         payload = run["input_json"] if isinstance(run["input_json"], dict) else {}
@@ -152,7 +153,11 @@ async def replay_run(
             workflow_id=run["workflow_id"],
             workflow_version=run["workflow_version"],
             payload=payload,
-            trigger_metadata={"replayOfRunId": str(run_id), "reason": reason},
+            trigger_metadata={
+                "replayOfRunId": str(run_id),
+                "reason": reason,
+                **({"launchedBy": launched_by} if launched_by else {}),
+            },
             event_type=run["event_type"],
             run_id=new_run_id,
             logs=(

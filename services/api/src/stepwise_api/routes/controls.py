@@ -40,7 +40,13 @@ async def replay_run(request: web.Request, principal: Principal) -> web.StreamRe
     reason = run_controls.check_reason(body.reason)
     payload = None if isinstance(body.payload, msgspec.UnsetType) else body.payload
     launched = await run_controls.replay_run(
-        deps_of(request).pool, deps_of(request).launcher, principal.tenant, run_id, reason, payload
+        deps_of(request).pool,
+        deps_of(request).launcher,
+        principal.tenant,
+        run_id,
+        reason,
+        payload,
+        principal.launched_by(),
     )
     return json_response({"ok": True, "runId": launched.run_id}, status=201)
 
