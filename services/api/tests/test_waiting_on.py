@@ -4,6 +4,7 @@ definitions list's 24-hour counts, and the dead-letter read."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,8 @@ from typing import Any
 
 import nats
 from nats.js.errors import NotFoundError
+from stepwise_cli.api_client import ApiClient, ApiConfig
+from stepwise_cli.runs_command import runs_list, runs_show
 from stepwise_contract import names
 from stepwise_contract.enums import Role
 from stepwise_contract.launch import NewRun, insert_run
@@ -210,3 +213,27 @@ async def test_dead_letters_of_the_tenant_newest_first_and_redacted(
     resp = await api.get("/api/workflow/events/dead-letters", headers=other_tenant.headers())
     assert [d["reason"] for d in (await resp.json())["deadLetters"]] == ["INVALID_ENVELOPE"]
     await _get(api, tenant, "/api/workflow/events/dead-letters?limit=201", 400)
+
+
+async def test_the_cli_lists_and_shows_what_a_run_waits_on(api, tenant, pool, capsys):
+    wf = await api.create_published(tenant.headers())
+    on_event = await _run(pool, tenant.id, wf)
+    await _wait(pool, tenant.id, on_event, "event", key="order-7", event_name="order.paid")
+    busy = await _run(pool, tenant.id, wf)
+    config = ApiConfig(url=str(api.client.make_url("")).rstrip("/"), key=tenant.keys[Role.READ])
+    listing = {"limit": 50, "status": None, "workflow": None, "cursor": None, "json": False}
+    async with ApiClient(config) as cli:
+        await runs_list(argparse.Namespace(**listing, waiting_on=None), cli)
+        table = capsys.readouterr().out
+        await runs_list(argparse.Namespace(**listing, waiting_on=["event"]), cli)
+        only_waiting = capsys.readouterr().out
+        await runs_show(argparse.Namespace(run_id=str(on_event), json=False), cli)
+        shown = capsys.readouterr().out
+    # (the in-process API's request log lines share stdout)
+    [header] = [line for line in table.splitlines() if line.startswith("RUN ID")]
+    assert header.split()[4:6] == ["WAITING", "ON"]
+    [row] = [line for line in table.splitlines() if str(on_event) in line]
+    assert "event order.paid key=order-7" in row
+    assert str(busy) in table and str(busy) not in only_waiting and str(on_event) in only_waiting
+    assert "  waiting on event order.paid key=order-7" in shown
+    assert "  trigger    api" in shown
