@@ -231,7 +231,7 @@ async def test_the_cli_lists_and_shows_what_a_run_waits_on(api, tenant, pool, ca
         shown = capsys.readouterr().out
     # (the in-process API's request log lines share stdout)
     [header] = [line for line in table.splitlines() if line.startswith("RUN ID")]
-    assert header.split()[4:6] == ["WAITING", "ON"]
+    assert header.split()[5:7] == ["WAITING", "ON"]
     [row] = [line for line in table.splitlines() if str(on_event) in line]
     assert "event order.paid key=order-7" in row
     assert str(busy) in table and str(busy) not in only_waiting and str(on_event) in only_waiting
