@@ -87,7 +87,10 @@ class Studio:
         self.page = page
         self.base = base
         self.requests: list[Request] = []
+        # uncaught script errors of the page: every test ends with none
+        self.errors: list[str] = []
         page.on("request", self._record)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def _record(self, request: Request) -> None:
         self.requests.append(request)
@@ -118,8 +121,10 @@ async def studio(browser: Browser, api: Any, tenant: Any) -> AsyncIterator[Studi
     await context.add_init_script(f"sessionStorage.setItem({json.dumps(KEY_STORAGE)}, {key});")
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    yield Studio(page, str(api.client.make_url("/studio/")))
+    tab = Studio(page, str(api.client.make_url("/studio/")))
+    yield tab
     await context.close()
+    assert tab.errors == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,7 +405,8 @@ async def test_run_details_show_steps_waits_invocations_logs_and_links(studio, a
     timeline = studio.tid("timeline-row")
     await expect(timeline).to_have_count(3)
     step_rows = page.locator('[data-testid="timeline-row"][data-kind="step"]')
-    await expect(step_rows.nth(0)).to_contain_text("root.steps[0]")
+    await expect(step_rows.nth(0)).to_have_attribute("data-path", "root.steps[0]")
+    await expect(step_rows.nth(0)).to_contain_text("steps[0]")  # the step's id as its label
     await expect(step_rows.nth(0).get_by_test_id("timeline-duration")).to_have_text("120 ms")
     await expect(step_rows.nth(1).get_by_test_id("timeline-duration")).to_have_text("40 ms")
     await expect(step_rows.nth(1)).to_contain_text("FAILED")
