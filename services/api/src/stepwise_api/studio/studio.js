@@ -868,7 +868,9 @@ function timelineRow(item, t0, total, now) {
     attempts,
     ["SUCCEEDED", "RESOLVED"].includes(item.status) ? null : statusBadge(item.status),
   );
-  label.firstChild.style.width = `${stepDepth(item.path) * 1.2}rem`;
+  // a wait belongs to its step: one level deeper
+  const depth = stepDepth(item.path) + (item.kind === "wait" ? 1 : 0);
+  label.firstChild.style.width = `${depth * 1.2}rem`;
   return el(
     "div",
     {
@@ -878,7 +880,7 @@ function timelineRow(item, t0, total, now) {
       "data-kind": item.kind,
       "data-status": item.status,
       "data-path": item.path,
-      "data-depth": String(stepDepth(item.path)),
+      "data-depth": String(depth),
     },
     label,
     el("span", { class: "wf-track" }, ...bars),

@@ -181,18 +181,20 @@ function renderValidation(wf) {
   );
 }
 
-// Child step lists of a step: `config.steps`, `then`/`else`, `branches[].steps`, `cases[]`.
+// Child step lists of a step: `then`/`else` (control.if), `try`/`catch` (control.tryCatch),
+// `body` (control.forEach), and `steps`/`branches` wherever a step type keeps them.
+const CHILD_LISTS = ["then", "else", "try", "catch", "body", "steps"];
+
 function childLists(step) {
-  const config = (step && step.config) || {};
   const out = [];
-  for (const name of ["steps", "then", "else", "default", "body", "do"]) {
-    if (Array.isArray(config[name])) out.push([name, config[name]]);
-  }
-  for (const name of ["branches", "cases"]) {
-    if (Array.isArray(config[name])) {
-      config[name].forEach((branch, i) => {
+  for (const holder of [step || {}, (step && step.config) || {}]) {
+    for (const name of CHILD_LISTS) {
+      if (Array.isArray(holder[name])) out.push([name, holder[name]]);
+    }
+    if (Array.isArray(holder.branches)) {
+      holder.branches.forEach((branch, i) => {
         const steps = Array.isArray(branch) ? branch : branch && branch.steps;
-        if (Array.isArray(steps)) out.push([`${name}[${i}]${branch && branch.name ? ` ${branch.name}` : ""}`, steps]);
+        if (Array.isArray(steps)) out.push([`branches[${i}]`, steps]);
       });
     }
   }
