@@ -1101,13 +1101,16 @@ async def test_a_human_task_completed_in_the_studio_resumes_its_run(
     context = json.loads(await studio.tid("task-context").text_content())
     assert context == {"order": "o-42", "apiToken": "[REDACTED]"}
     page = studio.page
-    await page.get_by_label("Approved").check()
-    await page.get_by_label("Amount").fill("0")  # below the minimum: the API says which field
-    await page.get_by_label("Reason").select_option("late")
-    await page.get_by_label("Note").fill("parcel lost")
-    await page.get_by_label("email").fill("a@example.org")
-    await page.get_by_label("callBack").check()
-    await page.get_by_label("Tags").fill("vip\n\nrepeat")
+    form = studio.tid("task-form")
+    await form.get_by_label("Approved").check()
+    await form.get_by_label("Amount").fill(
+        "0"
+    )  # below the minimum: the API says which field
+    await form.get_by_label("Reason").select_option("late")
+    await form.get_by_label("Note").fill("parcel lost")
+    await form.get_by_label("email").fill("a@example.org")
+    await form.get_by_label("callBack").check()
+    await form.get_by_label("Tags").fill("vip\n\nrepeat")
     async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
         await studio.tid("task-submit").click()
     assert (await answer.value).status == 400
@@ -1115,7 +1118,7 @@ async def test_a_human_task_completed_in_the_studio_resumes_its_run(
     await expect(studio.tid("task-form-error")).to_contain_text("PAYLOAD_INVALID")
     await screenshot(studio, screens, "task-form-errors")
 
-    await page.get_by_label("Amount").fill("25.5")
+    await form.get_by_label("Amount").fill("25.5")
     async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
         await studio.tid("task-submit").click()
     response = await answer.value
@@ -1185,9 +1188,10 @@ async def test_a_workflow_paused_in_the_studio_refuses_a_launch(studio, api, ten
     await assert_no_legacy_controls(studio)
     before = await run_count(pool, tenant)
     page = studio.page
-    await page.get_by_label("orderId").fill("o-9")
-    await page.get_by_label("total").fill("12")
-    await page.get_by_label("express").check()
+    form = studio.tid("launch-form")
+    await form.get_by_label("orderId").fill("o-9")
+    await form.get_by_label("total").fill("12")
+    await form.get_by_label("express").check()
     async with page.expect_response(lambda r: r.url.endswith("/api/workflow-runs")) as answer:
         await studio.tid("launch-submit").click()
     assert (await answer.value).status == 409
@@ -1197,10 +1201,10 @@ async def test_a_workflow_paused_in_the_studio_refuses_a_launch(studio, api, ten
 
     await studio.tid("workflow-unpause").click()
     await expect(studio.tid("workflow-paused")).to_be_hidden()
-    await page.get_by_label("total").fill("")
+    await form.get_by_label("total").fill("")
     await studio.tid("launch-submit").click()  # a required field left empty: nothing is sent
     await expect(page.locator('.field-error[data-path="/total"]')).to_have_text("required")
-    await page.get_by_label("total").fill("12")
+    await form.get_by_label("total").fill("12")
     await studio.tid("launch-submit").click()
     await expect(studio.tid("run-status")).to_have_text("RUNNING")
     run_id = studio.page.url.rsplit("/", 1)[1]

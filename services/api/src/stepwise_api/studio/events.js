@@ -51,7 +51,9 @@ function applyEventFilters(event) {
 function outcome(e) {
   const signaled = e.signaled_run_ids || [];
   const started = e.started_run_ids || [];
-  const resumed = signaled.length || (e.matched_run_id ? 1 : 0);
+  // matched_run_id names the one run when there is one, resumed or started
+  const resumed =
+    signaled.length || (e.matched_run_id && !started.includes(e.matched_run_id) ? 1 : 0);
   if (e.status === "pending") return "not routed yet";
   const parts = [];
   if (resumed) parts.push(`resumed ${resumed} run${resumed === 1 ? "" : "s"}`);
@@ -127,6 +129,12 @@ async function loadDeadLetters() {
   show($("dlq-empty"), letters.length === 0);
 }
 
+function resumedRuns(e) {
+  if (e.signaled_run_ids && e.signaled_run_ids.length) return e.signaled_run_ids;
+  const started = e.started_run_ids || [];
+  return e.matched_run_id && !started.includes(e.matched_run_id) ? [e.matched_run_id] : [];
+}
+
 async function openEvent(eventId) {
   showView("event");
   state.eventId = eventId;
@@ -154,7 +162,7 @@ async function openEvent(eventId) {
     ["All keys", (e.correlation_keys || []).join(", ") || "—", "event-keys"],
     ["Received", timeCell(e.created_at), "event-received"],
     ["Routed", timeCell(e.processed_at), "event-routed"],
-    ["Resumed runs", runs(e.signaled_run_ids && e.signaled_run_ids.length ? e.signaled_run_ids : e.matched_run_id ? [e.matched_run_id] : []), "event-resumed"],
+    ["Resumed runs", runs(resumedRuns(e)), "event-resumed"],
     ["Started runs", runs(e.started_run_ids), "event-started"],
     ["Error", e.error_message || "—", "event-error"],
     ["Payload schema", e.payload_schema_ref || "—", "event-schema"],
