@@ -1103,9 +1103,7 @@ async def test_a_human_task_completed_in_the_studio_resumes_its_run(
     page = studio.page
     form = studio.tid("task-form")
     await form.get_by_label("Approved").check()
-    await form.get_by_label("Amount").fill(
-        "0"
-    )  # below the minimum: the API says which field
+    await form.get_by_label("Amount").fill("0")  # below the minimum: the API says which field
     await form.get_by_label("Reason").select_option("late")
     await form.get_by_label("Note").fill("parcel lost")
     await form.get_by_label("email").fill("a@example.org")
