@@ -5,7 +5,7 @@
 // pointers), and answers the errors it could not place. Anything the form cannot express (a
 // schema with no properties, `oneOf`, arrays of objects) falls back to a JSON text area.
 
-import { el } from "./studio.js";
+import { el, fieldErrors, setError } from "./studio.js";
 
 export class FormError extends Error {
   constructor(path, message) {
@@ -156,4 +156,29 @@ export function schemaForm(schema) {
       return left;
     },
   };
+}
+
+// Reads `form`; on a field the form cannot read, marks it and says so in `errorNode` (answers
+// undefined: nothing is to be sent).
+export function readForm(form, errorNode) {
+  setError(errorNode, "");
+  try {
+    return form.read();
+  } catch (err) {
+    if (!(err instanceof FormError)) throw err;
+    form.showErrors([{ path: err.path, message: err.message }]);
+    setError(errorNode, "Fix the marked field — nothing was sent.");
+    return undefined;
+  }
+}
+
+// The API's refusal: its field errors next to their fields, the rest listed under the message.
+export function showRefusal(form, errorNode, prefix, err) {
+  const left = form.showErrors((err.body && err.body.errors) || []);
+  setError(errorNode, `${prefix}: ${err.describe()}`);
+  if (left.length) {
+    const list = el("ul", { class: "field-errors" });
+    fieldErrors(list, { body: { errors: left } });
+    errorNode.append(list);
+  }
 }

@@ -17,7 +17,7 @@ const TASK_FAILING_CODE = "RUN_WORKFLOW_TASK_FAILING";
 const TASK_FAILING_TITLE = "Workflow task failing — the run cannot progress";
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELED"]);
 const STATUSES = ["RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED"];
-const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PAGE_SIZES = ["10", "25", "50", "100"];
 
 export const $ = (id) => document.getElementById(id);
@@ -485,7 +485,7 @@ function openRun(runId) {
   showView("run");
   setError($("control-error"), "");
   $("control-message").textContent = "";
-  if (!RUN_ID.test(runId)) {
+  if (!UUID.test(runId)) {
     detail.runId = null;
     $("run-id").textContent = runId;
     clearRunPanels();

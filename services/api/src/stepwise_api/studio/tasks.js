@@ -1,13 +1,12 @@
 // Human tasks: the inbox (`#/tasks?status=&runId=&q=`) and a task's page (`#/tasks/<taskId>`),
 // whose form is built from the task's `form_schema` and completes it; the run then resumes.
 
-import { FormError, schemaForm } from "./forms.js";
+import { readForm, schemaForm, showRefusal } from "./forms.js";
 import {
   $,
   api,
   el,
   factList,
-  fieldErrors,
   prettyJson,
   registerPage,
   setError,
@@ -17,9 +16,9 @@ import {
   showView,
   statusBadge,
   timeCell,
+  UUID,
 } from "./studio.js";
 
-const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUSES = ["PENDING", "COMPLETED", "CANCELED"];
 const state = { seq: 0, taskId: null, form: null };
 
@@ -88,7 +87,7 @@ async function openTask(taskId) {
   show($("task-body"), false);
   $("task-message").textContent = "";
   setError($("task-form-error"), "");
-  if (!TASK_ID.test(taskId)) {
+  if (!UUID.test(taskId)) {
     $("task-title").textContent = "Task";
     setError($("task-load-error"), "That is not a task id.");
     return;
@@ -140,16 +139,8 @@ function renderTask(task) {
 async function completeTask(event) {
   event.preventDefault();
   const taskId = state.taskId;
-  setError($("task-form-error"), "");
-  let payload;
-  try {
-    payload = state.form.read();
-  } catch (err) {
-    if (!(err instanceof FormError)) throw err;
-    state.form.showErrors([{ path: err.path, message: err.message }]);
-    setError($("task-form-error"), "Fix the marked field — nothing was sent.");
-    return;
-  }
+  const payload = readForm(state.form, $("task-form-error"));
+  if (payload === undefined) return;
   $("task-submit").disabled = true;
   try {
     const answer = await api(`/api/workflow/tasks/${encodeURIComponent(taskId)}/complete`, {
@@ -163,13 +154,7 @@ async function completeTask(event) {
     const task = await api(`/api/workflow/tasks/${encodeURIComponent(taskId)}`);
     if (state.taskId === taskId) renderTask(task);
   } catch (err) {
-    const left = state.form.showErrors((err.body && err.body.errors) || []);
-    setError($("task-form-error"), `Not completed: ${err.describe()}`);
-    if (left.length) {
-      const list = el("ul", { class: "field-errors" });
-      fieldErrors(list, { body: { errors: left } });
-      $("task-form-error").append(list);
-    }
+    showRefusal(state.form, $("task-form-error"), "Not completed", err);
   } finally {
     $("task-submit").disabled = false;
   }

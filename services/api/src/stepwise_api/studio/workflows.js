@@ -2,21 +2,20 @@
 // (`#/workflows/<id>`): versions, the definition as an outline of steps, validation issues,
 // pause/unpause, and a launch form built from the payload schema of the latest version.
 
-import { FormError, schemaForm } from "./forms.js";
+import { readForm, schemaForm, showRefusal } from "./forms.js";
 import {
   $,
   api,
   el,
   factList,
-  fieldErrors,
   registerPage,
   setError,
   show,
   showView,
   timeCell,
+  UUID,
 } from "./studio.js";
 
-const WORKFLOW_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const state = { seq: 0, workflowId: null, workflow: null, form: null, cursor: null };
 
 function openWorkflows(parts) {
@@ -80,7 +79,7 @@ async function openWorkflow(workflowId) {
   show($("workflow-paused"), false);
   $("workflow-message").textContent = "";
   setError($("workflow-error"), "");
-  if (!WORKFLOW_ID.test(workflowId)) {
+  if (!UUID.test(workflowId)) {
     $("workflow-title").textContent = "Workflow";
     setError($("workflow-load-error"), "That is not a workflow id.");
     return;
@@ -247,15 +246,8 @@ async function setPaused(paused) {
 async function launch(event) {
   event.preventDefault();
   setError($("launch-error"), "");
-  let payload;
-  try {
-    payload = state.form.read();
-  } catch (err) {
-    if (!(err instanceof FormError)) throw err;
-    state.form.showErrors([{ path: err.path, message: err.message }]);
-    setError($("launch-error"), "Fix the marked field — nothing was sent.");
-    return;
-  }
+  const payload = readForm(state.form, $("launch-error"));
+  if (payload === undefined) return;
   $("launch-submit").disabled = true;
   try {
     const answer = await api("/api/workflow-runs", {
@@ -264,13 +256,7 @@ async function launch(event) {
     });
     location.hash = `#/runs/${answer.runId}`;
   } catch (err) {
-    const left = state.form.showErrors((err.body && err.body.errors) || []);
-    setError($("launch-error"), `Not launched: ${err.describe()}`);
-    if (left.length) {
-      const list = el("ul", { class: "field-errors" });
-      fieldErrors(list, { body: { errors: left } });
-      $("launch-error").append(list);
-    }
+    showRefusal(state.form, $("launch-error"), "Not launched", err);
   } finally {
     $("launch-submit").disabled = false;
   }
