@@ -806,7 +806,17 @@ def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((n) => n.offsetParent !== null)
+  .filter((n) => !(n.labels && n.labels.length) && !n.getAttribute("aria-label")
+                 && !(n.tagName === "BUTTON" && n.textContent.trim()))
+  .map((n) => n.outerHTML)"""
+
+
 async def screenshot(studio: Studio, screens: Path, name: str) -> None:
+    """Saves the page, after checking that every visible control has a label (a `<label>`, an
+    aria-label, or a button's text)."""
+    assert await studio.page.evaluate(UNLABELLED) == [], name
     path = screens / f"{name}.png"
     await studio.page.screenshot(path=str(path), full_page=True)
     print(f"screenshot {path}")
