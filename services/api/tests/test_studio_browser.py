@@ -1053,7 +1053,8 @@ TASK_FORM = {
         "approved": {"type": "boolean", "title": "Approved"},
         "amount": {"type": "number", "minimum": 1, "title": "Amount"},
         "reason": {"enum": ["damaged", "late", "other"], "title": "Reason"},
-        "note": {"type": "string", "title": "Note"},
+        # a hostile title stays text
+        "note": {"type": "string", "title": 'Note <img src=x onerror="window.__pwned=1">'},
         "contact": {
             "type": "object",
             "title": "Contact",
@@ -1124,6 +1125,8 @@ async def test_a_human_task_completed_in_the_studio_resumes_its_run(
     assert (await answer.value).status == 400
     await expect(page.locator('.field-error[data-path="/amount"]')).not_to_be_empty()
     await expect(studio.tid("task-form-error")).to_contain_text("PAYLOAD_INVALID")
+    await expect(form.locator("img")).to_have_count(0)
+    assert await page.evaluate("window.__pwned === undefined")
     await screenshot(studio, screens, "task-form-errors")
 
     await form.get_by_label("Amount").fill("25.5")

@@ -115,7 +115,15 @@ function objectFields(schema, path) {
       for (const f of fields) {
         const [present, value] = f.read();
         const name = f.path.slice(path.length + 1).replaceAll("~1", "/").replaceAll("~0", "~");
-        if (present) out[name] = value;
+        // an own property even for a name like "__proto__"
+        if (present) {
+          Object.defineProperty(out, name, {
+            value,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        }
         else if (required.has(name)) throw new FormError(f.path, "required");
       }
       return out;
