@@ -1266,6 +1266,15 @@ async def test_events_show_their_outcome_and_dead_letters_appear(
         answer = await read_json(api, tenant, "/api/workflow/events/dead-letters")
         return bool(answer["deadLetters"])
 
+    await studio.tid("events-status").select_option("unmatched")
+    await studio.tid("events-apply").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text("studio.nobody")
+    assert "status=unmatched" in studio.page.url
+    await studio.tid("events-status").select_option("")
+    await studio.tid("events-apply").click()
+    await expect(rows).to_have_count(2)
+
     await poll(dead_lettered, "the router to dead-letter the message")
     await studio.page.reload()
     dlq = studio.tid("dlq-row")
@@ -1285,3 +1294,37 @@ async def test_events_show_their_outcome_and_dead_letters_appear(
     await expect(studio.tid("fact-trigger")).to_contain_text("event studio.order · event ")
     await expect(studio.tid("trigger-event")).to_have_text(f"event {started['eventId']}")
     assert triggered
+
+
+async def test_a_draft_workflow_shows_its_validation_issues_and_no_launch_form(
+    studio, api, tenant, screens
+):
+    draft = {
+        "name": "studio-draft",
+        "steps": [
+            {"id": "a", "type": "state.set", "config": {"state": "one"}},
+            {"id": "a", "type": "state.set", "config": {"state": "two"}},
+        ],
+    }
+    resp = await api.post(
+        "/api/workflow-definitions", json={"definition": draft}, headers=tenant.headers()
+    )
+    created = await resp.json()
+    assert resp.status == 201 and created["validation"]["status"] == "error", created
+    await studio.open(f"#/workflows/{created['workflowId']}")
+    await expect(studio.tid("workflow-title")).to_have_text("studio-draft")
+    await expect(studio.tid("outline-source")).to_have_text(
+        "The steps of the draft (not published)."
+    )
+    await expect(studio.tid("outline-step")).to_have_count(2)
+    issues = studio.tid("validation-issue")
+    await expect(issues).to_have_count(
+        len(created["validation"]["errors"]) + len(created["validation"]["warnings"])
+    )
+    await expect(issues.first).to_contain_text(created["validation"]["errors"][0]["code"])
+    await expect(studio.tid("launch-form")).to_be_hidden()
+    await screenshot(studio, screens, "workflow-draft")
+
+    await studio.open(f"#/workflows/{uuid.uuid4()}")
+    await expect(studio.tid("workflow-load-error")).to_contain_text("Workflow not found")
+    await expect(studio.tid("workflow-pause")).to_be_hidden()
