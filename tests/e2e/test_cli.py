@@ -114,7 +114,7 @@ async def test_push_launch_tail_publish_list_show_export(
     table = await cli(stack, "runs", "list", "--workflow", workflow_id, "--status", "SUCCEEDED")
     assert table.returncode == 0 and run_id in table.stdout
     assert table.stdout.splitlines()[0].split() == [
-        "RUN", "ID", "WORKFLOW", "VER", "STATUS", "STARTED", "(UTC)", "DURATION",
+        "RUN", "ID", "WORKFLOW", "VER", "STATUS", "WAITING", "ON", "STARTED", "(UTC)", "DURATION",
     ]  # fmt: skip
 
     shown = await cli_json(stack, "runs", "show", run_id)

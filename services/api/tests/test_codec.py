@@ -79,7 +79,8 @@ async def test_large_values_through_the_api_and_the_codec_route(
     run_id = (await api.launch(tenant.headers(), workflow_id, payload))["runId"]
     run = await finished(api, tenant, run_id, "SUCCEEDED")
     assert run["result_json"]["vars"]["n"] == {"value": 300_000}
-    assert run["result_json"]["vars"]["big"]["value"] == ["s" * CHUNK] * 3
+    # a read of a document over 1 MiB cuts its long strings; the export below keeps them whole
+    assert "[TRUNCATED: 250000 characters]" in run["result_json"]["vars"]["big"]["value"][0]
 
     resp = await api.get(f"/api/workflow-runs/{run_id}/export", headers=tenant.headers())
     exported = json.loads(await resp.read())

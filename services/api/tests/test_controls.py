@@ -159,7 +159,18 @@ async def test_replay_uses_the_original_unredacted_input(api, tenant, pool):
     )
     assert new["input_json"] == original
     assert new["workflow_version"] == 1  # pinned, although version 2 is the latest
-    assert new["trigger_metadata_json"] == {"replayOfRunId": source, "reason": "rerun it"}
+    meta = new["trigger_metadata_json"]
+    assert {k: meta[k] for k in ("replayOfRunId", "reason")} == {
+        "replayOfRunId": source,
+        "reason": "rerun it",
+    }
+    # the key that asked, by id, name and role (never the key itself)
+    key = await pool.fetchrow(
+        "SELECT key_id, name FROM api_keys WHERE tenant = $1 AND role = 'admin'", tenant.id
+    )
+    assert meta["launchedBy"] == {
+        "keyId": str(key["key_id"]), "keyName": key["name"], "role": "admin",
+    }  # fmt: skip
     assert new["temporal_run_id"] is not None and new["status"] == "RUNNING"
     new_logs = await pool.fetch(
         "SELECT message, context_json FROM workflow_run_logs WHERE run_id = $1", new["run_id"]

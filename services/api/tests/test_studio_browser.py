@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import asyncpg
+import nats
 import pytest
+from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract.enums import Role
 
 try:
@@ -87,7 +90,10 @@ class Studio:
         self.page = page
         self.base = base
         self.requests: list[Request] = []
+        # uncaught script errors of the page: every test ends with none
+        self.errors: list[str] = []
         page.on("request", self._record)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def _record(self, request: Request) -> None:
         self.requests.append(request)
@@ -112,14 +118,16 @@ class Studio:
 @pytest.fixture
 async def studio(browser: Browser, api: Any, tenant: Any) -> AsyncIterator[Studio]:
     context = await browser.new_context(
-        accept_downloads=True, viewport={"width": 1400, "height": 1100}
+        accept_downloads=True, viewport={"width": 1440, "height": 900}
     )
     key = json.dumps(tenant.keys[Role.ADMIN])
     await context.add_init_script(f"sessionStorage.setItem({json.dumps(KEY_STORAGE)}, {key});")
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    yield Studio(page, str(api.client.make_url("/studio/")))
+    tab = Studio(page, str(api.client.make_url("/studio/")))
+    yield tab
     await context.close()
+    assert tab.errors == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +409,8 @@ async def test_run_details_show_steps_waits_invocations_logs_and_links(studio, a
     timeline = studio.tid("timeline-row")
     await expect(timeline).to_have_count(3)
     step_rows = page.locator('[data-testid="timeline-row"][data-kind="step"]')
-    await expect(step_rows.nth(0)).to_contain_text("root.steps[0]")
+    await expect(step_rows.nth(0)).to_have_attribute("data-path", "root.steps[0]")
+    await expect(step_rows.nth(0)).to_contain_text("steps[0]")  # the step's id as its label
     await expect(step_rows.nth(0).get_by_test_id("timeline-duration")).to_have_text("120 ms")
     await expect(step_rows.nth(1).get_by_test_id("timeline-duration")).to_have_text("40 ms")
     await expect(step_rows.nth(1)).to_contain_text("FAILED")
@@ -784,3 +793,539 @@ async def test_export_downloads_the_run_as_json(studio, api, tenant, pool):
     [call] = studio.calls("GET", f"/api/workflow-runs/{run_id}/export")
     assert call.headers["authorization"] == f"Bearer {tenant.keys[Role.ADMIN]}"
     await expect(studio.tid("control-message")).to_contain_text(f"workflow-run-{run_id}.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# The console: waiting made visible, the waterfall, tasks, workflows, events (real worker and
+# router processes where a run must really resume or a message must really be dead-lettered)
+
+
+@pytest.fixture(scope="module")
+def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder: Path = tmp_path_factory.mktemp("studio-screens")
+    print(f"\nStudio screenshots: {folder}")
+    return folder
+
+
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((n) => n.offsetParent !== null)
+  .filter((n) => !(n.labels && n.labels.length) && !n.getAttribute("aria-label")
+                 && !(n.tagName === "BUTTON" && n.textContent.trim()))
+  .map((n) => n.outerHTML)"""
+
+
+async def screenshot(studio: Studio, screens: Path, name: str) -> None:
+    """Saves the page, after checking that every visible control has a label (a `<label>`, an
+    aria-label, or a button's text)."""
+    assert await studio.page.evaluate(UNLABELLED) == [], name
+    path = screens / f"{name}.png"
+    await studio.page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot {path}")
+
+
+async def _service(
+    module: str, port_env: str, service_env: dict[str, str], folder: Path
+) -> ManagedProcess:
+    port = free_port()
+    proc = ManagedProcess(
+        name=module,
+        argv=[sys.executable, "-m", module],
+        log_path=folder / f"{module}.log",
+        env={**service_env, port_env: str(port)},
+        ready=http_ready(f"http://127.0.0.1:{port}/readyz"),
+    )
+    proc.start()
+    await asyncio.to_thread(proc.wait_ready, 60)
+    return proc
+
+
+@pytest.fixture(scope="module")
+async def worker(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ManagedProcess]:
+    proc = await _service(
+        "stepwise_worker", "STEPWISE_WORKER_PORT", service_env, tmp_path_factory.mktemp("w")
+    )
+    yield proc
+    await asyncio.to_thread(proc.stop)
+
+
+@pytest.fixture(scope="module")
+async def router(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ManagedProcess]:
+    proc = await _service(
+        "stepwise_router", "STEPWISE_ROUTER_PORT", service_env, tmp_path_factory.mktemp("r")
+    )
+    yield proc
+    await asyncio.to_thread(proc.stop)
+
+
+async def poll(probe: Any, what: str, timeout_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def read_json(api: Any, tenant: Any, path: str) -> Any:
+    resp = await api.get(path, headers=tenant.headers())
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def test_a_run_parked_on_an_event_shows_what_it_waits_for(studio, api, tenant, pool, screens):
+    resp = await api.post(
+        "/api/workflow-definitions",
+        json={"definition": {**HOLD, "name": "order-flow"}, "key": "orders"},
+        headers=tenant.headers(),
+    )
+    workflow_id = (await resp.json())["workflowId"]
+    await api.post(
+        f"/api/workflow-definitions/{workflow_id}/publish", json={}, headers=tenant.headers()
+    )
+    other = await published(api, tenant)
+    parked = await insert_run(pool, tenant, workflow_id, status="RUNNING", started_ago_s=90)
+    await insert_step(
+        pool, tenant, parked, "root.steps[0]", "SUCCEEDED", offset_s=30, duration_ms=200
+    )
+    await insert_step(
+        pool, tenant, parked, "root.steps[1]", "STARTED", offset_s=31, duration_ms=None
+    )
+    await pool.execute(
+        "INSERT INTO workflow_run_waits (wait_id, tenant, run_id, step_path, wait_type, key,"
+        " event_name, status, timeout_at, created_at) VALUES ($1, $2, $3, 'root.steps[1]',"
+        " 'event', 'order-7', 'order.paid', 'WAITING', now() + interval '1 hour',"
+        " now() - interval '89 seconds')",
+        uuid.uuid4(), tenant.id, parked,
+    )  # fmt: skip
+    busy = await insert_run(pool, tenant, other, status="RUNNING", started_ago_s=10)
+    failed = await insert_run(
+        pool, tenant, other, status="FAILED", started_ago_s=20, ran_for_s=1,
+        error_json={"category": "ActionError", "code": "HTTP_500", "message": "crm answered 500"},
+    )  # fmt: skip
+
+    await studio.open("#/runs")
+    row = studio.page.locator(f'[data-testid="run-row"][data-run-id="{parked}"]')
+    await expect(row.get_by_test_id("row-waiting")).to_have_text("event order.paid · key order-7")
+    await expect(row.get_by_test_id("run-link")).to_have_text(str(parked)[:8])
+    await expect(row.get_by_test_id("run-link")).to_have_attribute("title", str(parked))
+    failed_row = studio.page.locator(f'[data-testid="run-row"][data-run-id="{failed}"]')
+    await expect(failed_row.get_by_test_id("row-error")).to_have_text(
+        "ActionError · HTTP_500 · crm answered 500"
+    )
+    await expect(studio.tid("time-zone")).to_contain_text("Times in ")
+    await expect(studio.tid("workflow-suggestions").locator("option[value=orders]")).to_have_count(
+        1
+    )
+    await screenshot(studio, screens, "runs-list")
+
+    # filters by what runs wait on and by the workflow's key, kept in the address
+    await studio.tid("filter-waiting").select_option("event")
+    await studio.tid("apply-filters").click()
+    await expect(studio.tid("run-row")).to_have_count(1)
+    assert "waitingOn=event" in studio.page.url
+    await studio.tid("filter-waiting").select_option("")
+    await studio.tid("filter-workflow").fill("orders")
+    await studio.tid("apply-filters").click()
+    await expect(studio.tid("run-row")).to_have_count(1)
+    await expect(studio.tid("run-row")).to_have_attribute("data-run-id", str(parked))
+    assert "workflow=orders" in studio.page.url
+    await studio.page.reload()  # saved in the URL: the same view after a reload
+    await expect(studio.tid("run-row")).to_have_count(1)
+    await expect(studio.tid("filter-workflow")).to_have_value("orders")
+    assert str(busy) not in (await studio.page.content())
+
+    await studio.open_run(parked)
+    await expect(studio.tid("run-headline")).to_have_text(
+        re.compile(r"^Waiting for event order\.paid with correlation key order-7, at most until ")
+    )
+    await expect(studio.tid("fact-waiting")).to_have_text("event order.paid · key order-7")
+    await expect(studio.tid("run-error-line")).to_be_hidden()
+    await screenshot(studio, screens, "run-waiting-on-event")
+
+
+async def test_a_failed_run_shows_its_error_once_and_a_nested_waterfall(
+    studio, api, tenant, pool, screens
+):
+    workflow_id = await published(api, tenant)
+    error = {"category": "ActionError", "code": "HTTP_500", "message": "crm answered 500",
+             "details": {"status": 500, "password": "pw-1"}}  # fmt: skip
+    run_id = await insert_run(
+        pool, tenant, workflow_id, status="FAILED", started_ago_s=130, ran_for_s=12,
+        error_json=error,
+    )  # fmt: skip
+    await insert_step(
+        pool, tenant, run_id, "root.steps[0]", "SUCCEEDED", offset_s=10, duration_ms=500
+    )
+    await insert_step(pool, tenant, run_id, "root.steps[1]", "FAILED", offset_s=11, duration_ms=9000,
+                      error_json=error)  # fmt: skip
+    nested = "root.steps[1].then.steps[0]"
+    for attempt, offset in ((1, 12), (2, 15)):
+        await pool.execute(
+            "INSERT INTO workflow_run_steps (step_id, tenant, run_id, step_path,"
+            " definition_step_id, step_type, status, attempt, duration_ms, error_json,"
+            " started_at, completed_at) VALUES ($1, $2, $3, $4, 'call-crm', 'action.call',"
+            " 'FAILED', $5, 2000, $6, now() - make_interval(secs => 120 - $7),"
+            " now() - make_interval(secs => 118 - $7))",
+            uuid.uuid4(), tenant.id, run_id, nested, attempt, error, float(offset),
+        )  # fmt: skip
+    await pool.execute(
+        "INSERT INTO workflow_action_invocations (invocation_id, tenant, run_id, step_path,"
+        " action_id, action_version, idempotency_key, status, input_json, error_json)"
+        " VALUES ($1, $2, $3, $4, 'http.request', 1, 'k', 'FAILED', $5, $6)",
+        uuid.uuid4(), tenant.id, run_id, nested,
+        {"url": "https://crm.example", "token": "t-9"}, error,
+    )  # fmt: skip
+
+    await studio.open_run(run_id)
+    await expect(studio.tid("run-error-line")).to_have_text(
+        "ActionError · HTTP_500 · crm answered 500 · at step call-crm"
+    )
+    await expect(studio.tid("run-headline")).to_have_text(
+        "Failed at step call-crm — the error is below."
+    )
+    await expect(studio.tid("run-error-json")).to_be_hidden()  # details folded
+    visible = await studio.page.locator("main").inner_text()
+    assert visible.count("crm answered 500") == 1, visible
+    await expect(studio.tid("fact-trigger")).to_have_text("API launch")
+
+    rows = studio.tid("timeline-row")
+    await expect(rows).to_have_count(3)  # two attempts of the nested step share one row
+    nested_row = studio.page.locator(f'[data-testid="timeline-row"][data-path="{nested}"]')
+    await expect(nested_row).to_have_attribute("data-depth", "1")
+    await expect(nested_row).to_contain_text("call-crm")
+    await expect(nested_row).to_contain_text("×2 attempts")  # noqa: RUF001
+    assert len(await nested_row.locator(".bar").all()) == 2
+    # to scale: a later step's bar starts further right
+    lefts = [
+        float((await bar.get_attribute("style") or "").split("left:")[1].split("%")[0])
+        for bar in await studio.page.locator("[data-testid=timeline-row] .bar").all()
+    ]
+    assert lefts == sorted(lefts) and lefts[-1] > lefts[0] + 10
+    await nested_row.get_by_test_id("timeline-open").focus()
+    await studio.page.keyboard.press("Enter")
+    panel = studio.tid("step-panel")
+    await expect(panel).to_be_visible()
+    await expect(studio.tid("step-panel-title")).to_have_text("Step call-crm (action.call)")
+    shown = json.loads(await panel.get_by_test_id("panel-input").text_content())
+    assert shown == {"url": "https://crm.example", "token": "[REDACTED]"}
+    await screenshot(studio, screens, "run-failed-waterfall")
+    await studio.page.locator("#run-error-details > summary").click()
+    details = json.loads(await studio.tid("run-error-json").text_content())
+    assert details["details"] == {"status": 500, "password": "[REDACTED]"}
+
+    # a run that does not exist: only the not-found state
+    await studio.open(f"#/runs/{uuid.uuid4()}")
+    await expect(studio.tid("run-load-error")).to_contain_text("Run not found")
+    await expect(studio.tid("replay-button")).to_be_hidden()
+    await expect(studio.tid("export-button")).to_be_hidden()
+    await expect(studio.tid("timeline")).to_be_hidden()
+    await screenshot(studio, screens, "run-not-found")
+
+
+async def test_replay_lists_the_field_errors_the_api_returns(studio, api, tenant, pool):
+    ref = "payload.StudioOrder.v1"
+    schema = {"type": "object", "required": ["orderId"],
+              "properties": {"orderId": {"type": "string"}, "total": {"type": "number"}}}  # fmt: skip
+    resp = await api.put(f"/api/workflow/schemas/{ref}", json=schema, headers=tenant.headers())
+    assert resp.status in (200, 201), await resp.text()
+    workflow_id = await published(api, tenant, {**HOLD, "payloadSchemaRef": ref})
+    old = await launched(api, tenant, workflow_id, {"orderId": "o-1", "total": 3})
+
+    await open_replay(studio, old)
+    await studio.tid("replay-payload").fill('{"total": "three"}')
+    await studio.tid("replay-reason").fill("wrong edit")
+    await studio.tid("replay-submit").click()
+    await expect(studio.tid("replay-error")).to_contain_text("HTTP 400")
+    items = studio.tid("replay-field-errors").get_by_test_id("field-error")
+    await expect(items).to_have_count(2)
+    await expect(items.filter(has_text="/total")).to_have_count(1)
+
+
+TASK_FORM = {
+    "type": "object",
+    "required": ["approved", "amount"],
+    "properties": {
+        "approved": {"type": "boolean", "title": "Approved"},
+        "amount": {"type": "number", "minimum": 1, "title": "Amount"},
+        "reason": {"enum": ["damaged", "late", "other"], "title": "Reason"},
+        # a hostile title stays text
+        "note": {"type": "string", "title": 'Note <img src=x onerror="window.__pwned=1">'},
+        "contact": {
+            "type": "object",
+            "title": "Contact",
+            "properties": {"email": {"type": "string"}, "callBack": {"type": "boolean"}},
+        },
+        "tags": {"type": "array", "items": {"type": "string"}, "title": "Tags"},
+    },
+}
+APPROVAL = {
+    "name": "studio-approval",
+    "steps": [
+        {
+            "id": "ask",
+            "type": "human.task",
+            "config": {
+                "taskType": "refund",
+                "title": "Approve the refund",
+                "description": "A customer asks for their money back.",
+                "contextData": {"order": {"$expr": "payload.order"}, "apiToken": "tok-ctx"},
+                "formSchema": TASK_FORM,
+            },
+        },
+        {"id": "done", "type": "state.set", "config": {"state": "approved"}},
+    ],
+}
+
+
+async def test_a_human_task_completed_in_the_studio_resumes_its_run(
+    studio, api, tenant, pool, worker, screens
+):
+    workflow_id = await published(api, tenant, APPROVAL)
+    run_id = await launched(api, tenant, workflow_id, {"order": "o-42"})
+
+    async def open_task() -> Any:
+        answer = await read_json(api, tenant, f"/api/workflow/tasks?runId={run_id}")
+        return answer["tasks"][0] if answer["tasks"] else None
+
+    task = await poll(open_task, "the human task")
+    await studio.open_run(run_id)
+    await expect(studio.tid("run-headline")).to_contain_text(
+        "Waiting for a person to complete the task “Approve the refund”"
+    )
+    await studio.tid("nav-tasks").click()
+    row = studio.page.locator(f'[data-testid="task-row"][data-task-id="{task["task_id"]}"]')
+    await expect(row).to_contain_text("Approve the refund")
+    await expect(row).to_contain_text("refund")
+    await screenshot(studio, screens, "tasks-inbox")
+    await studio.tid("tasks-text").fill("nothing like it")
+    await studio.tid("tasks-apply").click()
+    await expect(studio.tid("tasks-empty")).to_be_visible()
+
+    await studio.open_run(run_id)
+    await studio.tid("open-task").click()
+    await expect(studio.tid("task-title")).to_have_text("Approve the refund")
+    context = json.loads(await studio.tid("task-context").text_content())
+    assert context == {"order": "o-42", "apiToken": "[REDACTED]"}
+    page = studio.page
+    form = studio.tid("task-form")
+    await form.get_by_label("Approved").check()
+    await form.get_by_label("Amount").fill("0")  # below the minimum: the API says which field
+    await form.get_by_label("Reason").select_option("late")
+    await form.get_by_label("Note").fill("parcel lost")
+    await form.get_by_label("email").fill("a@example.org")
+    await form.get_by_label("callBack").check()
+    await form.get_by_label("Tags").fill("vip\n\nrepeat")
+    async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+        await studio.tid("task-submit").click()
+    assert (await answer.value).status == 400
+    await expect(page.locator('.field-error[data-path="/amount"]')).not_to_be_empty()
+    await expect(studio.tid("task-form-error")).to_contain_text("PAYLOAD_INVALID")
+    await expect(form.locator("img")).to_have_count(0)
+    assert await page.evaluate("window.__pwned === undefined")
+    await screenshot(studio, screens, "task-form-errors")
+
+    await form.get_by_label("Amount").fill("25.5")
+    async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+        await studio.tid("task-submit").click()
+    response = await answer.value
+    assert response.status == 200
+    sent = {"approved": True, "amount": 25.5, "reason": "late", "note": "parcel lost",
+            "contact": {"email": "a@example.org", "callBack": True}, "tags": ["vip", "repeat"]}  # fmt: skip
+    assert response.request.post_data_json == {"payload": sent}
+    await expect(studio.tid("task-message")).to_contain_text("Task completed")
+    await expect(studio.tid("task-response")).to_be_visible()
+
+    async def succeeded() -> bool:
+        run = await read_json(api, tenant, f"/api/workflow-runs/{run_id}")
+        return bool(run["status"] == "SUCCEEDED")
+
+    await poll(succeeded, "the run to resume and succeed")
+    await studio.tid("task-done-run").click()
+    await expect(studio.tid("run-status")).to_have_text("SUCCEEDED")
+    await screenshot(studio, screens, "run-after-task")
+
+
+async def test_a_workflow_paused_in_the_studio_refuses_a_launch(studio, api, tenant, pool, screens):
+    ref = "payload.StudioLaunch.v1"
+    schema = {"type": "object", "required": ["orderId", "total"],
+              "properties": {"orderId": {"type": "string"}, "total": {"type": "number"},
+                             "express": {"type": "boolean"}}}  # fmt: skip
+    await api.put(f"/api/workflow/schemas/{ref}", json=schema, headers=tenant.headers())
+    definition = {
+        "name": "studio-launch",
+        "payloadSchemaRef": ref,
+        "steps": [
+            {"id": "check", "type": "control.if", "condition": True,
+             "then": [{"id": "hold", "type": "time.wait",
+                       "config": {"mode": "duration", "durationMs": 3_600_000}}],
+             "else": [{"id": "skip", "type": "state.set", "config": {"state": "skipped"}}]},
+        ],
+    }  # fmt: skip
+    resp = await api.post(
+        "/api/workflow-definitions", json={"definition": definition, "key": "launcher"},
+        headers=tenant.headers(),
+    )  # fmt: skip
+    workflow_id = (await resp.json())["workflowId"]
+    await api.post(
+        f"/api/workflow-definitions/{workflow_id}/publish", json={}, headers=tenant.headers()
+    )
+    await insert_run(pool, tenant, workflow_id, status="FAILED", ran_for_s=1)
+    await insert_run(pool, tenant, workflow_id, status="SUCCEEDED", ran_for_s=1)
+
+    await studio.open("#/runs")
+    await studio.tid("nav-workflows").click()
+    row = studio.page.locator(f'[data-testid="workflow-row"][data-workflow-id="{workflow_id}"]')
+    await expect(row).to_contain_text("launcher")
+    await expect(row.get_by_test_id("workflow-row-failure-rate")).to_have_text("50 %")
+    await screenshot(studio, screens, "workflows-list")
+    await row.get_by_test_id("workflow-link").click()
+    await expect(studio.tid("workflow-title")).to_have_text("studio-launch")
+    outline = studio.tid("outline-step")
+    await expect(outline).to_have_count(3)
+    await expect(outline.nth(0)).to_contain_text("check control.if")
+    await expect(studio.tid("outline")).to_contain_text("hold time.wait")
+
+    await studio.tid("workflow-pause").click()
+    await expect(studio.tid("workflow-paused")).to_be_visible()
+    await expect(studio.tid("workflow-message")).to_have_text("Paused: new launches are refused.")
+    assert await pool.fetchval(
+        "SELECT is_paused FROM workflow_definitions WHERE workflow_id = $1", uuid.UUID(workflow_id)
+    )
+    await assert_no_legacy_controls(studio)
+    before = await run_count(pool, tenant)
+    page = studio.page
+    form = studio.tid("launch-form")
+    await form.get_by_label("orderId").fill("o-9")
+    await form.get_by_label("total").fill("12")
+    await form.get_by_label("express").check()
+    async with page.expect_response(lambda r: r.url.endswith("/api/workflow-runs")) as answer:
+        await studio.tid("launch-submit").click()
+    assert (await answer.value).status == 409
+    await expect(studio.tid("launch-error")).to_contain_text("WORKFLOW_PAUSED")
+    assert await run_count(pool, tenant) == before
+    await screenshot(studio, screens, "workflow-paused")
+
+    await studio.tid("workflow-unpause").click()
+    await expect(studio.tid("workflow-paused")).to_be_hidden()
+    await form.get_by_label("total").fill("")
+    await studio.tid("launch-submit").click()  # a required field left empty: nothing is sent
+    await expect(page.locator('.field-error[data-path="/total"]')).to_have_text("required")
+    await form.get_by_label("total").fill("12")
+    await studio.tid("launch-submit").click()
+    await expect(studio.tid("run-status")).to_have_text("RUNNING")
+    run_id = studio.page.url.rsplit("/", 1)[1]
+    assert (await run_row(pool, run_id))["input_json"] == {
+        "orderId": "o-9", "total": 12, "express": True,
+    }  # fmt: skip
+    key_name = await pool.fetchval(
+        "SELECT name FROM api_keys WHERE tenant = $1 AND role = 'admin'", tenant.id
+    )
+    await expect(studio.tid("fact-trigger")).to_have_text(
+        f"API launch with the key “{key_name}” (admin)"
+    )
+
+
+async def test_events_show_their_outcome_and_dead_letters_appear(
+    studio, api, tenant, pool, router, nats_url, screens
+):
+    triggered = await published(
+        api, tenant, {**HOLD, "name": "studio-on-order",
+                      "trigger": {"type": "event", "eventName": "studio.order"}},
+    )  # fmt: skip
+    resp = await api.post(
+        "/api/workflow/events?wait=10",
+        json={"eventName": "studio.order", "correlationKey": "o-1",
+              "payload": {"n": 1, "password": "pw-9"}},
+        headers=tenant.headers(),
+    )  # fmt: skip
+    started = await resp.json()
+    assert resp.status == 200 and len(started["startedRuns"]) == 1, started
+    resp = await api.post(
+        "/api/workflow/events?wait=10", json={"eventName": "studio.nobody"},
+        headers=tenant.headers(),
+    )  # fmt: skip
+    assert (await resp.json())["status"] == "no_wait"
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().publish(f"workflow.events.{tenant.id}.studio.bad", b"{not json")
+    finally:
+        await nc.close()
+
+    await studio.open("#/events")
+    rows = studio.tid("event-row")
+    await expect(rows).to_have_count(2)
+    await expect(rows.filter(has_text="studio.order")).to_contain_text("started 1 run")
+    await expect(rows.filter(has_text="studio.nobody")).to_contain_text("matched nothing")
+
+    async def dead_lettered() -> bool:
+        answer = await read_json(api, tenant, "/api/workflow/events/dead-letters")
+        return bool(answer["deadLetters"])
+
+    await studio.tid("events-status").select_option("unmatched")
+    await studio.tid("events-apply").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text("studio.nobody")
+    assert "status=unmatched" in studio.page.url
+    await studio.tid("events-status").select_option("")
+    await studio.tid("events-apply").click()
+    await expect(rows).to_have_count(2)
+
+    await poll(dead_lettered, "the router to dead-letter the message")
+    await studio.page.reload()
+    dlq = studio.tid("dlq-row")
+    await expect(dlq).to_have_count(1)
+    await expect(dlq).to_have_attribute("data-reason", "INVALID_JSON")
+    await expect(dlq).to_contain_text(f"workflow.events.{tenant.id}.studio.bad")
+    await expect(dlq).to_contain_text("not JSON (not shown)")
+    await screenshot(studio, screens, "events")
+
+    await rows.filter(has_text="studio.order").get_by_test_id("event-link").click()
+    await expect(studio.tid("event-outcome")).to_have_text("studio.order: started 1 run.")
+    payload = json.loads(await studio.tid("event-payload").text_content())
+    assert payload == {"n": 1, "password": "[REDACTED]"}
+    await screenshot(studio, screens, "event")
+    [run_id] = started["startedRuns"]
+    await studio.open_run(run_id)
+    await expect(studio.tid("fact-trigger")).to_contain_text("event studio.order · event ")
+    await expect(studio.tid("trigger-event")).to_have_text(f"event {started['eventId']}")
+    assert triggered
+
+
+async def test_a_draft_workflow_shows_its_validation_issues_and_no_launch_form(
+    studio, api, tenant, screens
+):
+    draft = {
+        "name": "studio-draft",
+        "steps": [
+            {"id": "a", "type": "state.set", "config": {"state": "one"}},
+            {"id": "a", "type": "state.set", "config": {"state": "two"}},
+        ],
+    }
+    resp = await api.post(
+        "/api/workflow-definitions", json={"definition": draft}, headers=tenant.headers()
+    )
+    created = await resp.json()
+    assert resp.status == 201 and created["validation"]["status"] == "error", created
+    await studio.open(f"#/workflows/{created['workflowId']}")
+    await expect(studio.tid("workflow-title")).to_have_text("studio-draft")
+    await expect(studio.tid("outline-source")).to_have_text(
+        "The steps of the draft (not published)."
+    )
+    await expect(studio.tid("outline-step")).to_have_count(2)
+    issues = studio.tid("validation-issue")
+    await expect(issues).to_have_count(
+        len(created["validation"]["errors"]) + len(created["validation"]["warnings"])
+    )
+    await expect(issues.first).to_contain_text(created["validation"]["errors"][0]["code"])
+    await expect(studio.tid("launch-form")).to_be_hidden()
+    await screenshot(studio, screens, "workflow-draft")
+
+    await studio.open(f"#/workflows/{uuid.uuid4()}")
+    await expect(studio.tid("workflow-load-error")).to_contain_text("Workflow not found")
+    await expect(studio.tid("workflow-pause")).to_be_hidden()

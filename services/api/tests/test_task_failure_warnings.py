@@ -95,7 +95,10 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
         await runs_show(argparse.Namespace(run_id=run_id, json=False), cli)
         shown = capsys.readouterr().out
         await runs_list(
-            argparse.Namespace(limit=50, status=None, workflow=None, cursor=None, json=False), cli
+            argparse.Namespace(
+                limit=50, status=None, waiting_on=None, workflow=None, cursor=None, json=False
+            ),
+            cli,
         )
         table = capsys.readouterr().out
     assert "⚠ RUN_WORKFLOW_TASK_FAILING: the workflow task keeps failing (attempt" in shown

@@ -32,6 +32,7 @@ from stepwise_cli.definitions_command import resolve_workflow
 from stepwise_cli.tables import clock, duration, elapsed_ms, parse_time, short_time, table
 
 STATUSES: Final = ("RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED")
+WAIT_TYPES: Final = ("event", "time", "human", "quota")
 TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 RUNS: Final = "/api/workflow-runs"
 _PAGE: Final = 500
@@ -104,6 +105,7 @@ async def runs_start(args: argparse.Namespace, api: ApiClient) -> int:
 async def runs_list(args: argparse.Namespace, api: ApiClient) -> int:
     params: list[tuple[str, str]] = [("limit", str(args.limit))]
     params += [("status", s) for s in args.status or []]
+    params += [("waitingOn", w) for w in args.waiting_on or []]
     if args.workflow:
         params.append(("workflowId", await resolve_workflow(api, args.workflow)))
     if args.cursor:
@@ -118,13 +120,14 @@ async def runs_list(args: argparse.Namespace, api: ApiClient) -> int:
         return 0
     print(
         table(
-            ["RUN ID", "WORKFLOW", "VER", "STATUS", "STARTED (UTC)", "DURATION"],
+            ["RUN ID", "WORKFLOW", "VER", "STATUS", "WAITING ON", "STARTED (UTC)", "DURATION"],
             [
                 [
                     r["run_id"],
                     r.get("workflow_name") or r.get("workflow_id"),
                     r.get("workflow_version"),
                     r["status"] + (" ⚠" if r.get("warnings") else ""),
+                    waiting_text(r.get("waiting_on"), 40),
                     short_time(r.get("started_at")),
                     duration(elapsed_ms(r.get("started_at"), r.get("completed_at")))
                     + ("" if r["status"] in TERMINAL else " …"),
@@ -171,9 +174,9 @@ def render_run(run: dict[str, Any], parts: dict[str, Any]) -> str:
             f"  running    for {took}"
             + (f", at {run['node_path']}" if run.get("node_path") else "")
         )
-    trigger = run.get("trigger_type") or ("replay" if _meta(run).get("replayOfRunId") else "api")
-    detail = run.get("event_type") or _meta(run).get("replayOfRunId") or ""
-    lines.append(f"  trigger    {trigger} {detail}".rstrip())
+    if run.get("waiting_on"):
+        lines.append(f"  waiting on {waiting_text(run['waiting_on'])}")
+    lines.append(f"  trigger    {trigger_text(run)}")
     if run.get("parent_run_id"):
         lines.append(f"  parent     {run['parent_run_id']}")
     if run.get("error_json"):
@@ -239,6 +242,50 @@ def warning_line(warning: dict[str, Any]) -> str:
     if warning.get("since"):
         line += f" (since {short_time(warning['since'])} UTC)"
     return line
+
+
+def waiting_text(waiting: Any, limit: int = 200) -> str | None:
+    """What an open run waits on, in words: `event order.paid key=order-7`,
+    `timer until 2024-05-01 12:00:00 UTC`, `human task "Approve"`, `step quota`."""
+    if not isinstance(waiting, dict):
+        return None
+    kind = waiting.get("type")
+    if kind == "event":
+        text = f"event {waiting.get('event_name') or '?'}"
+        if waiting.get("key"):
+            text += f" key={waiting['key']}"
+    elif kind == "time":
+        text = f"timer until {short_time(waiting.get('until'))} UTC"
+    elif kind == "human":
+        title = waiting.get("task_title")
+        text = f'human task "{title}"' if title else f"human task {waiting.get('key') or ''}"
+    elif kind == "quota":
+        text = "step quota"
+    else:
+        text = str(kind)
+    if waiting.get("until") and kind in ("event", "human"):
+        text += f" (timeout {short_time(waiting['until'])} UTC)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def trigger_text(run: dict[str, Any]) -> str:
+    """How the run started: an event (with its id), a replay or a child of another run, a
+    schedule, or an API launch (with the key's name)."""
+    meta = _meta(run)
+    if run.get("trigger_type") == "event":
+        name = run.get("event_type") or meta.get("eventName") or ""
+        return f"event {name} {meta.get('eventId') or ''}".rstrip()
+    if run.get("trigger_type"):
+        return str(run["trigger_type"])
+    if meta.get("replayOfRunId"):
+        return f"replay of {meta['replayOfRunId']}"
+    if run.get("parent_run_id"):
+        return f"child of {run['parent_run_id']}"
+    launched_by = meta.get("launchedBy")
+    if isinstance(launched_by, dict):
+        name = launched_by.get("keyName") or launched_by.get("keyId")
+        return f"api (key {name})"
+    return "api"
 
 
 def _meta(run: dict[str, Any]) -> dict[str, Any]:
@@ -503,6 +550,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     listing = _leaf(verbs, "list", "list runs, newest first", runs_list)
     listing.add_argument("--status", action="append", choices=STATUSES, help="repeatable")
+    listing.add_argument(
+        "--waiting-on",
+        action="append",
+        choices=WAIT_TYPES,
+        help="open runs waiting on this (repeatable)",
+    )
     listing.add_argument("--workflow", metavar="W", help="a workflow id, key or name")
     listing.add_argument("--limit", type=_limit, default=50, metavar="N", help="1..500 (50)")
     listing.add_argument("--cursor", help="the next page (printed under a full page)")

@@ -80,6 +80,8 @@ DEFINITION_SUMMARY = obj(
         "concurrency_limit": nullable(INT),
     }
 )
+# the list's items also count the runs started in the last 24 hours and the failed ones of those
+DEFINITION_LIST_ITEM = {"allOf": [DEFINITION_SUMMARY, obj({"runs_24h": INT, "failed_24h": INT})]}
 VERSION_SUMMARY = obj({"version": INT, "definition_hash": STRING, "published_at": TIME})
 DEFINITION = {
     "allOf": [
@@ -116,6 +118,17 @@ WARNING = obj(
     },
     required=["code", "message"],
 )
+# what an open run waits on: its open wait (the newest), with the human task's title
+WAITING_ON = obj(
+    {
+        "type": {"enum": ["event", "time", "human", "quota"]},
+        "event_name": STRING,
+        "key": STRING,
+        "until": TIME,
+        "task_title": STRING,
+    },
+    required=["type"],
+)
 RUN_SUMMARY = obj(
     {
         "run_id": UUID,
@@ -127,6 +140,7 @@ RUN_SUMMARY = obj(
         "completed_at": nullable(TIME),
         "updated_at": TIME,
         "warnings": array(WARNING),
+        "waiting_on": nullable(WAITING_ON),
     }
 )
 RUN = {
@@ -214,6 +228,22 @@ EVENT_ROUTED = obj(
     required=["eventId", "status", "runId", "signaledRuns", "startedRuns"],
 )
 EVENT_SUMMARY = obj({"total": INT, "matched": INT, "unmatched": INT, "error": INT, "pending": INT})
+DEAD_LETTER = obj(
+    {
+        "sequence": INT,
+        "receivedAt": TIME,
+        "subject": STRING,
+        "originalSubject": nullable(STRING),
+        "reason": nullable(STRING),
+        "detail": nullable(STRING),
+        "eventId": nullable(STRING),
+        "eventName": nullable(STRING),
+        "bodyBytes": INT,
+        "bodyIsJson": BOOL,
+        "body": ANY,
+    }
+)
+DEAD_LETTERS = obj({"deadLetters": array(DEAD_LETTER)})
 TASK_ROW = obj(
     {
         "task_id": UUID,

@@ -21,7 +21,8 @@ from stepwise_api.errors import ApiError
 from stepwise_api.redaction import Redactor
 
 _LOOKUP = """
-SELECT k.key_id, k.tenant, k.role, t.suspended, t.redaction_key_patterns, t.redaction_pointers
+SELECT k.key_id, k.name AS key_name, k.tenant, k.role, t.suspended,
+       t.redaction_key_patterns, t.redaction_pointers
   FROM api_keys k JOIN tenants t ON t.tenant = k.tenant
  WHERE k.key_hash = $1 AND k.revoked_at IS NULL
 """
@@ -36,6 +37,12 @@ class Principal:
     role: Role
     suspended: bool
     redactor: Redactor
+    key_name: str = ""
+
+    def launched_by(self) -> dict[str, str]:
+        """Who started a run, as recorded in its `trigger_metadata_json.launchedBy` (the key's
+        id, name and role, never the key)."""
+        return {"keyId": str(self.key_id), "keyName": self.key_name, "role": self.role.value}
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -69,6 +76,7 @@ async def authenticate(pool: asyncpg.Pool, request: web.Request) -> Principal:
         key_id=row["key_id"],
         role=Role(row["role"]),
         suspended=row["suspended"],
+        key_name=row["key_name"],
         redactor=Redactor.from_settings(
             row["redaction_key_patterns"] or [], row["redaction_pointers"] or []
         ),

@@ -235,11 +235,19 @@ async def list_definitions(
     after: tuple[Any, str] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
+    """A page of definitions, each with `runs_24h` and `failed_24h`: the runs started in the last
+    24 hours and how many of those failed."""
     return await conn.fetch(
-        f"SELECT {SUMMARY_COLUMNS} FROM workflow_definitions WHERE tenant = $1"
-        " AND ($2::text IS NULL OR status = $2)"
-        " AND ($3::timestamptz IS NULL OR (created_at, workflow_id) < ($3, $4::uuid))"
-        " ORDER BY created_at DESC, workflow_id DESC LIMIT $5",
+        f"SELECT {SUMMARY_COLUMNS}, recent.runs_24h, recent.failed_24h"
+        " FROM workflow_definitions d"
+        " CROSS JOIN LATERAL (SELECT count(*) AS runs_24h,"
+        " count(*) FILTER (WHERE r.status = 'FAILED') AS failed_24h FROM workflow_runs r"
+        " WHERE r.tenant = d.tenant AND r.workflow_id = d.workflow_id"
+        " AND r.started_at > now() - interval '24 hours') recent"
+        " WHERE d.tenant = $1"
+        " AND ($2::text IS NULL OR d.status = $2)"
+        " AND ($3::timestamptz IS NULL OR (d.created_at, d.workflow_id) < ($3, $4::uuid))"
+        " ORDER BY d.created_at DESC, d.workflow_id DESC LIMIT $5",
         tenant,
         status,
         after[0] if after else None,

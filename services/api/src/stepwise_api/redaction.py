@@ -10,7 +10,8 @@ The walk is bounded: anything nested deeper than `MAX_READ_DEPTH` is returned as
 (request bodies are refused past 64 levels, so only a document a run built itself can be that deep).
 A document whose JSON is over `MAX_READ_DOCUMENT_BYTES` has each string longer than
 `MAX_READ_STRING` cut to its first `KEPT_CHARS` characters and a `…[TRUNCATED: N characters]`
-marker: a read stays small and the small fields of a large document stay visible.
+marker: a read stays small and the small fields of a large document stay visible. The run export
+(a file download) keeps every value whole (`shorten_large=False`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Redactor:
 
     key_patterns: tuple[re.Pattern[str], ...] = ()
     pointers: tuple[tuple[str, ...], ...] = ()
+    # reads cut the long strings of a large document; the export (a download) keeps them whole
+    shorten_large: bool = True
     _all_keys: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +98,11 @@ class Redactor:
         out = self._walk(value)
         for pointer in self.pointers:
             out = _redact_at(out, pointer)
-        if isinstance(out, dict | list | str) and len(_encode(out)) > MAX_READ_DOCUMENT_BYTES:
+        if (
+            self.shorten_large
+            and isinstance(out, dict | list | str)
+            and len(_encode(out)) > MAX_READ_DOCUMENT_BYTES
+        ):
             out = _shortened(out, 0)
         return out
 

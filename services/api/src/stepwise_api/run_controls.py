@@ -143,8 +143,10 @@ async def replay_run(
     priority: int | None = None,
 ) -> Launched:
     """A new run of the same workflow and pinned version; `payload=None` replays the original,
-    unredacted input; `priority=None` keeps the original run's priority."""
+    unredacted input; `priority=None` keeps the original run's priority. The new run records the
+    key that asked (`Principal.launched_by`)."""
     tenant = principal.tenant
+    launched_by = principal.launched_by()
     run = await run_store.get_run_raw(pool, tenant, run_id)
     if payload is None:
         payload = run["input_json"] if isinstance(run["input_json"], dict) else {}
@@ -155,7 +157,11 @@ async def replay_run(
             workflow_id=run["workflow_id"],
             workflow_version=run["workflow_version"],
             payload=payload,
-            trigger_metadata={"replayOfRunId": str(run_id), "reason": reason},
+            trigger_metadata={
+                "replayOfRunId": str(run_id),
+                "reason": reason,
+                **({"launchedBy": launched_by} if launched_by else {}),
+            },
             event_type=run["event_type"],
             run_id=new_run_id,
             priority=run["priority"] if priority is None else priority,

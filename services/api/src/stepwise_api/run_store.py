@@ -23,6 +23,24 @@ SUMMARY_COLUMNS = """r.run_id, r.tenant, r.workflow_id, d.name AS workflow_name,
     r.parent_run_id, r.root_run_id, r.error_json, r.started_at, r.completed_at, r.updated_at,
     r.workflow_task_failure_json,
     r.priority"""
+# The open wait of an open run (the newest, should a parallel branch hold several) with its human
+# task's title: what the run is waiting on.
+WAITING_ON_JOIN = """LEFT JOIN LATERAL (
+    SELECT w.wait_type AS waiting_type, w.event_name AS waiting_event_name, w.key AS waiting_key,
+           w.timeout_at AS waiting_until, t.title AS waiting_task_title
+      FROM workflow_run_waits w
+      LEFT JOIN workflow_tasks t
+             ON w.wait_type = 'human' AND t.tenant = w.tenant AND t.task_id::text = w.key
+     WHERE w.tenant = r.tenant AND w.run_id = r.run_id AND w.status = 'WAITING'
+       AND r.status IN ('RUNNING', 'WAITING')
+     ORDER BY w.created_at DESC, w.wait_id DESC
+     LIMIT 1) wo ON true"""
+WAITING_ON_COLUMNS = (
+    "wo.waiting_type, wo.waiting_event_name, wo.waiting_key, wo.waiting_until,"
+    " wo.waiting_task_title"
+)
+WAIT_TYPES = ("event", "time", "human", "quota")
+MAX_FILTER_CHARS = 200
 RUN_JSON_FIELDS = ("input_json", "result_json", "error_json", "trigger_metadata_json")
 SORTS = {
     "started_at:desc": ("started_at", "DESC"),
@@ -41,11 +59,24 @@ class RunFilter:
     started_from: datetime | None = None
     started_to: datetime | None = None
     sort: str = "started_at:desc"
+    waiting_on: tuple[str, ...] = ()
+    # a workflow named by its id, its key or its exact name
+    workflow: str | None = None
 
     def __post_init__(self) -> None:
         for status in self.statuses:
             if status not in RunStatus.__members__:
                 raise ApiError(400, "INVALID_PARAMETER", f"unknown run status {status!r}")
+        for name, text in (("workflow", self.workflow), ("search", self.search)):
+            if text is not None and len(text) > MAX_FILTER_CHARS:
+                raise ApiError(
+                    400, "INVALID_PARAMETER", f"{name} is at most {MAX_FILTER_CHARS} characters"
+                )
+        for kind in self.waiting_on:
+            if kind not in WAIT_TYPES:
+                raise ApiError(
+                    400, "INVALID_PARAMETER", f"waitingOn must be one of {list(WAIT_TYPES)}"
+                )
         if self.sort not in SORTS:
             raise ApiError(400, "INVALID_PARAMETER", f"sort must be one of {sorted(SORTS)}")
 
@@ -77,6 +108,15 @@ async def list_runs(
         where.append(f"r.status = ANY({arg(list(flt.statuses))}::text[])")
     if flt.workflow_id is not None:
         where.append(f"r.workflow_id = {arg(flt.workflow_id)}")
+    if flt.workflow:
+        ref = arg(flt.workflow)
+        where.append(f"(r.workflow_id::text = lower({ref}) OR d.key = {ref} OR d.name = {ref})")
+    if flt.waiting_on:
+        where.append(
+            "r.status IN ('RUNNING', 'WAITING') AND EXISTS (SELECT 1 FROM workflow_run_waits w"
+            " WHERE w.tenant = r.tenant AND w.run_id = r.run_id AND w.status = 'WAITING'"
+            f" AND w.wait_type = ANY({arg(list(flt.waiting_on))}::text[]))"
+        )
     if flt.version is not None:
         where.append(f"r.workflow_version = {arg(flt.version)}")
     if flt.search:
@@ -96,8 +136,9 @@ async def list_runs(
             f" {arg(uuid.UUID(after[1]))}::uuid)"
         )
     sql = (
-        f"SELECT {SUMMARY_COLUMNS} FROM workflow_runs r"
+        f"SELECT {SUMMARY_COLUMNS}, {WAITING_ON_COLUMNS} FROM workflow_runs r"
         " LEFT JOIN workflow_definitions d ON d.workflow_id = r.workflow_id AND d.tenant = r.tenant"
+        f" {WAITING_ON_JOIN}"
         f" WHERE {' AND '.join(where)}"
         f" ORDER BY r.{column} {direction}, r.run_id {direction} LIMIT {arg(limit)}"
     )
@@ -105,7 +146,23 @@ async def list_runs(
     for item in out:
         redact_fields(item, RUN_JSON_FIELDS, redactor)
         item["warnings"] = recorded_warnings(item)
+        item["waiting_on"] = waiting_on(item)
     return out
+
+
+def waiting_on(run: dict[str, Any]) -> dict[str, Any] | None:
+    """`{type, event_name?, key?, until?, task_title?}` of the run's open wait, taken out of the
+    `waiting_*` columns of `WAITING_ON_JOIN`; None when the run waits on nothing."""
+    columns = {
+        "type": run.pop("waiting_type", None),
+        "event_name": run.pop("waiting_event_name", None),
+        "key": run.pop("waiting_key", None),
+        "until": run.pop("waiting_until", None),
+        "task_title": run.pop("waiting_task_title", None),
+    }
+    if columns["type"] is None:
+        return None
+    return {name: value for name, value in columns.items() if value is not None}
 
 
 def recorded_warnings(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -132,8 +189,9 @@ def recorded_warnings(run: dict[str, Any]) -> list[dict[str, Any]]:
 async def get_run_raw(conn: Conn, tenant: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
     """The run row, unredacted (for replay and controls); another tenant's run is 404."""
     record = await conn.fetchrow(
-        "SELECT r.*, d.name AS workflow_name FROM workflow_runs r"
+        f"SELECT r.*, d.name AS workflow_name, {WAITING_ON_COLUMNS} FROM workflow_runs r"
         " LEFT JOIN workflow_definitions d ON d.workflow_id = r.workflow_id AND d.tenant = r.tenant"
+        f" {WAITING_ON_JOIN}"
         " WHERE r.tenant = $1 AND r.run_id = $2",
         tenant,
         run_id,
@@ -142,6 +200,7 @@ async def get_run_raw(conn: Conn, tenant: uuid.UUID, run_id: uuid.UUID) -> dict[
         raise ApiError(404, "RUN_NOT_FOUND", f"run {run_id} not found")
     out = dict(record)
     out.pop("idempotency_hash", None)
+    out["waiting_on"] = waiting_on(out)
     return out
 
 

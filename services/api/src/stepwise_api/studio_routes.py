@@ -18,6 +18,10 @@ STUDIO_ROUTE_PREFIX = "studio"
 ASSETS = {
     "index.html": "text/html",
     "studio.js": "text/javascript",
+    "forms.js": "text/javascript",
+    "tasks.js": "text/javascript",
+    "workflows.js": "text/javascript",
+    "events.js": "text/javascript",
     "studio.css": "text/css",
 }
 _HEADERS = {

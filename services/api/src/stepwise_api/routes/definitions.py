@@ -173,7 +173,9 @@ ROUTES = [
         "List workflow definitions",
         "definitions",
         query=(*PAGE, Param("status", {"enum": ["draft", "published"]})),
-        replies={200: Reply("a page of definitions", s.page("definitions", s.DEFINITION_SUMMARY))},
+        replies={
+            200: Reply("a page of definitions", s.page("definitions", s.DEFINITION_LIST_ITEM))
+        },
     ),
     Route(
         "GET",

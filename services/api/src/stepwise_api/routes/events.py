@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from aiohttp import web
 from stepwise_contract.enums import Role
 from stepwise_contract.http import PublishEventRequest
 
 from stepwise_api import api_schemas as s
-from stepwise_api import event_intake, event_store
+from stepwise_api import dead_letters, event_intake, event_store
 from stepwise_api.auth import Principal
 from stepwise_api.bodies import typed_body
 from stepwise_api.deps import deps_of
@@ -90,6 +92,21 @@ async def get_event(request: web.Request, principal: Principal) -> web.StreamRes
     )
 
 
+DEAD_LETTER_WINDOW = timedelta(days=7)
+
+
+async def list_dead_letters(request: web.Request, principal: Principal) -> web.StreamResponse:
+    since = query_datetime(request, "from") or datetime.now(UTC) - DEAD_LETTER_WINDOW
+    letters = await dead_letters.read(
+        deps_of(request).js,
+        principal.tenant,
+        since,
+        limit(request, maximum=200),
+        principal.redactor,
+    )
+    return json_response({"deadLetters": letters})
+
+
 FILTERS = (
     Param("eventName", {"type": "string"}),
     Param("correlationKey", {"type": "string"}),
@@ -136,7 +153,21 @@ READ_ROUTES = [
         ),
         replies={200: Reply("a page of events", s.page("events", s.EVENT_ROW))},
     ),
-    # Registered before `{eventId}` so `summary` is never taken for an event id.
+    # Registered before `{eventId}` so `summary` and `dead-letters` are never taken for an id.
+    Route(
+        "GET",
+        "/api/workflow/events/dead-letters",
+        list_dead_letters,
+        Role.READ,
+        "The tenant's dead-lettered messages, newest first (reason, detail, JSON body redacted;"
+        " from defaults to 7 days ago; at most 2000 messages are scanned)",
+        "events",
+        query=(
+            Param("from", {"type": "string", "format": "date-time"}, "stored at or after"),
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+        ),
+        replies={200: Reply("the dead letters", s.DEAD_LETTERS)},
+    ),
     Route(
         "GET",
         "/api/workflow/events/summary",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -115,9 +116,11 @@ async def get_run_summary(request: web.Request, principal: Principal) -> web.Str
 async def export_run(request: web.Request, principal: Principal) -> web.StreamResponse:
     run_id = path_uuid(request, "runId", "run")
     pool = deps_of(request).pool
-    run = await run_store.get_run(pool, principal.tenant, run_id, principal.redactor)
-    parts = await run_store.projections(pool, principal.tenant, run_id, principal.redactor)
-    lines = await run_store.logs(pool, principal.tenant, run_id, principal.redactor)
+    # the export is the complete record: redacted as every read, but no value cut short
+    whole = dataclasses.replace(principal.redactor, shorten_large=False)
+    run = await run_store.get_run(pool, principal.tenant, run_id, whole)
+    parts = await run_store.projections(pool, principal.tenant, run_id, whole)
+    lines = await run_store.logs(pool, principal.tenant, run_id, whole)
     document: dict[str, Any] = {
         "run": run,
         "steps": parts["steps"],

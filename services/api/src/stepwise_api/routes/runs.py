@@ -44,6 +44,12 @@ FILTER_PARAMS = (
         "repeatable",
     ),
     Param("workflowId", {"type": "string", "format": "uuid"}),
+    Param("workflow", {"type": "string", "maxLength": 200}, "the workflow's id, key or exact name"),
+    Param(
+        "waitingOn",
+        {"type": "array", "items": {"enum": list(run_store.WAIT_TYPES)}},
+        "repeatable: open runs with an open wait of this type",
+    ),
     Param("version", {"type": "integer", "minimum": 1, "maximum": 2147483647}),
     Param("search", {"type": "string", "maxLength": 200}),
     Param("from", {"type": "string", "format": "date-time"}, "started at or after"),
@@ -56,6 +62,8 @@ def run_filter(request: web.Request) -> run_store.RunFilter:
     return run_store.RunFilter(
         statuses=tuple(query_list(request, "status")),
         workflow_id=query_uuid(request, "workflowId"),
+        workflow=request.query.get("workflow") or None,
+        waiting_on=tuple(query_list(request, "waitingOn")),
         version=query_int(request, "version", minimum=1, maximum=2**31 - 1),
         search=request.query.get("search") or None,
         started_from=query_datetime(request, "from"),
@@ -89,6 +97,7 @@ async def launch_run(request: web.Request, principal: Principal) -> web.StreamRe
             idempotency_key=key,
             priority=body.priority,
             may_raise_priority=principal.role is Role.ADMIN,
+            trigger_metadata={"launchedBy": principal.launched_by()},
         )
     )
     return json_response(launched.body(), status=201 if launched.created else 200)

@@ -1,10 +1,12 @@
-// Run Studio: the operator's page over the Stepwise JSON API (SPEC §7). Plain ES module, no build.
+// Run Studio: the operators' console over the Stepwise JSON API. Plain ES modules, no build.
 //
-// Routing is by hash: `#/runs?status=…&workflowId=…&search=…&limit=…` is the list and
-// `#/runs/<runId>` a run. Every value coming from the API is rendered as text (never as HTML),
-// and JSON is shown exactly as the API returns it — the API has already redacted it (SPEC §9).
-// The controls are Replay, Cancel, Export and, for quota-paused runs, Resume (quota). The legacy
-// controls of the reference system (retry, engine resume, requeue) do not exist in this engine.
+// This module holds the shared parts (DOM and time helpers, the API client, the session, the hash
+// router) and the runs pages; tasks.js, workflows.js and events.js register their pages with
+// `registerPage`. Routing is by hash: `#/runs?status=…&waitingOn=…&workflow=…&search=…&limit=…`
+// is the list, `#/runs/<runId>` a run, `#/tasks[/<id>]`, `#/workflows[/<id>]`, `#/events[/<id>]`.
+// Every value coming from the API is rendered as text (never as HTML), and JSON is shown exactly
+// as the API returns it — the API has already redacted it. The run controls are Replay, Cancel,
+// Export and, for quota-paused runs, Resume (quota); there is no retry, engine resume or requeue.
 
 const KEY_STORAGE = "stepwise.studio.apiKey";
 const REFRESH_MS = 5000;
@@ -15,15 +17,16 @@ const TASK_FAILING_CODE = "RUN_WORKFLOW_TASK_FAILING";
 const TASK_FAILING_TITLE = "Workflow task failing — the run cannot progress";
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELED"]);
 const STATUSES = ["RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED"];
-const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PAGE_SIZES = ["10", "25", "50", "100"];
 
-const $ = (id) => document.getElementById(id);
+export const $ = (id) => document.getElementById(id);
+export const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
 
 // ---------------------------------------------------------------------------------------------
 // DOM helpers
 
-function el(tag, props = {}, ...children) {
+export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
@@ -39,28 +42,92 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-function show(node, visible) {
+export function show(node, visible) {
   node.hidden = !visible;
 }
 
-function setError(node, message) {
+export function setError(node, message) {
   node.textContent = message || "";
   show(node, Boolean(message));
 }
 
-function prettyJson(value) {
+export function prettyJson(value) {
   return JSON.stringify(value === undefined ? null : value, null, 2);
 }
 
-function jsonBlock(value, testid) {
+export function jsonBlock(value, testid) {
   return el("pre", { class: "json", testid }, prettyJson(value));
 }
 
-function runLink(runId, testid) {
+export function runLink(runId, testid) {
   return el("a", { href: `#/runs/${encodeURIComponent(runId)}`, testid }, String(runId));
 }
 
-function statusBadge(status, testid) {
+export function shortId(id) {
+  return String(id).slice(0, 8);
+}
+
+// A short id that links to its page and keeps the full id a click away (title, copy button).
+export function shortLink(href, id, testid) {
+  const full = String(id);
+  const copy = el(
+    "button",
+    {
+      type: "button",
+      class: "copy",
+      title: `Copy ${full}`,
+      "aria-label": `Copy id ${full}`,
+      testid: "copy-id",
+      onclick: async (event) => {
+        event.preventDefault();
+        try {
+          await navigator.clipboard.writeText(full);
+          copy.textContent = "copied";
+        } catch {
+          copy.textContent = "select to copy";
+        }
+        setTimeout(() => (copy.textContent = "copy"), 1500);
+      },
+    },
+    "copy",
+  );
+  return el(
+    "span",
+    { class: "short-id" },
+    el("a", { href, testid, title: full }, el("code", {}, shortId(full))),
+    " ",
+    copy,
+  );
+}
+
+export function shortRunLink(runId, testid) {
+  return shortLink(`#/runs/${encodeURIComponent(runId)}`, runId, testid);
+}
+
+// One line for an error document: category · code · message · at step.
+export function errorLine(error, stepId) {
+  if (error === null || error === undefined) return "";
+  if (typeof error !== "object") return String(error);
+  const parts = [error.category || error.type, error.code, error.message || error.reason];
+  const at = stepId || error.stepId || error.nodePath;
+  if (at) parts.push(`at step ${at}`);
+  const line = parts.filter(Boolean).join(" · ");
+  return line || JSON.stringify(error);
+}
+
+// What an open run waits on, in words (the `waiting_on` of run reads and lists).
+export function waitingText(w) {
+  if (!w) return "";
+  if (w.type === "event") {
+    return `event ${w.event_name || "?"}${w.key ? ` · key ${w.key}` : ""}`;
+  }
+  if (w.type === "time") return `timer until ${fmtTime(w.until)}`;
+  if (w.type === "human") return `person: ${w.task_title ? `“${w.task_title}”` : "a task"}`;
+  if (w.type === "quota") return "step quota";
+  return String(w.type);
+}
+
+export function statusBadge(status, testid) {
   return el("span", { class: `badge status-${String(status).toLowerCase()}`, testid }, status);
 }
 
@@ -68,7 +135,7 @@ function pad(n, width = 2) {
   return String(n).padStart(width, "0");
 }
 
-function fmtTime(iso) {
+export function fmtTime(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
@@ -78,11 +145,12 @@ function fmtTime(iso) {
   );
 }
 
-function timeCell(iso) {
-  return el("time", { datetime: iso || undefined, title: iso || undefined }, fmtTime(iso));
+export function timeCell(iso) {
+  const title = iso ? `${iso} (shown in ${TIME_ZONE})` : undefined;
+  return el("time", { datetime: iso || undefined, title }, fmtTime(iso));
 }
 
-function fmtDuration(ms) {
+export function fmtDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
@@ -92,7 +160,7 @@ function fmtDuration(ms) {
   return `${Math.floor(m / 60)}h ${pad(m % 60)}m`;
 }
 
-function spanMs(startIso, endIso) {
+export function spanMs(startIso, endIso) {
   if (!startIso) return null;
   const end = endIso ? Date.parse(endIso) : Date.now();
   return end - Date.parse(startIso);
@@ -155,25 +223,31 @@ async function send(path, { method = "GET", body } = {}) {
   return resp;
 }
 
-async function api(path, options) {
+export async function api(path, options) {
   const resp = await send(path, options);
   return resp.status === 204 ? null : resp.json();
 }
 
-const runPath = (runId, suffix = "") =>
+export const runPath = (runId, suffix = "") =>
   `/api/workflow-runs/${encodeURIComponent(runId)}${suffix}`;
 
 // ---------------------------------------------------------------------------------------------
 // Session and routing
 
-const session = { signingIn: false, timer: null, view: null };
+export const session = { signingIn: false, timer: null, view: null };
+const pages = new Map();
 
-function stopTimer() {
+// A page of another module: `open(parts, params)` for `#/<section>/...`.
+export function registerPage(section, open) {
+  pages.set(section, open);
+}
+
+export function stopTimer() {
   if (session.timer !== null) clearInterval(session.timer);
   session.timer = null;
 }
 
-function startTimer(tick) {
+export function startTimer(tick) {
   stopTimer();
   session.timer = setInterval(() => {
     if (!document.hidden && !anyDialogOpen()) tick();
@@ -181,13 +255,20 @@ function startTimer(tick) {
 }
 
 function anyDialogOpen() {
-  return $("replay-dialog").open || $("cancel-dialog").open;
+  return [...document.querySelectorAll("dialog")].some((d) => d.open);
 }
 
-function showView(name) {
+export function showView(name) {
   session.view = name;
-  for (const view of ["login", "runs", "run"]) show($(`${view}-view`), view === name);
+  for (const view of document.querySelectorAll("main > section[id$='-view']")) {
+    show(view, view.id === `${name}-view`);
+  }
   show($("session-nav"), name !== "login");
+  const section = name === "login" ? "" : name.replace(/s?$/, "s");
+  for (const link of document.querySelectorAll("#session-nav a[data-section]")) {
+    if (link.dataset.section === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
 }
 
 function signOut(message) {
@@ -215,6 +296,8 @@ function route() {
   const { parts, params } = parseHash();
   if (parts[0] === "runs" && parts.length === 2) {
     openRun(parts[1]);
+  } else if (pages.has(parts[0])) {
+    pages.get(parts[0])(parts, params);
   } else {
     openRuns(params);
   }
@@ -246,13 +329,15 @@ async function signIn(event) {
 // ---------------------------------------------------------------------------------------------
 // Runs list
 
-const list = { params: null, cursors: [null], page: 0, seq: 0 };
+const list = { params: null, cursors: [null], page: 0, seq: 0, suggested: false };
 
 function listQuery(cursor) {
   const q = new URLSearchParams();
   const p = list.params;
   if (p.get("status")) q.append("status", p.get("status"));
-  if (p.get("workflowId")) q.set("workflowId", p.get("workflowId"));
+  if (p.get("waitingOn")) q.append("waitingOn", p.get("waitingOn"));
+  const workflow = p.get("workflow") || p.get("workflowId");
+  if (workflow) q.set("workflow", workflow);
   if (p.get("search")) q.set("search", p.get("search"));
   q.set("limit", p.get("limit") || "50");
   if (cursor) q.set("cursor", cursor);
@@ -265,7 +350,10 @@ function openRuns(params) {
   list.cursors = [null];
   list.page = 0;
   $("filter-status").value = STATUSES.includes(params.get("status")) ? params.get("status") : "";
-  $("filter-workflow").value = params.get("workflowId") || "";
+  $("filter-workflow").value = params.get("workflow") || params.get("workflowId") || "";
+  const waiting = params.get("waitingOn") || "";
+  $("filter-waiting").value = ["event", "time", "human", "quota"].includes(waiting) ? waiting : "";
+  loadSuggestions();
   $("filter-search").value = params.get("search") || "";
   const size = params.get("limit");
   $("filter-limit").value = PAGE_SIZES.includes(size) ? size : "50";
@@ -284,10 +372,12 @@ function applyFilters(event) {
   event.preventDefault();
   const q = new URLSearchParams();
   const status = $("filter-status").value;
-  const workflowId = $("filter-workflow").value.trim();
+  const workflow = $("filter-workflow").value.trim();
+  const waiting = $("filter-waiting").value;
   const search = $("filter-search").value.trim();
   if (status) q.set("status", status);
-  if (workflowId) q.set("workflowId", workflowId);
+  if (waiting) q.set("waitingOn", waiting);
+  if (workflow) q.set("workflow", workflow);
   if (search) q.set("search", search);
   q.set("limit", $("filter-limit").value);
   const target = `#/runs?${q}`;
@@ -318,8 +408,32 @@ async function loadRuns() {
   $("runs-updated").textContent = `updated ${fmtTime(new Date().toISOString())}`;
 }
 
+// The workflow filter's suggestions: the tenant's workflows by key and by name (once a session).
+async function loadSuggestions() {
+  if (list.suggested) return;
+  list.suggested = true;
+  let answer;
+  try {
+    answer = await api("/api/workflow-definitions?limit=500");
+  } catch {
+    list.suggested = false;
+    return;
+  }
+  const seen = new Set();
+  const options = [];
+  for (const d of answer.definitions || []) {
+    for (const value of [d.key, d.name]) {
+      if (!value || seen.has(value)) continue;
+      seen.add(value);
+      options.push(el("option", { value }, d.key && value === d.name ? `key ${d.key}` : d.name));
+    }
+  }
+  $("workflow-suggestions").replaceChildren(...options);
+}
+
 function runRow(run) {
   const workflow = run.workflow_name || run.workflow_id;
+  const error = run.error_json ? errorLine(run.error_json) : "";
   const failing = (run.warnings || []).find((w) => w.code === TASK_FAILING_CODE);
   const status = [statusBadge(run.status)];
   if (failing) {
@@ -335,10 +449,12 @@ function runRow(run) {
   return el(
     "tr",
     { testid: "run-row", "data-run-id": run.run_id, "data-status": run.status },
-    el("td", {}, runLink(run.run_id, "run-link")),
+    el("td", { class: "nowrap" }, shortRunLink(run.run_id, "run-link")),
     el("td", {}, ...status),
     el("td", { title: run.workflow_id }, `${workflow} · v${run.workflow_version}`),
-    el("td", {}, timeCell(run.started_at)),
+    el("td", { testid: "row-waiting" }, waitingText(run.waiting_on)),
+    el("td", { class: "one-line", title: error, testid: "row-error" }, error),
+    el("td", { class: "nowrap" }, timeCell(run.started_at)),
     el("td", {}, runDuration(run)),
   );
 }
@@ -361,21 +477,25 @@ const detail = {
   logsMore: false,
   // invocations the operator expanded: kept open across the live refresh
   openInvocations: new Set(),
+  // the timeline row whose panel is open (`step:<path>` or `wait:<id>`)
+  panel: null,
 };
 
 function openRun(runId) {
   showView("run");
   setError($("control-error"), "");
   $("control-message").textContent = "";
-  if (!RUN_ID.test(runId)) {
+  if (!UUID.test(runId)) {
     detail.runId = null;
     $("run-id").textContent = runId;
+    clearRunPanels();
     setError($("run-error-load"), "That is not a run id.");
     return;
   }
   if (detail.runId !== runId) {
     detail.run = null;
     detail.steps = null;
+    detail.panel = null;
     detail.openInvocations = new Set();
     clearRunPanels();
   }
@@ -388,9 +508,12 @@ function openRun(runId) {
 function clearRunPanels() {
   $("run-status").textContent = "";
   $("run-status").className = "badge";
+  show($("run-status"), false);
+  show($("run-body"), false);
   $("run-warnings").replaceChildren();
   $("run-facts").replaceChildren();
-  for (const id of ["timeline-body", "waits-body", "invocations", "logs-body", "snapshots"]) {
+  $("run-headline").replaceChildren();
+  for (const id of ["waterfall", "waits-body", "invocations", "logs-body", "snapshots"]) {
     $(id).replaceChildren();
   }
   $("run-input").textContent = "";
@@ -398,54 +521,119 @@ function clearRunPanels() {
   show($("cancel-open"), false);
   show($("run-error-section"), false);
   show($("result-section"), false);
+  show($("step-panel"), false);
   setError($("run-error-load"), "");
 }
 
 async function loadRun() {
   const runId = detail.runId;
   const seq = ++detail.seq;
-  let run, steps, timeline, logs;
+  let run, steps, logs;
   try {
-    [run, steps, timeline, logs] = await Promise.all([
+    [run, steps, logs] = await Promise.all([
       api(runPath(runId)),
       api(runPath(runId, "/steps")),
-      api(runPath(runId, "/timeline")),
       detail.logsMore ? Promise.resolve(null) : api(runPath(runId, `/logs?limit=${LOG_PAGE}`)),
     ]);
   } catch (err) {
-    if (seq === detail.seq) setError($("run-error-load"), `Could not load the run: ${err.describe()}`);
+    if (seq !== detail.seq) return;
+    if (err.status === 404) {
+      // not found: only the not-found state, no controls and no empty tables
+      clearRunPanels();
+      stopTimer();
+      setError($("run-error-load"), `Run not found: no run ${runId} in this tenant.`);
+    } else {
+      setError($("run-error-load"), `Could not load the run: ${err.describe()}`);
+    }
     return;
   }
   if (seq !== detail.seq || session.view !== "run" || detail.runId !== runId) return;
   setError($("run-error-load"), "");
   detail.run = run;
   detail.steps = steps;
-  renderRun(run, steps, timeline.events || []);
+  renderRun(run, steps);
   if (logs) renderLogs(logs, false);
+  show($("run-body"), true);
   if (TERMINAL.has(run.status)) stopTimer();
   else if (session.timer === null) startTimer(loadRun);
 }
 
-function renderRun(run, steps, events) {
+function renderRun(run, steps) {
   const terminal = TERMINAL.has(run.status);
   const badge = $("run-status");
   badge.textContent = run.status;
   badge.className = `badge status-${String(run.status).toLowerCase()}`;
+  show(badge, true);
   show($("cancel-open"), !terminal);
   renderWarnings(run.warnings || []);
   renderQuota(run, steps.quotaPause);
+  renderHeadline(run, steps.steps || []);
   renderFacts(run);
-  const hasError = run.error_json !== null && run.error_json !== undefined;
-  show($("run-error-section"), hasError);
-  $("run-error-json").textContent = hasError ? prettyJson(run.error_json) : "";
+  renderError(run, steps.steps || []);
   $("run-input").textContent = prettyJson(run.input_json);
   const hasResult = run.result_json !== null && run.result_json !== undefined;
   show($("result-section"), hasResult);
   $("run-result").textContent = hasResult ? prettyJson(run.result_json) : "";
-  renderTimeline(events);
+  renderTimeline(run, steps);
   renderWaits(steps.waits || []);
   renderInvocations(steps.invocations || []);
   renderSnapshots(steps.snapshots || []);
+}
+
+function failedStep(steps) {
+  const failed = steps.filter((s) => s.status === "FAILED");
+  // the innermost failure: the deepest path (a container fails with its child)
+  failed.sort((a, b) => stepDepth(b.step_path) - stepDepth(a.step_path));
+  return failed[0] || null;
+}
+
+function stepName(step) {
+  return step.definition_step_id || step.step_path;
+}
+
+// One sentence: what the run is doing, waiting for, or how it ended.
+function renderHeadline(run, steps) {
+  const target = $("run-headline");
+  const w = run.waiting_on;
+  const parts = [];
+  if (run.status === "SUCCEEDED") {
+    parts.push(`Succeeded in ${runDuration(run)}.`);
+  } else if (run.status === "FAILED") {
+    const step = failedStep(steps);
+    parts.push(step ? `Failed at step ${stepName(step)} — the error is below.` : "Failed — the error is below.");
+  } else if (run.status === "CANCELED") {
+    const reason = run.error_json && run.error_json.reason;
+    parts.push(reason ? `Canceled: ${reason}.` : "Canceled.");
+  } else if (w && w.type === "event") {
+    parts.push(
+      `Waiting for event ${w.event_name || "?"}` +
+        (w.key ? ` with correlation key ${w.key}` : " (any key)") +
+        (w.until ? `, at most until ${fmtTime(w.until)}.` : "."),
+    );
+  } else if (w && w.type === "time") {
+    parts.push(`Sleeping until ${fmtTime(w.until)}.`);
+  } else if (w && w.type === "human") {
+    parts.push(`Waiting for a person to complete the task “${w.task_title || "untitled"}”. `);
+    if (w.key) {
+      parts.push(el("a", { href: `#/tasks/${encodeURIComponent(w.key)}`, testid: "open-task" }, "Open the task"));
+    }
+  } else if (w && w.type === "quota") {
+    parts.push("Paused: the tenant's step quota is used up.");
+  } else {
+    const current = steps.filter((s) => s.status === "STARTED").pop();
+    parts.push(current ? `Running step ${stepName(current)} (${current.step_type || "step"}).` : "Running.");
+  }
+  target.replaceChildren(...parts);
+}
+
+function renderError(run, steps) {
+  const error = run.error_json;
+  const has = error !== null && error !== undefined;
+  show($("run-error-section"), has);
+  $("run-error-json").textContent = has ? prettyJson(error) : "";
+  if (!has) return;
+  const step = failedStep(steps);
+  $("run-error-line").textContent = errorLine(error, step ? stepName(step) : null);
 }
 
 function renderWarnings(warnings) {
@@ -508,7 +696,7 @@ function quotaFacts(q) {
   ].filter(([, value]) => value !== undefined && value !== null);
 }
 
-function factList(target, facts) {
+export function factList(target, facts) {
   target.replaceChildren(
     ...facts.flatMap(([name, value, testid]) => [
       el("dt", {}, name),
@@ -524,20 +712,47 @@ function renderQuota(run, quotaPause) {
   factList($("quota-figures"), quotaFacts(quotaPause));
 }
 
+function triggerFact(run) {
+  const meta = run.trigger_metadata_json || {};
+  if (run.trigger_type === "event") {
+    const name = run.event_type || meta.eventName || "?";
+    if (!meta.eventId) return `event ${name}`;
+    return el(
+      "span",
+      {},
+      `event ${name} · `,
+      el("a", { href: `#/events/${encodeURIComponent(meta.eventId)}`, testid: "trigger-event" }, `event ${meta.eventId}`),
+    );
+  }
+  if (run.trigger_type) return String(run.trigger_type);
+  if (meta.replayOfRunId) return el("span", {}, "replay of ", runLink(meta.replayOfRunId));
+  if (run.parent_run_id) return el("span", {}, "child of ", runLink(run.parent_run_id));
+  const by = meta.launchedBy;
+  if (by && typeof by === "object") {
+    return `API launch with the key “${by.keyName || by.keyId}” (${by.role || "?"})`;
+  }
+  return "API launch";
+}
+
 function renderFacts(run) {
   const meta = run.trigger_metadata_json || {};
+  const workflow = el(
+    "a",
+    { href: `#/workflows/${encodeURIComponent(run.workflow_id)}` },
+    run.workflow_name || "(unnamed)",
+  );
   const facts = [
-    ["Workflow", `${run.workflow_name || "(unnamed)"} · ${run.workflow_id}`, "fact-workflow"],
+    ["Workflow", el("span", {}, workflow, ` · ${run.workflow_id}`), "fact-workflow"],
     ["Version", run.workflow_version, "fact-version"],
     // the task-queue priority the run started with: 1 is dispatched first when workers are busy
     ["Priority", `${run.priority ?? 3} of 5 (1 = most urgent)`, "fact-priority"],
+    ["Trigger", triggerFact(run), "fact-trigger"],
     ["Started", timeCell(run.started_at), "fact-started"],
     ["Completed", timeCell(run.completed_at), "fact-completed"],
     ["Duration", runDuration(run), "fact-duration"],
-    ["Node path", run.node_path || "—", "fact-node-path"],
-    ["Trigger", run.trigger_type || "manual / replay / child", "fact-trigger"],
   ];
-  if (run.event_type) facts.push(["Event type", run.event_type, "fact-event-type"]);
+  if (run.waiting_on) facts.push(["Waiting on", waitingText(run.waiting_on), "fact-waiting"]);
+  if (!TERMINAL.has(run.status) && run.node_path) facts.push(["At", run.node_path, "fact-node-path"]);
   if (meta.replayOfRunId) facts.push(["Replay of", runLink(meta.replayOfRunId), "fact-replay-of"]);
   if (meta.reason) facts.push(["Replay reason", meta.reason, "fact-replay-reason"]);
   if (run.parent_run_id) facts.push(["Parent run", runLink(run.parent_run_id), "fact-parent"]);
@@ -545,64 +760,189 @@ function renderFacts(run) {
     facts.push(["Root run", runLink(run.root_run_id), "fact-root"]);
   }
   if (run.idempotency_key) facts.push(["Idempotency key", run.idempotency_key, "fact-idem"]);
-  facts.push(["Engine", run.engine || "—", "fact-engine"]);
   if (run.temporal_workflow_id) {
     facts.push(["Temporal workflow", run.temporal_workflow_id, "fact-temporal-id"]);
   }
   factList($("run-facts"), facts);
 }
 
-function eventSpan(event) {
-  if (event.type === "step") {
-    if (event.duration_ms !== null && event.duration_ms !== undefined) return event.duration_ms;
-    return spanMs(event.started_at, event.completed_at);
-  }
-  return spanMs(event.created_at, event.resolved_at);
+// ---- Timeline: a waterfall to scale, one row per step path (attempts grouped) and per wait.
+
+function stepDepth(path) {
+  return Math.max(0, (String(path || "").match(/steps\[/g) || []).length - 1);
 }
 
-function renderTimeline(events) {
-  const spans = events.map(eventSpan);
-  const longest = Math.max(1, ...spans.filter((s) => s !== null));
-  const rows = events.map((event, i) => {
-    const span = spans[i];
-    const open = event.type === "step" ? !event.completed_at : !event.resolved_at;
-    const bar = el("div", { class: `bar status-${String(event.status).toLowerCase()}` });
-    bar.style.width = `${span === null ? 0 : Math.max(2, (100 * span) / longest)}%`;
-    const details =
-      event.type === "step"
-        ? [
-            event.definition_step_id ? `step ${event.definition_step_id}` : null,
-            event.step_type ? ` (${event.step_type})` : null,
-            event.error_json ? el("pre", { class: "json inline" }, prettyJson(event.error_json)) : null,
-          ]
-        : [
-            [
-              event.event_name ? `event ${event.event_name}` : null,
-              event.key ? `key ${event.key}` : null,
-              event.timeout_at ? `timeout ${fmtTime(event.timeout_at)}` : null,
-            ]
-              .filter(Boolean)
-              .join(" · "),
-          ];
-    return el(
-      "tr",
-      { testid: "timeline-row", "data-kind": event.type, "data-status": event.status },
-      el("td", {}, timeCell(event.timestamp)),
-      el("td", {}, event.type === "step" ? "step" : `wait · ${event.wait_type}`),
-      el("td", {}, el("code", {}, event.step_path || "")),
-      el("td", {}, statusBadge(event.status)),
-      el("td", {}, event.type === "step" ? String(event.attempt ?? "") : ""),
-      el(
-        "td",
-        { testid: "timeline-duration" },
-        span === null ? "—" : open ? `${fmtDuration(span)} (open)` : fmtDuration(span),
-      ),
-      el("td", { class: "barcol" }, bar),
-      el("td", {}, ...details),
-    );
-  });
-  $("timeline-body").replaceChildren(...rows);
+function timelineItems(steps, waits) {
+  const groups = new Map();
+  for (const step of steps) {
+    if (!groups.has(step.step_path)) {
+      groups.set(step.step_path, { kind: "step", key: `step:${step.step_path}`, path: step.step_path, attempts: [] });
+    }
+    groups.get(step.step_path).attempts.push(step);
+  }
+  const items = [];
+  for (const group of groups.values()) {
+    group.attempts.sort((a, b) => (a.attempt ?? 0) - (b.attempt ?? 0));
+    const last = group.attempts[group.attempts.length - 1];
+    group.status = last.status;
+    group.label = last.definition_step_id || group.path;
+    group.type = last.step_type || "step";
+    group.spans = group.attempts.map((a) => [a.started_at, a.completed_at, a.status]);
+    items.push(group);
+  }
+  for (const wait of waits) {
+    items.push({
+      kind: "wait",
+      key: `wait:${wait.wait_id}`,
+      path: wait.step_path,
+      wait,
+      status: wait.status,
+      label: `wait · ${wait.wait_type}`,
+      type: [wait.event_name, wait.key ? `key ${wait.key}` : null].filter(Boolean).join(" · "),
+      spans: [[wait.created_at, wait.resolved_at, wait.status]],
+    });
+  }
+  const start = (item) => Date.parse(item.spans[0][0]);
+  items.sort((a, b) => start(a) - start(b) || (a.kind === "step" ? -1 : 1));
+  return items;
+}
+
+function renderTimeline(run, steps) {
+  const items = timelineItems(steps.steps || [], steps.waits || []);
+  const now = Date.now();
+  const t0 = Math.min(
+    Date.parse(run.started_at) || now,
+    ...items.map((i) => Date.parse(i.spans[0][0]) || now),
+  );
+  const ends = items.flatMap((i) => i.spans.map(([, end]) => (end ? Date.parse(end) : now)));
+  const t1 = Math.max(run.completed_at ? Date.parse(run.completed_at) : now, ...ends);
+  const total = Math.max(1, t1 - t0);
+  const axis = el(
+    "div",
+    { class: "wf-row wf-axis", "aria-hidden": "true" },
+    el("span", { class: "wf-label" }, `start ${fmtTime(new Date(t0).toISOString())}`),
+    el("span", { class: "wf-track" }, el("span", { class: "wf-axis-end" }, `+${fmtDuration(total)}`)),
+    el("span", { class: "wf-dur" }, "duration"),
+  );
+  const rows = items.map((item) => timelineRow(item, t0, total, now));
+  $("waterfall").replaceChildren(...(rows.length ? [axis, ...rows] : []));
   show($("timeline-empty"), rows.length === 0);
+  if (detail.panel) {
+    const open = items.find((i) => i.key === detail.panel);
+    if (open) renderPanel(open);
+  }
+}
+
+function timelineRow(item, t0, total, now) {
+  const bars = item.spans.map(([startIso, endIso, status]) => {
+    const start = Date.parse(startIso);
+    const end = endIso ? Date.parse(endIso) : now;
+    const bar = el("span", { class: `bar status-${String(status).toLowerCase()}${endIso ? "" : " open"}` });
+    bar.style.left = `${(100 * (start - t0)) / total}%`;
+    bar.style.width = `${Math.max(0.3, (100 * (end - start)) / total)}%`;
+    return bar;
+  });
+  const last = item.kind === "step" ? item.attempts[item.attempts.length - 1] : null;
+  let span;
+  if (last && last.duration_ms !== null && last.duration_ms !== undefined) span = last.duration_ms;
+  else span = spanMs(item.spans.at(-1)[0], item.spans.at(-1)[1]);
+  const open = !item.spans.at(-1)[1];
+  const attempts = item.kind === "step" && item.attempts.length > 1 ? ` ×${item.attempts.length} attempts` : "";
+  const label = el(
+    "button",
+    {
+      type: "button",
+      class: "wf-label",
+      title: item.path,
+      "aria-label": `${item.label} ${item.type} ${item.status}: show details`,
+      "aria-expanded": detail.panel === item.key ? "true" : "false",
+      testid: "timeline-open",
+      onclick: () => {
+        detail.panel = item.key;
+        renderPanel(item);
+        $("step-panel").focus();
+      },
+    },
+    el("span", { class: "wf-indent" }),
+    el("strong", {}, item.label),
+    " ",
+    el("span", { class: "muted" }, item.type),
+    attempts,
+    ["SUCCEEDED", "RESOLVED"].includes(item.status) ? null : statusBadge(item.status),
+  );
+  // a wait belongs to its step: one level deeper
+  const depth = stepDepth(item.path) + (item.kind === "wait" ? 1 : 0);
+  label.firstChild.style.width = `${depth * 1.2}rem`;
+  return el(
+    "div",
+    {
+      class: "wf-row",
+      role: "listitem",
+      testid: "timeline-row",
+      "data-kind": item.kind,
+      "data-status": item.status,
+      "data-path": item.path,
+      "data-depth": String(depth),
+    },
+    label,
+    el("span", { class: "wf-track" }, ...bars),
+    el(
+      "span",
+      { class: "wf-dur", testid: "timeline-duration" },
+      span === null ? "—" : open ? `${fmtDuration(span)} (open)` : fmtDuration(span),
+    ),
+  );
+}
+
+function renderPanel(item) {
+  show($("step-panel"), true);
+  $("step-panel-title").textContent =
+    item.kind === "step" ? `Step ${item.label} (${item.type})` : `Wait · ${item.wait.wait_type}`;
+  const facts = [["Path", el("code", {}, item.path || "—"), "panel-path"], ["Status", statusBadge(item.status), "panel-status"]];
+  const body = [];
+  if (item.kind === "step") {
+    for (const a of item.attempts) {
+      facts.push([
+        `Attempt ${a.attempt ?? 1}`,
+        `${a.status} · ${fmtTime(a.started_at)} · ${fmtDuration(a.duration_ms ?? spanMs(a.started_at, a.completed_at))}`,
+        "panel-attempt",
+      ]);
+    }
+    const invocations = (detail.steps.invocations || []).filter((i) => i.step_path === item.path);
+    for (const inv of invocations) {
+      body.push(
+        el("h4", {}, `${inv.action_id}@${inv.action_version} · attempt ${inv.attempt} · ${inv.status}`),
+        el("h5", {}, "Input"),
+        jsonBlock(inv.input_json, "panel-input"),
+        el("h5", {}, "Output"),
+        jsonBlock(inv.output_json, "panel-output"),
+      );
+      if (inv.error_json) body.push(el("h5", {}, "Error"), jsonBlock(inv.error_json, "panel-error"));
+    }
+    const failed = item.attempts.filter((a) => a.error_json);
+    if (failed.length && !invocations.some((i) => i.error_json)) {
+      body.push(el("h5", {}, "Error"), jsonBlock(failed.at(-1).error_json, "panel-error"));
+    }
+    if (!body.length) body.push(el("p", { class: "muted" }, "This step called no action: no input or output recorded."));
+  } else {
+    const w = item.wait;
+    if (w.event_name) facts.push(["Event", w.event_name, "panel-event"]);
+    if (w.key) facts.push(["Key", w.key, "panel-key"]);
+    facts.push(["Opened", timeCell(w.created_at), "panel-opened"]);
+    if (w.timeout_at) facts.push(["Timeout", timeCell(w.timeout_at), "panel-timeout"]);
+    if (w.resolved_at) facts.push(["Resolved", timeCell(w.resolved_at), "panel-resolved"]);
+    if (w.wait_type === "human" && w.key) {
+      facts.push(["Task", el("a", { href: `#/tasks/${encodeURIComponent(w.key)}` }, w.key), "panel-task"]);
+    }
+    body.push(el("h5", {}, "Payload"), jsonBlock(w.payload, "panel-payload"));
+  }
+  factList($("step-panel-facts"), facts);
+  $("step-panel-body").replaceChildren(...body);
+}
+
+function closePanel() {
+  detail.panel = null;
+  show($("step-panel"), false);
 }
 
 function renderWaits(waits) {
@@ -618,7 +958,13 @@ function renderWaits(waits) {
       el("td", {}, timeCell(w.created_at)),
       el("td", {}, timeCell(w.timeout_at)),
       el("td", {}, timeCell(w.resolved_at)),
-      el("td", {}, w.payload === null || w.payload === undefined ? "—" : jsonBlock(w.payload)),
+      el(
+        "td",
+        {},
+        w.payload === null || w.payload === undefined
+          ? "—"
+          : el("details", {}, el("summary", {}, "payload"), jsonBlock(w.payload)),
+      ),
     ),
   );
   $("waits-body").replaceChildren(...rows);
@@ -691,7 +1037,13 @@ function renderLogs(answer, append) {
       el("td", {}, line.source || ""),
       el("td", {}, line.step_path ? el("code", {}, line.step_path) : "—"),
       el("td", {}, line.message),
-      el("td", {}, line.context_json ? jsonBlock(line.context_json) : "—"),
+      el(
+        "td",
+        {},
+        line.context_json
+          ? el("details", {}, el("summary", {}, "context"), jsonBlock(line.context_json))
+          : "—",
+      ),
     ),
   );
   if (append) $("logs-body").append(...rows);
@@ -728,6 +1080,7 @@ function openReplay() {
   $("replay-payload").value = replay.pristine;
   $("replay-reason").value = "";
   setError($("replay-error"), "");
+  fieldErrors($("replay-field-errors"), null);
   markReplayEdited();
   $("replay-submit").disabled = false;
   $("replay-dialog").showModal();
@@ -771,9 +1124,26 @@ async function submitReplay(event) {
     location.hash = `#/runs/${encodeURIComponent(answer.runId)}`;
   } catch (err) {
     setError($("replay-error"), `Replay failed: ${err.describe()}`);
+    fieldErrors($("replay-field-errors"), err);
   } finally {
     $("replay-submit").disabled = false;
   }
+}
+
+// The `errors` of a problem answer (`[{path, message}]`), one item each.
+export function fieldErrors(target, err) {
+  const errors = (err && err.body && Array.isArray(err.body.errors) && err.body.errors) || [];
+  target.replaceChildren(
+    ...errors.map((e) =>
+      el(
+        "li",
+        { testid: "field-error" },
+        el("code", {}, (e && (e.path || e.field)) || "/"),
+        ` ${(e && e.message) || JSON.stringify(e)}`,
+      ),
+    ),
+  );
+  show(target, errors.length > 0);
 }
 
 function openCancel() {
@@ -867,9 +1237,12 @@ function init() {
   $("export-run").addEventListener("click", exportRun);
   $("quota-resume").addEventListener("click", quotaResume);
   $("logs-more").addEventListener("click", moreLogs);
+  $("step-panel-close").addEventListener("click", closePanel);
+  $("time-zone").textContent = `Times in ${TIME_ZONE}`;
   window.addEventListener("hashchange", route);
   show($("booting"), false);
   route();
 }
 
-init();
+// Deferred modules run in order before DOMContentLoaded: by then every page has registered.
+document.addEventListener("DOMContentLoaded", init);
