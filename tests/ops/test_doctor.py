@@ -167,7 +167,7 @@ async def test_a_polling_worker_is_green(
 async def test_runs_whose_workflow_task_fails_are_named(
     database_url: str, temporal_address: str, nats_url: str, namespace: str, failing_tasks_in: Any
 ) -> None:
-    client = await connect_temporal(temporal_address, namespace)
+    client = await connect_temporal(temporal_address, namespace, claims=None)
     run_ids = [uuid.uuid4() for _ in range(7)]
     async with failing_tasks_in(client) as tasks:
         for run_id in run_ids:

@@ -14,7 +14,7 @@ from stepwise_contract.temporal import connect_temporal
 
 
 async def test_the_stack_server_runs_with_fairness_on(temporal_address: str) -> None:
-    client = await connect_temporal(temporal_address, "default")
+    client = await connect_temporal(temporal_address, "default", claims=None)
     probe = await probe_fairness(client)
     assert probe.verdict == "on", probe
 
@@ -36,7 +36,7 @@ def unfair_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 async def test_a_server_without_the_setting_is_reported_off(unfair_temporal: str) -> None:
-    client = await connect_temporal(unfair_temporal, "default")
+    client = await connect_temporal(unfair_temporal, "default", claims=None)
     probe = await probe_fairness(client)
     assert probe.verdict == "off", probe
     assert probe.sampled == SAMPLE

@@ -101,7 +101,9 @@ async def test_canceled_run_whose_workflow_never_closes_is_terminated(
 async def test_temporal_down_leaves_the_mark_for_a_later_pass(
     pool: asyncpg.Pool, tenant: uuid.UUID, add_run: Any
 ) -> None:
-    unreachable = await connect_temporal(f"127.0.0.1:{free_port()}", "default", lazy=True)
+    unreachable = await connect_temporal(
+        f"127.0.0.1:{free_port()}", "default", claims=None, lazy=True
+    )
     first, second = await add_run(), await add_run()
     for run_id in (first, second):
         await _cancel(pool, unreachable, run_id, temporal=False)

@@ -178,7 +178,9 @@ async def test_second_replica_skips_the_pass_while_one_holds_it(
 async def test_temporal_down_keeps_what_is_recorded(
     pool: asyncpg.Pool, tenant: uuid.UUID, add_run: Any
 ) -> None:
-    unreachable = await connect_temporal(f"127.0.0.1:{free_port()}", "default", lazy=True)
+    unreachable = await connect_temporal(
+        f"127.0.0.1:{free_port()}", "default", claims=None, lazy=True
+    )
     failure = {"message": "x", "attempts": 3, "since": datetime.now(UTC).isoformat()}
     open_run, ended = await add_run(), await add_run(status="FAILED")
     for run_id in (open_run, ended):

@@ -17,6 +17,7 @@ from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLO
 from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import DEFAULT_EXECUTION_TIMEOUT_S, workflow_id_for
 from stepwise_contract.payloads import RunInput
+from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
 from stepwise_worker.testing import publish_definition, run_row, running_worker
 from stepwise_worker.worker import workflow_runner
 from temporalio.client import Client
@@ -82,6 +83,9 @@ async def test_step_overhead(
                 tenant_id=tenant_id,
                 workflow_id=workflow_id,
                 workflow_version=version,
+            ),
+            run_priority(
+                tenant=tenant_id, priority=DEFAULT_PRIORITY, fairness_weight=DEFAULT_FAIRNESS_WEIGHT
             ),
         )
         await temporal_client.get_workflow_handle(workflow_id_for(str(run_id))).result()

@@ -760,6 +760,8 @@ function renderFacts(run) {
     facts.push(["Root run", runLink(run.root_run_id), "fact-root"]);
   }
   if (run.idempotency_key) facts.push(["Idempotency key", run.idempotency_key, "fact-idem"]);
+  // "db" or none on runs adopted from the reference runtime's database
+  facts.push(["Engine", run.engine || "—", "fact-engine"]);
   if (run.temporal_workflow_id) {
     facts.push(["Temporal workflow", run.temporal_workflow_id, "fact-temporal-id"]);
   }
