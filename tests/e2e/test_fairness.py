@@ -100,5 +100,8 @@ async def test_two_floods_share_the_queue_by_weight(stack: Stack, stack_db: asyn
         ratio = (heavy1 - heavy0) / max(light1 - light0, 1)
         print(f"weights: over the window light {light1 - light0}, heavy {heavy1 - heavy0}"
               f" runs (ratio {ratio:.2f}; weights 1:3)")  # fmt: skip
-        assert 2.0 <= ratio <= 4.5
+        # 1:3 weights measured 3.1-3.3 on an idle machine and down to 1.7 with other load on the
+        # two cores (fairness is per task-queue partition and only the first workflow task of a
+        # run goes through the shared queue); equal sharing would be ~1.
+        assert 1.4 <= ratio <= 4.5
         await all_succeeded(stack_db, light_runs + heavy_runs, timeout_s=240)
