@@ -11,7 +11,7 @@ from stepwise_api.settings import Settings
 
 
 def main() -> int:
-    return run_service("stepwise-api", Settings.from_env, serve, os.environ)
+    return run_service("stepwise-api", Settings.from_env, serve, os.environ, uvloop_by_default=True)
 
 
 if __name__ == "__main__":

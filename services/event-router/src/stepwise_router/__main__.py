@@ -11,7 +11,9 @@ from stepwise_router.settings import Settings
 
 
 def main() -> int:
-    return run_service("stepwise-router", Settings.from_env, serve, os.environ)
+    return run_service(
+        "stepwise-router", Settings.from_env, serve, os.environ, uvloop_by_default=True
+    )
 
 
 if __name__ == "__main__":
