@@ -90,18 +90,17 @@ def run_service(
     load_settings: Callable[[Mapping[str, str]], Any],
     serve: Callable[[Any], Coroutine[Any, Any, None]],
     environ: Mapping[str, str],
-    *,
-    uvloop_by_default: bool = False,
 ) -> int:
     """Parse settings once (bad value → message and exit 2), then run `serve` until it returns.
 
-    `STEPWISE_EVENT_LOOP` (`uvloop` | `asyncio`) picks the event loop; a service that answers many
-    small requests (the API, the router) passes `uvloop_by_default`: in the launch profile asyncio's
-    selector and socket writes took about 45 % of the API's samples, which uvloop does in C.
+    `STEPWISE_EVENT_LOOP` (`asyncio`, the default, or `uvloop` where installed: the API and the
+    router declare it) picks the event loop. In the launch profile asyncio's selector and socket
+    writes took about 45 % of the API's samples, which uvloop does in C; it stays opt-in until a
+    quiet A/B shows a gain (docs/performance.md).
     """
     try:
         settings = load_settings(environ)
-        factory = event_loop_factory(environ, uvloop_by_default=uvloop_by_default)
+        factory = event_loop_factory(environ)
     except SettingsError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -111,12 +110,10 @@ def run_service(
 
 
 def event_loop_factory(
-    environ: Mapping[str, str], *, uvloop_by_default: bool
+    environ: Mapping[str, str],
 ) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The loop factory `STEPWISE_EVENT_LOOP` names (None: asyncio's default loop)."""
-    choice = environ.get("STEPWISE_EVENT_LOOP", "").strip().lower() or (
-        "uvloop" if uvloop_by_default else "asyncio"
-    )
+    choice = environ.get("STEPWISE_EVENT_LOOP", "").strip().lower() or "asyncio"
     if choice == "asyncio":
         return None
     if choice != "uvloop":

@@ -11,7 +11,7 @@ from stepwise_api.settings import Settings
 
 
 def main() -> int:
-    return run_service("stepwise-api", Settings.from_env, serve, os.environ, uvloop_by_default=True)
+    return run_service("stepwise-api", Settings.from_env, serve, os.environ)
 
 
 if __name__ == "__main__":

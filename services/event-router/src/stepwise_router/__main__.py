@@ -11,9 +11,7 @@ from stepwise_router.settings import Settings
 
 
 def main() -> int:
-    return run_service(
-        "stepwise-router", Settings.from_env, serve, os.environ, uvloop_by_default=True
-    )
+    return run_service("stepwise-router", Settings.from_env, serve, os.environ)
 
 
 if __name__ == "__main__":
