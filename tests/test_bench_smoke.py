@@ -27,6 +27,8 @@ NAMES = [
     "expression_isolation",
     "noisy_neighbour_p50_s",
 ]
+# their baseline is not the same work: reported, never passed or failed
+INFORMATION = {"step_overhead_vs_regular"}
 FIELDS = {"name", "ours", "baseline", "unit", "ratio", "target", "ok"}
 
 
@@ -43,7 +45,10 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     document = json.loads(out.read_text())
-    assert list(document) == ["figures"]
+    assert list(document) == ["machine", "figures"]
+    machine = document["machine"]
+    assert machine["cores"] >= 1 and machine["temporal_server"] not in ("", "unknown"), machine
+    assert f"machine: {machine['cores']} cores" in done.stdout
     figures = document["figures"]
     assert [f["name"] for f in figures] == NAMES
     for figure in figures:
@@ -51,7 +56,11 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
         for field in ("ours", "baseline", "ratio"):
             assert isinstance(figure[field], int | float) and math.isfinite(figure[field]), figure
         assert figure["ours"] > 0 and figure["baseline"] > 0, figure
-        assert isinstance(figure["ok"], bool) and figure["unit"] and figure["target"]
+        assert figure["unit"] and figure["target"]
+        if figure["name"] in INFORMATION:
+            assert figure["ok"] is None and figure["target"] == "information", figure
+        else:
+            assert isinstance(figure["ok"], bool), figure
     # the same table is printed
     for name in NAMES:
         assert name in done.stdout

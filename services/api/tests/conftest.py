@@ -59,7 +59,9 @@ async def events_stream(nats_url: str) -> None:
 
 
 def api_settings(service_env: dict[str, str], **overrides: str) -> Settings:
-    return Settings.from_env({**service_env, **overrides})
+    # Tests revoke keys, suspend tenants and change redaction, then check the effect at once: they
+    # run without the key cache; test_key_cache.py proves the bound the cache keeps.
+    return Settings.from_env({**service_env, "STEPWISE_API_AUTH_CACHE_S": "0", **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -91,12 +91,37 @@ def run_service(
     serve: Callable[[Any], Coroutine[Any, Any, None]],
     environ: Mapping[str, str],
 ) -> int:
-    """Parse settings once (bad value → message and exit 2), then run `serve` until it returns."""
+    """Parse settings once (bad value → message and exit 2), then run `serve` until it returns.
+
+    `STEPWISE_EVENT_LOOP` (`asyncio`, the default, or `uvloop` where installed: the API and the
+    router declare it) picks the event loop. In the launch profile asyncio's selector and socket
+    writes took about 45 % of the API's samples, which uvloop does in C; it stays opt-in until a
+    quiet A/B shows a gain (docs/performance.md).
+    """
     try:
         settings = load_settings(environ)
+        factory = event_loop_factory(environ)
     except SettingsError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(settings))
     return 0
+
+
+def event_loop_factory(
+    environ: Mapping[str, str],
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory `STEPWISE_EVENT_LOOP` names (None: asyncio's default loop)."""
+    choice = environ.get("STEPWISE_EVENT_LOOP", "").strip().lower() or "asyncio"
+    if choice == "asyncio":
+        return None
+    if choice != "uvloop":
+        raise SettingsError(f"STEPWISE_EVENT_LOOP must be 'uvloop' or 'asyncio', not {choice!r}")
+    try:
+        # optional: only the services that declare it (api, router) install it
+        import uvloop
+    except ImportError as exc:
+        raise SettingsError("STEPWISE_EVENT_LOOP=uvloop but uvloop is not installed") from exc
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

@@ -23,6 +23,7 @@ from stepwise_contract.tracing import (
 from stepwise_api.codec_cors import codec_cors_middleware
 from stepwise_api.deps import DEPS, Deps
 from stepwise_api.errors import problem_middleware
+from stepwise_api.key_cache import KeyCache
 from stepwise_api.launcher import Launcher
 from stepwise_api.metrics import metrics_middleware
 from stepwise_api.openapi import OPENAPI_PATH, build_document
@@ -58,6 +59,7 @@ def _resources(
                     launcher=Launcher(
                         pool, client, crash_after_row=settings.fault_crash_after_run_row
                     ),
+                    key_cache=KeyCache(settings.auth_cache_s),
                 )
                 yield
             finally:

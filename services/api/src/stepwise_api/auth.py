@@ -2,7 +2,9 @@
 
 A key arrives as `Authorization: Bearer <key>` or `x-api-key: <key>`; its sha256 is looked up in
 `api_keys` (the key itself is never stored). The same query loads the tenant's suspension flag and
-redaction settings, so a request costs one round trip for all of them. Roles:
+redaction settings, so a lookup costs one round trip for all of them, and a verified key is kept
+for `STEPWISE_API_AUTH_CACHE_S` seconds (`KeyCache`): a revocation, suspension or redaction change
+is honoured within that bound. Roles:
 read ⊂ manage ⊂ admin and read ⊂ publish ⊂ admin (`Role.grants`). A suspended tenant may read;
 every write answers 403 `TENANT_SUSPENDED`.
 """
@@ -18,6 +20,7 @@ from stepwise_contract.api_keys import hash_api_key
 from stepwise_contract.enums import Role
 
 from stepwise_api.errors import ApiError
+from stepwise_api.key_cache import KeyCache
 from stepwise_api.redaction import Redactor
 
 _LOOKUP = """
@@ -54,7 +57,9 @@ def presented_key(request: web.Request) -> str | None:
     return key or None
 
 
-async def authenticate(pool: asyncpg.Pool, request: web.Request) -> Principal:
+async def authenticate(
+    pool: asyncpg.Pool, cache: KeyCache[Principal], request: web.Request
+) -> Principal:
     key = presented_key(request)
     if key is None:
         raise ApiError(
@@ -63,7 +68,12 @@ async def authenticate(pool: asyncpg.Pool, request: web.Request) -> Principal:
             "an API key is required (Authorization: Bearer <key> or x-api-key)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    row = await pool.fetchrow(_LOOKUP, hash_api_key(key))
+    key_hash = hash_api_key(key)
+    cached = cache.get(key_hash)
+    if cached is not None:
+        return cached
+    looked_up_at = cache.now()
+    row = await pool.fetchrow(_LOOKUP, key_hash)
     if row is None:
         raise ApiError(
             401,
@@ -71,7 +81,7 @@ async def authenticate(pool: asyncpg.Pool, request: web.Request) -> Principal:
             "the API key is unknown or revoked",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return Principal(
+    principal = Principal(
         tenant=row["tenant"],
         key_id=row["key_id"],
         role=Role(row["role"]),
@@ -81,6 +91,8 @@ async def authenticate(pool: asyncpg.Pool, request: web.Request) -> Principal:
             row["redaction_key_patterns"] or [], row["redaction_pointers"] or []
         ),
     )
+    cache.put(key_hash, principal, looked_up_at)
+    return principal
 
 
 def authorize(principal: Principal, needed: Role, *, write: bool) -> None:

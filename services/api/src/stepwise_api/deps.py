@@ -10,6 +10,8 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from temporalio.client import Client
 
+from stepwise_api.auth import Principal
+from stepwise_api.key_cache import KeyCache
 from stepwise_api.launcher import Launcher
 from stepwise_api.settings import Settings
 
@@ -22,6 +24,8 @@ class Deps:
     nats: NATS
     js: JetStreamContext
     launcher: Launcher
+    # verified API keys, reused for `settings.auth_cache_s` seconds
+    key_cache: KeyCache[Principal]
 
 
 DEPS = web.AppKey("deps", Deps)

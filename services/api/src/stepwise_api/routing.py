@@ -74,7 +74,8 @@ def _guarded(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespon
             **{key: request.match_info[name] for name, key in _PATH_IDS.items()
                if name in request.match_info}
         )  # fmt: skip
-        principal = await authenticate(deps_of(request).pool, request)
+        deps = deps_of(request)
+        principal = await authenticate(deps.pool, deps.key_cache, request)
         # Each request runs in its own task: these identifiers end up on its request log line.
         structlog.contextvars.bind_contextvars(
             tenant=str(principal.tenant), key_id=str(principal.key_id)

@@ -31,6 +31,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # browser origins allowed to call the codec routes (Temporal's Web UI), e.g.
     # http://localhost:8233
     codec_cors_origins: tuple[str, ...] = ()
+    # a verified API key is reused this long without a lookup: revocation, suspension and
+    # redaction changes take effect within it (0 = look up every request)
+    auth_cache_s: float = 5.0
     # TEST-ONLY fault hook: exit(137) right after a launch inserted its run row, before the Temporal
     # start, so the end-to-end suite can prove the sweeper's launch reconciliation. Never set it in
     # production.
@@ -54,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 o.strip()
                 for o in environ.get("STEPWISE_CODEC_CORS_ORIGINS", "").split(",")
                 if o.strip()
+            ),
+            auth_cache_s=min(
+                60.0, env_float(environ, "STEPWISE_API_AUTH_CACHE_S", 5.0, minimum=0.0)
             ),
             fault_crash_after_run_row=env_bool(
                 environ, "STEPWISE_FAULT_CRASH_AFTER_RUN_ROW", False
