@@ -9,7 +9,7 @@
 | `STEPWISE_EVENT_LOOKBACK_S` | 300 | recent-event buffer window checked by `event.wait` |
 | `STEPWISE_WORKER_MAX_CONCURRENT_ACTIVITIES` | 100 | regular activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |
-| `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 4 | workflow tasks at once (CPU-bound) |
+| `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 8 | workflow tasks at once (CPU-bound) |
 | `STEPWISE_WORKER_DB_POOL_SIZE` | 20 | Postgres connections |
 | `STEPWISE_WORKER_SHUTDOWN_GRACE_S` | 30 | on SIGTERM, how long running activities may finish |
 """
@@ -39,7 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_lookback_s: float = 300.0
     max_concurrent_activities: int = 100
     max_concurrent_local_activities: int = 200
-    max_concurrent_workflow_tasks: int = 4
+    max_concurrent_workflow_tasks: int = 8
     db_pool_size: int = 20
     shutdown_grace_s: float = 30.0
 
@@ -62,7 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 environ, "STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES", 200, minimum=1
             ),
             max_concurrent_workflow_tasks=env_int(
-                environ, "STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 4, minimum=2
+                environ, "STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 8, minimum=2
             ),
             db_pool_size=env_int(environ, "STEPWISE_WORKER_DB_POOL_SIZE", 20, minimum=2),
             shutdown_grace_s=env_float(

@@ -46,8 +46,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_local_activities: int = 200
     # Workflow activations are CPU-bound Python sharing one GIL: more at once adds no throughput,
     # but stretches each one's wall time toward Temporal's 2 s deadlock detector (an expression
-    # may use up to ~0.3 s of CPU; see docs/expressions.md).
-    max_concurrent_workflow_tasks: int = 4
+    # may use up to ~0.15 s of CPU; see docs/expressions.md).
+    max_concurrent_workflow_tasks: int = 8
     shutdown_grace_s: float = 30.0
 
 
