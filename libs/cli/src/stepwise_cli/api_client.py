@@ -206,6 +206,40 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", help="an API key (default $STEPWISE_API_KEY)")
 
 
+# the most a list command asks of the API per page, and so the most `--limit` may ask for
+PAGE_LIMIT: Final = 500
+
+
+def api_command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    command: Command,
+) -> argparse.ArgumentParser:
+    """A subcommand that calls the API: the common options, `command` run with an `ApiClient`."""
+    parser = group.add_parser(name, help=help_text, description=help_text)
+    add_api_options(parser)
+    parser.set_defaults(func=lambda args: run_api_command(args, command))
+    return parser
+
+
+def add_limit_option(parser: argparse.ArgumentParser) -> None:
+    """`--limit N` of a list command: 1..PAGE_LIMIT, 50 by default."""
+    parser.add_argument(
+        "--limit", type=_limit, default=50, metavar="N", help=f"1..{PAGE_LIMIT} (50)"
+    )
+
+
+def _limit(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 1 <= number <= PAGE_LIMIT:
+        raise argparse.ArgumentTypeError(f"--limit must be 1..{PAGE_LIMIT}")
+    return number
+
+
 def json_argument(raw: str) -> Any:
     """`--payload`: inline JSON, or `@file` holding JSON."""
     text = raw

@@ -21,10 +21,13 @@ from typing import Any
 import yaml
 
 from stepwise_cli.api_client import (
+    PAGE_LIMIT,
     ApiClient,
     ApiProblem,
     CliError,
     add_api_options,
+    add_limit_option,
+    api_command,
     issue_line,
     print_json,
     run_api_command,
@@ -32,7 +35,6 @@ from stepwise_cli.api_client import (
 from stepwise_cli.tables import short_time, table
 
 DEFINITIONS = "/api/workflow-definitions"
-_PAGE_SIZE = 500
 
 
 def load_document(path: Path) -> tuple[dict[str, Any], str | None]:
@@ -67,7 +69,7 @@ async def resolve_workflow(api: ApiClient, ref: str) -> str:
     cursor = None
     while True:
         page = await api.get(
-            DEFINITIONS, {"limit": _PAGE_SIZE, **({"cursor": cursor} if cursor else {})}
+            DEFINITIONS, {"limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})}
         )
         for definition in page["definitions"]:
             if ref in (definition.get("key"), definition.get("name")):
@@ -286,16 +288,6 @@ def _set_paused(paused: bool) -> Any:
     return command
 
 
-def _limit(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 1 <= number <= _PAGE_SIZE:
-        raise argparse.ArgumentTypeError(f"--limit must be 1..{_PAGE_SIZE}")
-    return number
-
-
 def _uuid(value: str) -> str:
     try:
         return str(uuid.UUID(value))
@@ -324,14 +316,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.set_defaults(func=lambda args: run_api_command(args, push))
 
-    def leaf(name: str, help_text: str, command: Any) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help_text, description=help_text)
-        add_api_options(sub)
-        sub.set_defaults(func=lambda args: run_api_command(args, command))
-        return sub
-
-    listing = leaf("list", "list workflow definitions", definitions_list)
-    listing.add_argument("--limit", type=_limit, default=50, metavar="N", help="1..500 (50)")
+    listing = api_command(verbs, "list", "list workflow definitions", definitions_list)
+    add_limit_option(listing)
     listing.add_argument("--cursor", help="the next page (printed under a full page)")
     for name, help_text, command in (
         ("show", "a definition: status, versions, validation and its draft", definitions_show),
@@ -340,7 +326,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("pause", "refuse new runs of the workflow (admin key)", _set_paused(True)),
         ("resume", "accept new runs of the workflow again (admin key)", _set_paused(False)),
     ):
-        sub = leaf(name, help_text, command)
+        sub = api_command(verbs, name, help_text, command)
         sub.add_argument("workflow", metavar="WORKFLOW", help="the workflow's id, key or name")
         if name == "publish":
             sub.add_argument("--version", type=int, help="publish as this version (default next)")

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from stepwise_cli.api_client import (
+    PAGE_LIMIT,
     ApiClient,
     CliError,
-    add_api_options,
+    add_limit_option,
+    api_command,
     json_argument,
     print_json,
-    run_api_command,
 )
 from stepwise_cli.definitions_command import resolve_workflow
 from stepwise_cli.tables import clock, duration, elapsed_ms, parse_time, short_time, table
@@ -35,7 +36,6 @@ STATUSES: Final = ("RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELED")
 WAIT_TYPES: Final = ("event", "time", "human", "quota")
 TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 RUNS: Final = "/api/workflow-runs"
-_PAGE: Final = 500
 
 
 def _run_id(value: str) -> str:
@@ -43,16 +43,6 @@ def _run_id(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a run id (a uuid)") from None
-
-
-def _limit(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 1 <= number <= _PAGE:
-        raise argparse.ArgumentTypeError(f"--limit must be 1..{_PAGE}")
-    return number
 
 
 # --- start ----------------------------------------------------------------------------------
@@ -422,7 +412,7 @@ async def _new_logs(api: ApiClient, run_id: str, state: Tail) -> list[dict[str, 
     """Log lines from the last full page on (the API's cursor marks only full pages)."""
     lines: list[dict[str, Any]] = []
     while True:
-        params: dict[str, Any] = {"limit": _PAGE}
+        params: dict[str, Any] = {"limit": PAGE_LIMIT}
         if state.log_cursor:
             params["cursor"] = state.log_cursor
         page = await api.get(f"{RUNS}/{run_id}/logs", params)
@@ -513,25 +503,13 @@ async def runs_export(args: argparse.Namespace, api: ApiClient) -> int:
 # --- command line ---------------------------------------------------------------------------
 
 
-def _leaf(
-    group: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    command: Any,
-) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help_text, description=help_text)
-    add_api_options(parser)
-    parser.set_defaults(func=lambda args: run_api_command(args, command))
-    return parser
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     runs = subparsers.add_parser(
         "runs", help="list, inspect, follow, cancel, replay and export runs (over the API)"
     )
     verbs = runs.add_subparsers(dest="runs_command", required=True, metavar="COMMAND")
 
-    start = _leaf(
+    start = api_command(
         verbs,
         "start",
         "launch a run (manage key); --wait follows it to its end (exit 0 succeeded, 1 failed/"
@@ -548,7 +526,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     start.add_argument("--timeout", type=float, default=300.0, help="with --wait: S seconds (300)")
     start.add_argument("--interval", type=float, default=0.5, help="seconds between polls (0.5)")
 
-    listing = _leaf(verbs, "list", "list runs, newest first", runs_list)
+    listing = api_command(verbs, "list", "list runs, newest first", runs_list)
     listing.add_argument("--status", action="append", choices=STATUSES, help="repeatable")
     listing.add_argument(
         "--waiting-on",
@@ -557,13 +535,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="open runs waiting on this (repeatable)",
     )
     listing.add_argument("--workflow", metavar="W", help="a workflow id, key or name")
-    listing.add_argument("--limit", type=_limit, default=50, metavar="N", help="1..500 (50)")
+    add_limit_option(listing)
     listing.add_argument("--cursor", help="the next page (printed under a full page)")
 
-    show = _leaf(verbs, "show", "a run: status, steps, waits and warnings", runs_show)
+    show = api_command(verbs, "show", "a run: status, steps, waits and warnings", runs_show)
     show.add_argument("run_id", type=_run_id, metavar="RUN_ID")
 
-    tail = _leaf(
+    tail = api_command(
         verbs,
         "tail",
         "follow a run live until it ends (exit 0 succeeded, 1 failed/canceled, 2 timeout)",
@@ -573,11 +551,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tail.add_argument("--interval", type=float, default=1.0, help="seconds between polls (1)")
     tail.add_argument("--timeout", type=float, default=None, help="give up after S seconds")
 
-    cancel = _leaf(verbs, "cancel", "cancel a run (admin key)", runs_cancel)
+    cancel = api_command(verbs, "cancel", "cancel a run (admin key)", runs_cancel)
     cancel.add_argument("run_id", type=_run_id, metavar="RUN_ID")
     cancel.add_argument("--reason", type=_reason, required=True)
 
-    replay = _leaf(verbs, "replay", "start a new run of the same version (admin key)", runs_replay)
+    replay = api_command(
+        verbs, "replay", "start a new run of the same version (admin key)", runs_replay
+    )
     replay.add_argument("run_id", type=_run_id, metavar="RUN_ID")
     replay.add_argument("--reason", type=_reason, required=True)
     replay.add_argument(
@@ -587,6 +567,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a new input (default: the original, unredacted input)",
     )
 
-    export = _leaf(verbs, "export", "the run's JSON export (redacted)", runs_export)
+    export = api_command(verbs, "export", "the run's JSON export (redacted)", runs_export)
     export.add_argument("run_id", type=_run_id, metavar="RUN_ID")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default stdout)")

@@ -14,10 +14,9 @@ from urllib.parse import quote
 from stepwise_cli.api_client import (
     ApiClient,
     CliError,
-    add_api_options,
+    api_command,
     json_argument,
     print_json,
-    run_api_command,
 )
 from stepwise_cli.tables import short_time, table
 
@@ -84,16 +83,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     schemas = subparsers.add_parser("schemas", help="register, list and show payload schemas")
     verbs = schemas.add_subparsers(dest="schemas_command", required=True, metavar="COMMAND")
 
-    def leaf(name: str, help_text: str, command: Any) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help_text, description=help_text)
-        add_api_options(sub)
-        sub.set_defaults(func=lambda args: run_api_command(args, command))
-        return sub
-
-    put = leaf("put", "register or replace a JSON Schema (publish key)", schemas_put)
+    put = api_command(verbs, "put", "register or replace a JSON Schema (publish key)", schemas_put)
     put.add_argument("ref", type=_ref, metavar="REF")
     put.add_argument("schema", type=json_argument, metavar="JSON|@FILE")
-    listing = leaf("list", "list the tenant's and the built-in schemas", schemas_list)
+    listing = api_command(verbs, "list", "list the tenant's and the built-in schemas", schemas_list)
     listing.add_argument("--cursor", help="the next page")
-    show = leaf("show", "print one schema", schemas_show)
+    show = api_command(verbs, "show", "print one schema", schemas_show)
     show.add_argument("ref", type=_ref, metavar="REF")

@@ -14,10 +14,10 @@ from typing import Any, Final
 from stepwise_cli.api_client import (
     ApiClient,
     CliError,
-    add_api_options,
+    add_limit_option,
+    api_command,
     json_argument,
     print_json,
-    run_api_command,
 )
 from stepwise_cli.tables import short_time, table
 
@@ -30,16 +30,6 @@ def _uuid(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a uuid") from None
-
-
-def _limit(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 1 <= number <= 500:
-        raise argparse.ArgumentTypeError("--limit must be 1..500")
-    return number
 
 
 async def tasks_list(args: argparse.Namespace, api: ApiClient) -> int:
@@ -119,20 +109,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tasks = subparsers.add_parser("tasks", help="list, show and complete human tasks")
     verbs = tasks.add_subparsers(dest="tasks_command", required=True, metavar="COMMAND")
 
-    def leaf(name: str, help_text: str, command: Any) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help_text, description=help_text)
-        add_api_options(sub)
-        sub.set_defaults(func=lambda args: run_api_command(args, command))
-        return sub
-
-    listing = leaf("list", "list human tasks, newest first", tasks_list)
+    listing = api_command(verbs, "list", "list human tasks, newest first", tasks_list)
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--run", type=_uuid, metavar="RUN_ID", help="the tasks of one run")
-    listing.add_argument("--limit", type=_limit, default=50, metavar="N", help="1..500 (50)")
+    add_limit_option(listing)
     listing.add_argument("--cursor", help="the next page (printed under a full page)")
-    show = leaf("show", "one task: context, form schema, response", tasks_show)
+    show = api_command(verbs, "show", "one task: context, form schema, response", tasks_show)
     show.add_argument("task_id", type=_uuid, metavar="TASK_ID")
-    complete = leaf("complete", "answer a pending task (manage key)", tasks_complete)
+    complete = api_command(verbs, "complete", "answer a pending task (manage key)", tasks_complete)
     complete.add_argument("task_id", type=_uuid, metavar="TASK_ID")
     complete.add_argument(
         "--payload", type=json_argument, metavar="JSON|@FILE", help="the answer ({})"
