@@ -26,11 +26,9 @@ from jsonata.jsonata import Jsonata
 
 from stepwise_contract import expression_budget as budget
 from stepwise_contract.expression_budget import (
-    MAX_EVAL_DEPTH,
     MAX_RESULT_BYTES,
     MAX_RESULT_DEPTH,
     MAX_SOURCE_CHARS,
-    MAX_WORK,
     BudgetExceeded,
 )
 from stepwise_contract.expression_engine import (
@@ -39,8 +37,6 @@ from stepwise_contract.expression_engine import (
     metered_frame,
     re2_engine,
 )
-
-__all__ = ["MAX_EVAL_DEPTH", "MAX_RESULT_BYTES", "MAX_WORK"]
 
 CUSTOM_FUNCTIONS: Final = frozenset({"nowIso", "coalesce", "len", "toString", "append"})
 
