@@ -140,7 +140,9 @@ def evaluate_with(
     """Evaluate with names added to the expression context (e.g. `childRun`); undefined fails."""
     context = {**interp.scopes.context(at.frame), **extra}
     try:
-        result = resolve_value(value, context, now_iso=lambda: iso(workflow.now()))
+        result = resolve_value(
+            value, context, now_iso=lambda: iso(workflow.now()), costs=interp.expression_costs
+        )
     except ExpressionError as exc:
         raise expression_failure(exc, at.path) from None
     if result is UNDEFINED:
