@@ -171,7 +171,7 @@ async def test_execute_action_twice_with_the_same_key(
     """The activity itself, called twice (as after a worker crash): one execution, same output."""
     from stepwise_worker.actions.base import ActionSettings
     from stepwise_worker.actions.registry import ActionRegistry
-    from stepwise_worker.activities import ActionActivities
+    from stepwise_worker.activities.action_calls import ActionActivities
     from temporalio.testing import ActivityEnvironment
 
     await ensure_tenant(pool, tenant_id)
@@ -384,7 +384,7 @@ async def test_action_output_nested_too_deep_is_a_validation_error(
 
 
 def test_an_error_with_a_nul_or_deep_details_is_made_storable() -> None:
-    from stepwise_worker.activities import _storable
+    from stepwise_worker.activities.action_calls import _storable
 
     deep: Any = "x"
     for _ in range(100):

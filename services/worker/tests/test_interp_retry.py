@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import pytest
 from stepwise_contract.dsl import RetryPolicy
-from stepwise_worker.retry import backoff_ms, should_retry
 from stepwise_worker.testing import (
     Probe,
     outcome,
@@ -21,6 +20,7 @@ from stepwise_worker.testing import (
     running_worker,
     step_rows,
 )
+from stepwise_worker.workflow.retry import backoff_ms, should_retry
 from temporalio.client import Client
 from temporalio.worker import Worker
 

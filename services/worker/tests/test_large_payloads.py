@@ -20,10 +20,10 @@ from stepwise_contract.claim_check import (
 from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.converter import data_converter
 from stepwise_contract.temporal import connect_temporal
-from stepwise_worker.checkpoint import Checkpoints
-from stepwise_worker.legacy_blobs import LegacyBlobs
+from stepwise_worker.activities.legacy_blobs import LegacyBlobs
 from stepwise_worker.testing import outcome, run_definition, run_row, running_worker
 from stepwise_worker.wait_testing import open_wait, send_event
+from stepwise_worker.workflow.checkpoint import Checkpoints
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle

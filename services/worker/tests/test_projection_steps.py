@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_worker.actions.registry import ActionRegistry
+from stepwise_worker.activities.projections import Projections
 from stepwise_worker.messages import RunDone, StepBatch, StepDone, StepStart
-from stepwise_worker.projections import Projections
 from stepwise_worker.testing import (
     Probe,
     outcome,

@@ -27,7 +27,6 @@ from stepwise_contract.converter import DATA_CONVERTER
 from stepwise_contract.payloads import RunResult
 from stepwise_worker.actions.builtin import builtin_actions
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.checkpoint import CONTINUE_AS_NEW_EVERY
 from stepwise_worker.testing import publish_definition, run_definition
 from stepwise_worker.wait_testing import (
     complete_task,
@@ -37,7 +36,8 @@ from stepwise_worker.wait_testing import (
     wait_for_row,
 )
 from stepwise_worker.worker import WorkerOptions, build_worker, workflow_runner
-from stepwise_worker.workflows import RunWorkflow
+from stepwise_worker.workflow.checkpoint import CONTINUE_AS_NEW_EVERY
+from stepwise_worker.workflow.run_workflow import RunWorkflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer

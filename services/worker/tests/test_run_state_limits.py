@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from stepwise_worker.scopes import MAX_RUN_STATE_BYTES
 from stepwise_worker.testing import outcome, run_definition, run_row, running_worker, step_rows
+from stepwise_worker.workflow.scopes import MAX_RUN_STATE_BYTES
 from temporalio.client import Client
 from temporalio.worker import Worker
 

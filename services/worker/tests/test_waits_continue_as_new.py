@@ -12,10 +12,10 @@ import pytest
 from stepwise_contract.payloads import RunResult
 from stepwise_worker.actions.builtin import builtin_actions
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.checkpoint import CONTINUE_AS_NEW_EVERY
 from stepwise_worker.testing import run_definition
 from stepwise_worker.wait_testing import open_wait, send_event
 from stepwise_worker.worker import WorkerOptions, build_worker
+from stepwise_worker.workflow.checkpoint import CONTINUE_AS_NEW_EVERY
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker

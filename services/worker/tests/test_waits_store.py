@@ -12,6 +12,7 @@ import pytest
 from stepwise_contract.dsl import Filter
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import trigger_fire_key, workflow_id_for
+from stepwise_worker.activities.wait_store import WaitStore
 from stepwise_worker.wait_messages import (
     BufferCheck,
     CancelRun,
@@ -25,7 +26,6 @@ from stepwise_worker.wait_messages import (
     ResolveWait,
     ResumeFromQuota,
 )
-from stepwise_worker.wait_store import WaitStore
 from temporalio.exceptions import ApplicationError
 
 

@@ -18,11 +18,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from stepwise_worker.actions.base import ActionSettings, Publisher
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.activities import ActionActivities
-from stepwise_worker.payload_limit import DEFAULT_MAX_BYTES
-from stepwise_worker.projections import Projections
-from stepwise_worker.wait_store import WaitStore
-from stepwise_worker.workflows import RunWorkflow
+from stepwise_worker.activities.action_calls import ActionActivities
+from stepwise_worker.activities.payload_limit import DEFAULT_MAX_BYTES
+from stepwise_worker.activities.projections import Projections
+from stepwise_worker.activities.wait_store import WaitStore
+from stepwise_worker.workflow.run_workflow import RunWorkflow
 
 # Deterministic code the workflow imports: loaded once per process instead of once per run in
 # the sandbox (the compiled-expression cache lives in stepwise_contract and is shared).

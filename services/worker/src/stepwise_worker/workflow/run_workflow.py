@@ -39,14 +39,14 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
 
-    from stepwise_worker.bookkeeping import PROJECTION_RETRY, Bookkeeper
-    from stepwise_worker.cancellation import is_run_cancellation, record_cancellation
-    from stepwise_worker.checkpoint import restore_host, restore_interpreter
-    from stepwise_worker.dispatch import HANDLERS
     from stepwise_worker.errors import ReturnSignal, StepError, failure_from_activity
-    from stepwise_worker.interpreter import Interpreter, now_iso
     from stepwise_worker.messages import LOAD_RUN, LoadedRun, LoadRun
-    from stepwise_worker.scopes import Scopes
+    from stepwise_worker.workflow.bookkeeping import PROJECTION_RETRY, Bookkeeper
+    from stepwise_worker.workflow.cancellation import is_run_cancellation, record_cancellation
+    from stepwise_worker.workflow.checkpoint import restore_host, restore_interpreter
+    from stepwise_worker.workflow.dispatch import HANDLERS
+    from stepwise_worker.workflow.interpreter import Interpreter, now_iso
+    from stepwise_worker.workflow.scopes import Scopes
 
 LOAD_TIMEOUT = timedelta(seconds=30)
 

@@ -29,7 +29,6 @@ from temporalio.exceptions import ApplicationError
 
 from stepwise_worker import metrics
 from stepwise_worker import wait_messages as names
-from stepwise_worker.filters import filters_pass
 from stepwise_worker.wait_messages import (
     BufferCheck,
     BufferHit,
@@ -48,6 +47,7 @@ from stepwise_worker.wait_messages import (
     ResumeFromQuota,
     WaitOpened,
 )
+from stepwise_worker.workflow.filters import filters_pass
 
 QUOTA_REASON: Final = "workflow_step_quota_exceeded"
 QUOTA_MESSAGE: Final = "Workflow step quota exceeded for current billing period"

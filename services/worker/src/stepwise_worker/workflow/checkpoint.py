@@ -34,12 +34,12 @@ import msgspec
 from stepwise_contract.payloads import Checkpoint
 from temporalio import workflow
 
-from stepwise_worker.frames import At, LoopFrame
-from stepwise_worker.scopes import Scopes
-from stepwise_worker.waiting import WaitHost, host
+from stepwise_worker.workflow.frames import At, LoopFrame
+from stepwise_worker.workflow.scopes import Scopes
+from stepwise_worker.workflow.waiting import WaitHost, host
 
 if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 CONTINUE_AS_NEW_EVERY: Final = 500
 # workflow.patched ids of changes to the commands issued here

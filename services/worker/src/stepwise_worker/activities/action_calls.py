@@ -29,24 +29,24 @@ from stepwise_worker.actions.base import (
     invoke,
 )
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.errors import action_error
-from stepwise_worker.ledger import Ledger
-from stepwise_worker.legacy_blobs import LegacyBlobs
-from stepwise_worker.messages import (
-    EXECUTE_ACTION,
-    ActionRequest,
-    ActionResult,
-    Recorded,
-    StepBatch,
-)
-from stepwise_worker.payload_limit import PayloadTooLarge, check_size
-from stepwise_worker.secret_refs import (
+from stepwise_worker.activities.invocation_ledger import Ledger
+from stepwise_worker.activities.legacy_blobs import LegacyBlobs
+from stepwise_worker.activities.payload_limit import PayloadTooLarge, check_size
+from stepwise_worker.activities.secret_refs import (
     Scrubber,
     SecretUnavailable,
     declared_refs,
     load_secrets,
     redact,
     substitute,
+)
+from stepwise_worker.errors import action_error
+from stepwise_worker.messages import (
+    EXECUTE_ACTION,
+    ActionRequest,
+    ActionResult,
+    Recorded,
+    StepBatch,
 )
 
 log = structlog.get_logger("stepwise_worker.actions")

@@ -11,12 +11,12 @@ from stepwise_contract.expression_budget import MAX_RESULT_BYTES, MAX_SELECTED_B
 from temporalio import workflow
 
 from stepwise_worker.errors import ReturnSignal, StepError
-from stepwise_worker.frames import At, LoopFrame
+from stepwise_worker.workflow.frames import At, LoopFrame
 
 FOR_EACH_SELECTS_PATCH = "stepwise-for-each-selects-large-lists"
 
 if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 
 def _type_name(value: Any) -> str:

@@ -13,20 +13,20 @@ from typing import TYPE_CHECKING, Any
 from stepwise_contract.enums import ErrorCategory
 
 from stepwise_worker.errors import StepError
-from stepwise_worker.frames import At
-from stepwise_worker.steps.action import action_call
-from stepwise_worker.steps.children import call_workflow
-from stepwise_worker.steps.control import (
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.steps.action import action_call
+from stepwise_worker.workflow.steps.children import call_workflow
+from stepwise_worker.workflow.steps.control import (
     control_for_each,
     control_if,
     control_return,
     control_try_catch,
 )
-from stepwise_worker.steps.data import state_set, transform_assign
-from stepwise_worker.steps.waits import event_wait, human_task, time_wait
+from stepwise_worker.workflow.steps.data import state_set, transform_assign
+from stepwise_worker.workflow.steps.waits import event_wait, human_task, time_wait
 
 if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 StepHandler = Callable[["Interpreter", Any, At], Awaitable[None]]
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from stepwise_contract import dsl
 
-from stepwise_worker.frames import At
+from stepwise_worker.workflow.frames import At
 
 if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 
 async def transform_assign(interp: Interpreter, step: dsl.TransformAssign, at: At) -> None:

@@ -27,10 +27,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 from stepwise_worker.errors import StepError, expression_failure
-from stepwise_worker.frames import At
+from stepwise_worker.workflow.frames import At
 
 if TYPE_CHECKING:  # a runtime import would be circular (interpreter → dispatch → here)
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 T = TypeVar("T")
 

@@ -29,8 +29,8 @@ from stepwise_worker.messages import (
     StepDone,
     StepStart,
 )
-from stepwise_worker.quota import pause_until_resumed
 from stepwise_worker.wait_messages import QuotaReservation
+from stepwise_worker.workflow.quota_pause import pause_until_resumed
 
 # Projections must not fail a run because Postgres blinked: retry until it is back.
 PROJECTION_RETRY = RetryPolicy(

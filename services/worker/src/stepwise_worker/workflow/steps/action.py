@@ -20,15 +20,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
-from stepwise_worker.bookkeeping import DeferredStart
 from stepwise_worker.errors import StepError, failure_from_activity
-from stepwise_worker.frames import At
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
-from stepwise_worker.scopes import check_json_limits
-from stepwise_worker.secret_positions import declared_secret_paths
+from stepwise_worker.workflow.bookkeeping import DeferredStart
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.scopes import check_json_limits
+from stepwise_worker.workflow.secret_positions import declared_secret_paths
 
 if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 # Room for the ledger reads and writes around the handler's own timeout.
 LEDGER_MARGIN = timedelta(seconds=15)

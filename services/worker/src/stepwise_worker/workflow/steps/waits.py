@@ -23,8 +23,6 @@ from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio import workflow
 
 from stepwise_worker.errors import StepError
-from stepwise_worker.filters import filters_pass
-from stepwise_worker.frames import At
 from stepwise_worker.wait_messages import (
     CHECK_BUFFER,
     CREATE_HUMAN_TASK,
@@ -40,7 +38,9 @@ from stepwise_worker.wait_messages import (
     ResolveWait,
     WaitOpened,
 )
-from stepwise_worker.waiting import (
+from stepwise_worker.workflow.filters import filters_pass
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.waiting import (
     apply_assign,
     as_key,
     drop_consumed_events,
@@ -54,7 +54,7 @@ from stepwise_worker.waiting import (
 )
 
 if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 # What the API (and the router, for a `human.task.completed` event keyed by task id) sends.
 HUMAN_TASK_EVENT = HumanTaskSignal(task_id="").event_name

@@ -18,7 +18,7 @@ from stepwise_contract.validation import parse_assign_path
 from temporalio import workflow
 
 from stepwise_worker.errors import StepError
-from stepwise_worker.frames import LoopFrame
+from stepwise_worker.workflow.frames import LoopFrame
 
 # meta keys that identify the run; expressions always see the true values and nobody writes them
 IDENTITY_KEYS = ("runId", "workflowId", "workflowVersion", "tenantId")

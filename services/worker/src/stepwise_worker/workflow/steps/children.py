@@ -30,8 +30,6 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 from stepwise_worker.errors import StepError
-from stepwise_worker.frames import At
-from stepwise_worker.scopes import check_json_limits
 from stepwise_worker.wait_messages import (
     CHILD_RUN_STARTED,
     CREATE_CHILD_RUN,
@@ -40,10 +38,12 @@ from stepwise_worker.wait_messages import (
     CreateChildRun,
     Done,
 )
-from stepwise_worker.waiting import evaluate_with, host, local
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.scopes import check_json_limits
+from stepwise_worker.workflow.waiting import evaluate_with, host, local
 
 if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+    from stepwise_worker.workflow.interpreter import Interpreter
 
 
 def attempt_key(at: At) -> str:

@@ -25,7 +25,7 @@ from stepwise_worker.wait_messages import (
     QuotaReservation,
     ResumeFromQuota,
 )
-from stepwise_worker.waiting import host, local, waiting_on
+from stepwise_worker.workflow.waiting import host, local, waiting_on
 
 
 def _drop_quota_signals(keep: str | None = None) -> None:

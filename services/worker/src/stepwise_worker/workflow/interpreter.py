@@ -21,14 +21,14 @@ from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, r
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
 
-from stepwise_worker.bookkeeping import Bookkeeper, DeferredStart
-from stepwise_worker.checkpoint import Checkpoints
-from stepwise_worker.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
 from stepwise_worker.errors import ReturnSignal, StepError, expression_failure
-from stepwise_worker.frames import At
 from stepwise_worker.messages import ActionInfo
-from stepwise_worker.retry import backoff_ms, should_retry
-from stepwise_worker.scopes import Scopes
+from stepwise_worker.workflow.bookkeeping import Bookkeeper, DeferredStart
+from stepwise_worker.workflow.checkpoint import Checkpoints
+from stepwise_worker.workflow.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.retry import backoff_ms, should_retry
+from stepwise_worker.workflow.scopes import Scopes
 
 MERGED_ACTION_START_PATCH = "stepwise-action-start-in-activity"
 
