@@ -23,7 +23,7 @@ from temporalio import activity
 from stepwise_worker import metrics
 from stepwise_worker.activities.legacy_blobs import LegacyBlobs
 from stepwise_worker.activities.payload_limit import PayloadTooLarge, check_size
-from stepwise_worker.activities.wait_store import quota_ctes, quota_figures, reservation_of
+from stepwise_worker.activities.quota_store import quota_ctes, quota_figures, reservation_of
 from stepwise_worker.errors import action_error
 from stepwise_worker.messages import (
     COMPLETE_RUN,

@@ -1,7 +1,7 @@
 """Quota pause and resume in the workflow (SPEC §5.5).
 
 Every step start reserves one unit of the tenant's quota in the same statement that writes the
-step's `STARTED` row (`projections.record_steps` → `wait_store.reserve_step_unit`). When there is
+step's `STARTED` row (`projections.record_steps` → `quota_store.quota_ctes`). When there is
 no capacity no step row is written and the step start calls `pause_until_resumed`: the run turns
 `WAITING` with a `quota` wait and a `QuotaExceeded` `error_json`, then blocks until a
 `workflowRuntimeV2QuotaResume` signal names that wait (sent by `POST …/quota-resume` or the
