@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any
 
 from stepwise_contract import dsl
 
 from stepwise_worker.workflow.frames import At
-
-if TYPE_CHECKING:
-    from stepwise_worker.workflow.interpreter import Interpreter
+from stepwise_worker.workflow.step_context import StepContext
 
 
-async def transform_assign(interp: Interpreter, step: dsl.TransformAssign, at: At) -> None:
-    """Evaluate in order; each assignment sees the earlier ones."""
-    for target, value in step.config.assign.items():
-        result = interp.evaluate(value, at, what=f"assign {target!r}")
-        interp.scopes.assign(target, result, at.frame, path=at.path)
+def assign_in_order(ctx: StepContext, assign: Mapping[str, Any] | None, at: At) -> None:
+    """Evaluate in order; each assignment sees the earlier ones (also a wait step's `assign`)."""
+    for target, value in (assign or {}).items():
+        result = ctx.evaluate(value, at, what=f"assign {target!r}")
+        ctx.scopes.assign(target, result, at.frame, path=at.path)
 
 
-async def state_set(interp: Interpreter, step: dsl.StateSet, _at: At) -> None:
-    interp.scopes.meta["state"] = step.config.state
+async def transform_assign(ctx: StepContext, step: dsl.TransformAssign, at: At) -> None:
+    assign_in_order(ctx, step.config.assign, at)
+
+
+async def state_set(ctx: StepContext, step: dsl.StateSet, _at: At) -> None:
+    ctx.scopes.meta["state"] = step.config.state
