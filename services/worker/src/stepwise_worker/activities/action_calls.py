@@ -52,7 +52,7 @@ from stepwise_worker.messages import (
 log = structlog.get_logger("stepwise_worker.actions")
 
 # A regular activity heartbeats while its handler runs, so a worker that dies is noticed after
-# the heartbeat timeout (see steps/action.py) instead of the action's whole timeout.
+# the heartbeat timeout (see workflow/steps/action.py) instead of the action's whole timeout.
 HEARTBEAT_EVERY_S = 2.0
 
 

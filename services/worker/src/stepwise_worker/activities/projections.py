@@ -68,7 +68,7 @@ _DONE_ROWS = (
     " FROM done) AS done_rows"
 )
 
-# Worker part 2 (SPEC §5.5): a step start reserves one unit of the tenant's quota in the same
+# SPEC §5.5: a step start reserves one unit of the tenant's quota in the same
 # statement, once per step row (`fresh`: a re-executed local activity does not count twice).
 # Without capacity neither the step row nor node_path is written and `quota_refused` is true.
 _STEP_ALLOWED = (

@@ -30,8 +30,8 @@ from stepwise_worker.workflow.step_context import StepContext
 
 # Room for the ledger reads and writes around the handler's own timeout.
 LEDGER_MARGIN = timedelta(seconds=15)
-# A regular action activity heartbeats every 2 s (activities.py): a lost worker is detected
-# after this long and the call retried elsewhere (where the ledger may already hold its result).
+# A regular action activity heartbeats every 2 s (activities/action_calls.py): a lost worker is
+# detected after this long and the call retried elsewhere (the ledger may already hold its result).
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Infrastructure failures only (action errors are raised non-retryable by the activity).
 INFRA_RETRY = RetryPolicy(
