@@ -40,7 +40,6 @@ from stepwise_worker.activities.secret_refs import (
     redact,
     substitute,
 )
-from stepwise_worker.errors import action_error
 from stepwise_worker.messages import (
     EXECUTE_ACTION,
     ActionRequest,
@@ -48,6 +47,7 @@ from stepwise_worker.messages import (
     Recorded,
     StepBatch,
 )
+from stepwise_worker.step_errors import action_error
 
 log = structlog.get_logger("stepwise_worker.actions")
 

@@ -24,7 +24,6 @@ from stepwise_worker import metrics
 from stepwise_worker.activities.legacy_blobs import LegacyBlobs
 from stepwise_worker.activities.payload_limit import PayloadTooLarge, check_size
 from stepwise_worker.activities.quota_store import quota_ctes, quota_figures, reservation_of
-from stepwise_worker.errors import action_error
 from stepwise_worker.messages import (
     COMPLETE_RUN,
     LOAD_RUN,
@@ -36,6 +35,7 @@ from stepwise_worker.messages import (
     RunDone,
     StepBatch,
 )
+from stepwise_worker.step_errors import action_error
 
 # Step rows are projections (Temporal holds the truth) written once per step: their commit does
 # not wait for the WAL flush. A Postgres crash may lose the last ~0.6 s of them (never a run's

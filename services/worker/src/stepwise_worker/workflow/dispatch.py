@@ -12,7 +12,7 @@ from typing import Any
 
 from stepwise_contract.enums import ErrorCategory
 
-from stepwise_worker.errors import StepError
+from stepwise_worker.step_errors import StepError
 from stepwise_worker.workflow.frames import At
 from stepwise_worker.workflow.step_context import StepContext
 from stepwise_worker.workflow.steps.action import action_call

@@ -21,8 +21,8 @@ from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, r
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
 
-from stepwise_worker.errors import ReturnSignal, StepError, expression_failure
 from stepwise_worker.messages import ActionInfo
+from stepwise_worker.step_errors import ReturnSignal, StepError, expression_failure
 from stepwise_worker.workflow.bookkeeping import Bookkeeper, DeferredStart
 from stepwise_worker.workflow.checkpoint import Checkpoints
 from stepwise_worker.workflow.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type

@@ -38,8 +38,8 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
 
-    from stepwise_worker.errors import ReturnSignal, StepError, failure_from_activity
     from stepwise_worker.messages import LOAD_RUN, LoadedRun, LoadRun
+    from stepwise_worker.step_errors import ReturnSignal, StepError, failure_from_activity
     from stepwise_worker.workflow.bookkeeping import PROJECTION_RETRY, Bookkeeper
     from stepwise_worker.workflow.cancellation import is_run_cancellation, record_cancellation
     from stepwise_worker.workflow.checkpoint import restore_inbox, restore_interpreter

@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
-from stepwise_worker.errors import StepError
+from stepwise_worker.step_errors import StepError
 
 T = TypeVar("T")
 

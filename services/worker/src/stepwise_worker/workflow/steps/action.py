@@ -20,8 +20,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
-from stepwise_worker.errors import StepError, failure_from_activity
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
+from stepwise_worker.step_errors import StepError, failure_from_activity
 from stepwise_worker.workflow.bookkeeping import DeferredStart
 from stepwise_worker.workflow.frames import At
 from stepwise_worker.workflow.scopes import check_json_limits

@@ -29,7 +29,7 @@ from stepwise_contract.payloads import RunInput, RunResult
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
-from stepwise_worker.errors import StepError
+from stepwise_worker.step_errors import StepError
 from stepwise_worker.wait_messages import (
     CHILD_RUN_STARTED,
     CREATE_CHILD_RUN,

@@ -10,7 +10,7 @@ from stepwise_contract.enums import ErrorCategory
 from stepwise_contract.expression_budget import MAX_RESULT_BYTES, MAX_SELECTED_BYTES
 from temporalio import workflow
 
-from stepwise_worker.errors import ReturnSignal, StepError
+from stepwise_worker.step_errors import ReturnSignal, StepError
 from stepwise_worker.workflow.frames import At, LoopFrame
 from stepwise_worker.workflow.step_context import StepContext
 

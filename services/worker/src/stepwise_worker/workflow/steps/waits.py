@@ -29,7 +29,7 @@ from stepwise_contract.payloads import (
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio import workflow
 
-from stepwise_worker.errors import StepError
+from stepwise_worker.step_errors import StepError
 from stepwise_worker.wait_messages import (
     CHECK_BUFFER,
     CREATE_HUMAN_TASK,
