@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-import asyncpg
 import nats
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
@@ -27,7 +26,6 @@ from stepwise_contract.tracing import (
     traced_message_handler,
     tracing_middlewares,
 )
-from stepwise_worker.testing import outcome, run_definition, running_worker
 from temporalio import activity, workflow
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -120,41 +118,6 @@ async def test_http_request_workflow_and_activity_share_one_trace(temporal_addre
     start_span = spans["StartWorkflow:OpsTraceWorkflow"]
     assert start_span.parent is not None
     assert start_span.parent.span_id == server_span.context.span_id
-
-
-async def test_real_run_is_traced_in_the_sandboxed_worker(
-    temporal_address: str, pool: asyncpg.Pool, tenant_id: str
-) -> None:
-    """The production worker (sandboxed interpreter, local projection activities, the action
-    activity) under the tracing interceptor: a run started inside a server-like span is one trace
-    down to the action's activity."""
-    provider, exporter = _provider()
-    client = await connect_temporal(
-        temporal_address, "default", claims=None, interceptors=temporal_interceptors(provider)
-    )
-    definition = {
-        "name": "traced",
-        "steps": [
-            {
-                "id": "echo",
-                "type": "action.call",
-                "config": {"actionId": "core.echo", "version": 1, "inputMapping": {"value": 1}},
-            }
-        ],
-    }
-    tracer = provider.get_tracer("ops-test")
-    async with running_worker(client, pool):
-        with tracer.start_as_current_span("POST /api/workflow-runs", kind=SpanKind.SERVER) as root:
-            _run_id, handle = await run_definition(pool, client, tenant_id, definition)
-        assert await outcome(handle) == "completed"
-    trace_id = root.get_span_context().trace_id
-    spans = exporter.get_finished_spans()
-    names = {s.name for s in spans if s.context.trace_id == trace_id}
-    assert "StartWorkflow:WorkflowRuntimeV2" in names, sorted(names)
-    assert "RunWorkflow:WorkflowRuntimeV2" in names, sorted(names)
-    assert "RunActivity:stepwise.execute_action" in names, sorted(names)
-    # nothing of this run escaped into another trace
-    assert {s.context.trace_id for s in spans} == {trace_id}
 
 
 async def test_probes_are_not_traced_and_errors_are_marked() -> None:

@@ -30,6 +30,20 @@ SAMPLES: list[Any] = [
             steps_executed=7,
         ),
     ),
+    payloads.RunInput(
+        run_id="r",
+        tenant_id="t",
+        workflow_id="w",
+        workflow_version=1,
+        checkpoint=payloads.Checkpoint(
+            state={},
+            inbox=[
+                payloads.PendingEvent(event_id="e", event_name="N", payload={"a": 1}),
+                payloads.PendingHumanTask(task_id="t", payload={"ok": True}),
+                payloads.PendingQuotaResume(wait_id="w", reason="limit raised"),
+            ],
+        ),
+    ),
     payloads.RunResult(run_id="r", status="SUCCEEDED", payload={"x": 1}, vars={}, meta={}),  # type: ignore[arg-type]
     payloads.EventSignal(
         event_id="e",
@@ -68,8 +82,15 @@ def test_every_struct_has_a_sample() -> None:
         and obj not in (payloads.TemporalPayload, http.Body)
     }
     sampled = {type(s) for s in SAMPLES}
-    # PendingSignal and Checkpoint are covered inside RunInput
-    assert structs - sampled <= {payloads.PendingSignal, payloads.Checkpoint}
+    # covered inside RunInput's checkpoints
+    inside = {
+        payloads.PendingSignal,
+        payloads.Checkpoint,
+        payloads.PendingEvent,
+        payloads.PendingHumanTask,
+        payloads.PendingQuotaResume,
+    }
+    assert structs - sampled <= inside
 
 
 @pytest.mark.parametrize("value", SAMPLES, ids=lambda v: type(v).__name__)

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 from stepwise_contract.names import workflow_id_for
-from stepwise_contract.payloads import RunResult
-from stepwise_worker.actions.builtin import builtin_actions
-from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.testing import publish_definition, run_definition
-from stepwise_worker.wait_testing import wait_for_row
-from stepwise_worker.worker import WorkerOptions, build_worker
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    w = build_worker(
-        temporal_client, pool, registry=ActionRegistry(builtin_actions()), options=WorkerOptions()
-    )
-    async with w:
-        yield w
-
-
-def expr(source: str) -> dict[str, str]:
-    return {"$expr": source}
-
-
-def call(step_id: str, workflow_id: str, **fields: Any) -> dict[str, Any]:
-    return {"id": step_id, "type": "control.callWorkflow", "workflowId": workflow_id, **fields}
+from .builders import call_workflow, expr
+from .runs import publish_definition, start_steps
+from .signalling import wait_for_row
 
 
 async def publish(pool: asyncpg.Pool, tenant: str, steps: list[Any]) -> str:
@@ -42,20 +22,6 @@ async def publish(pool: asyncpg.Pool, tenant: str, steps: list[Any]) -> str:
         pool, tenant, {"name": "child", "steps": steps}
     )
     return workflow_id
-
-
-async def start(
-    pool: asyncpg.Pool,
-    client: Client,
-    tenant: str,
-    steps: list[Any],
-    payload: Any = None,
-    priority: int = 3,
-) -> tuple[str, WorkflowHandle[Any, RunResult]]:
-    run_id, handle = await run_definition(
-        pool, client, tenant, {"name": "parent", "steps": steps}, payload, priority
-    )
-    return run_id, client.get_workflow_handle(handle.id, result_type=RunResult)
 
 
 async def children_of(pool: asyncpg.Pool, run_id: str) -> list[asyncpg.Record]:
@@ -75,18 +41,20 @@ async def test_call_workflow_success_three_levels(
     ])  # fmt: skip
     child = await publish(pool, tenant_id, [
         {"id": "d", "type": "transform.assign", "config": {"assign": {"vars.doubled": expr("payload.n * 2")}}},
-        call("gc", grandchild, inputMapping={"n": expr("vars.doubled")},
+        call_workflow("gc", grandchild, inputMapping={"n": expr("vars.doubled")},
              outputMapping={"vars.fromGrandchild": expr("childRun.vars.plusOne")}),
         {"id": "s", "type": "state.set", "config": {"state": "child-done"}},
     ])  # fmt: skip
     steps = [
-        call("c", child, workflowVersion=1, inputMapping={"n": expr("payload.n")},
+        call_workflow("c", child, workflowVersion=1, inputMapping={"n": expr("payload.n")},
              outputMapping={"vars.res": expr("childRun.vars.doubled"),
                             "vars.deep": expr("childRun.vars.fromGrandchild"),
                             "vars.childState": expr("childRun.meta.state"),
                             "vars.childPayload": expr("childRun.payload")}),
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps, {"n": 20}, priority=1)
+    run_id, handle = await start_steps(
+        pool, temporal_client, tenant_id, steps, {"n": 20}, priority=1
+    )
     result = await handle.result()
     assert (result.vars["res"], result.vars["deep"], result.vars["childState"]) == (
         40,
@@ -125,11 +93,11 @@ async def test_child_failure_into_catch(
     ])  # fmt: skip
     steps = [
         {"id": "tc", "type": "control.tryCatch", "captureErrorAs": "failure",
-         "try": [call("c", child)],
+         "try": [call_workflow("c", child)],
          "catch": [{"id": "k", "type": "transform.assign",
                     "config": {"assign": {"vars.caught": expr("error.category")}}}]},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     result = await handle.result()
     assert result.vars["caught"] == "ChildWorkflowError"
     failure = result.vars["failure"]
@@ -152,9 +120,9 @@ async def test_child_retry_starts_a_new_child_run_per_attempt(
          "then": [{"id": "f", "type": "action.call", "config": {"actionId": "core.fail", "version": 1,
                                                                 "inputMapping": {"message": "first"}}}]},
     ])  # fmt: skip
-    steps = [call("c", child, retry={"maxAttempts": 3, "backoffMs": 10, "jitter": False},
+    steps = [call_workflow("c", child, retry={"maxAttempts": 3, "backoffMs": 10, "jitter": False},
                   outputMapping={"vars.count": expr("childRun.vars.counter.value")})]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     result = await handle.result()
     assert result.vars["count"] == 2
     first, second = await children_of(pool, run_id)
@@ -172,7 +140,9 @@ async def test_child_retry_starts_a_new_child_run_per_attempt(
 async def test_unknown_child_workflow_is_a_validation_error(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
-    run_id, handle = await start(pool, temporal_client, tenant_id, [call("c", str(uuid.uuid4()))])
+    run_id, handle = await start_steps(
+        pool, temporal_client, tenant_id, [call_workflow("c", str(uuid.uuid4()))]
+    )
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     run = await pool.fetchrow(
@@ -192,10 +162,10 @@ async def test_cancelling_the_parent_cancels_the_child(
         {"id": "w", "type": "event.wait", "config": {"eventName": "NEVER"}},
     ])  # fmt: skip
     steps = [
-        {"id": "tc", "type": "control.tryCatch", "try": [call("c", child)],
+        {"id": "tc", "type": "control.tryCatch", "try": [call_workflow("c", child)],
          "catch": [{"id": "k", "type": "transform.assign", "config": {"assign": {"vars.caught": True}}}]},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     child_row = await wait_for_row(
         pool, "SELECT run_id FROM workflow_runs WHERE parent_run_id = $1", uuid.UUID(run_id)
     )

@@ -14,16 +14,6 @@ import msgspec
 import pytest
 from stepwise_contract.secrets import encrypt_secret
 from stepwise_worker.messages import EXECUTE_ACTION, ActionRequest
-from stepwise_worker.testing import (
-    Probe,
-    ensure_tenant,
-    outcome,
-    probe_actions,
-    run_definition,
-    run_row,
-    running_worker,
-    step_rows,
-)
 from stepwise_worker.worker import WorkerOptions
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
@@ -32,6 +22,18 @@ from temporalio.worker import (
     ExecuteActivityInput,
     Interceptor,
     Worker,
+)
+
+from .builders import action
+from .runs import (
+    Probe,
+    ensure_tenant,
+    outcome,
+    probe_actions,
+    run_definition,
+    run_row,
+    running_worker,
+    step_rows,
 )
 
 PROBE = Probe()
@@ -83,15 +85,6 @@ async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[W
         yield w
 
 
-def call(
-    step_id: str, action_id: str, inputs: dict[str, Any], save_as: str | None = None, **config: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"actionId": action_id, "version": 1, "inputMapping": inputs, **config}
-    if save_as:
-        body["saveAs"] = save_as
-    return {"id": step_id, "type": "action.call", "config": body}
-
-
 async def run(
     pool: asyncpg.Pool,
     client: Client,
@@ -134,7 +127,7 @@ async def test_succeeded_invocation_is_returned_not_rerun(
         uuid.uuid4(), uuid.UUID(tenant_id), uuid.uuid4(), key, {"calls": 99},
     )  # fmt: skip
     steps = [
-        call(
+        action(
             "c",
             "test.count",
             {"key": key},
@@ -155,7 +148,7 @@ async def test_lost_completion_is_not_executed_again(
     for action_id in ("test.countRemote", "test.count"):  # regular and local activity
         key = f"{LOSE_PREFIX}{action_id}-{tenant_id}"
         run_id, closed, row, _handle = await run(
-            pool, temporal_client, tenant_id, [call("c", action_id, {"key": key}, "vars.out")]
+            pool, temporal_client, tenant_id, [action("c", action_id, {"key": key}, "vars.out")]
         )
         assert closed == "completed", row["error_json"]
         assert LOSER.lost[key] == 1, "the first completion was lost"
@@ -171,7 +164,7 @@ async def test_execute_action_twice_with_the_same_key(
     """The activity itself, called twice (as after a worker crash): one execution, same output."""
     from stepwise_worker.actions.base import ActionSettings
     from stepwise_worker.actions.registry import ActionRegistry
-    from stepwise_worker.activities import ActionActivities
+    from stepwise_worker.activities.action_calls import ActionActivities
     from temporalio.testing import ActivityEnvironment
 
     await ensure_tenant(pool, tenant_id)
@@ -218,13 +211,13 @@ async def test_secret_never_reaches_history(
     )  # fmt: skip
     ref = {"$secret": "API_TOKEN"}
     steps = [
-        call("count", "test.count", {"key": ref}, "vars.counted"),
-        call("echo", "core.echo", {"value": {"auth": ref, "note": "plain"}}, "vars.echoed"),
+        action("count", "test.count", {"key": ref}, "vars.counted"),
+        action("echo", "core.echo", {"value": {"auth": ref, "note": "plain"}}, "vars.echoed"),
         {
             "id": "tc",
             "type": "control.tryCatch",
             "captureErrorAs": "failure",
-            "try": [call("fail", "core.fail", {"message": ref})],
+            "try": [action("fail", "core.fail", {"message": ref})],
             "catch": [],
         },
     ]
@@ -249,7 +242,7 @@ async def test_secret_never_reaches_history(
     ).decode()
     assert secret not in stored
 
-    missing = [call("c", "core.echo", {"value": {"$secret": "NOT_SET"}})]
+    missing = [action("c", "core.echo", {"value": {"$secret": "NOT_SET"}})]
     _run_id, closed, row, _h = await run(pool, temporal_client, tenant_id, missing)
     assert closed == "failed"
     assert (row["error_json"]["category"], row["error_json"]["code"]) == (
@@ -262,7 +255,7 @@ async def test_oversized_output_is_a_validation_error(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
-        call(
+        action(
             "big",
             "test.big",
             {"bytes": 10 * 1024 * 1024 + 1},
@@ -282,7 +275,7 @@ async def test_oversized_output_is_a_validation_error(
 async def test_plugin_action(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
-    steps = [call("greet", "example.greet", {"name": {"$expr": "payload.who"}}, "vars.greeting")]
+    steps = [action("greet", "example.greet", {"name": {"$expr": "payload.who"}}, "vars.greeting")]
     _run_id, closed, row, _h = await run(pool, temporal_client, tenant_id, steps, {"who": "Ada"})
     assert closed == "completed", row["error_json"]
     assert row["result_json"]["vars"]["greeting"] == {
@@ -310,10 +303,10 @@ async def test_secret_ref_arriving_as_data_is_never_resolved(
     await _set_secret(pool, tenant_id, "PROBE_SECRET", secret)
     steps = [
         # a payload value, an expression's own result, an earlier action's output: all data
-        call("p", "core.echo", {"value": {"$expr": "payload.injected"}}, "vars.fromPayload"),
-        call("e", "core.echo", {"value": {"$expr": "{'$secret': 'PROBE_SECRET'}"}}, "vars.built"),
-        call("o", "core.echo", {"value": {"$expr": "vars.built.value"}}, "vars.fromOutput"),
-        call("k", "test.count", {"key": {"$expr": "payload.injected"}}),
+        action("p", "core.echo", {"value": {"$expr": "payload.injected"}}, "vars.fromPayload"),
+        action("e", "core.echo", {"value": {"$expr": "{'$secret': 'PROBE_SECRET'}"}}, "vars.built"),
+        action("o", "core.echo", {"value": {"$expr": "vars.built.value"}}, "vars.fromOutput"),
+        action("k", "test.count", {"key": {"$expr": "payload.injected"}}),
     ]
     injected = {"$secret": "PROBE_SECRET"}
     run_id, closed, row, handle = await run(
@@ -335,9 +328,11 @@ async def test_derived_forms_of_a_secret_are_scrubbed(
     await _set_secret(pool, tenant_id, "DERIVED", secret)
     ref = {"$secret": "DERIVED"}
     steps = [
-        call("u", "transform.text", {"op": "upper", "value": ref}, "vars.upper"),
-        call("s", "transform.text", {"op": "split", "value": ref, "separator": "-"}, "vars.split"),
-        call("j", "transform.jsonStringify", {"value": {"k": ref}}, "vars.json"),
+        action("u", "transform.text", {"op": "upper", "value": ref}, "vars.upper"),
+        action(
+            "s", "transform.text", {"op": "split", "value": ref, "separator": "-"}, "vars.split"
+        ),
+        action("j", "transform.jsonStringify", {"value": {"k": ref}}, "vars.json"),
     ]
     run_id, closed, row, handle = await run(pool, temporal_client, tenant_id, steps)
     assert closed == "completed", row["error_json"]
@@ -356,7 +351,7 @@ async def test_nul_in_an_action_input_is_a_validation_error_not_retried(
 ) -> None:
     # JSONata's "\u0000" escape: the run makes the NUL (a payload cannot carry one)
     nul = {"$expr": '"a\\u0000b"'}
-    step = call("pub", "event.publish", {"eventType": "NUL_PROBE", "payload": {"text": nul}})
+    step = action("pub", "event.publish", {"eventType": "NUL_PROBE", "payload": {"text": nul}})
     steps = [{**step, "retry": {"maxAttempts": 3, "backoffMs": 10}}]
     run_id, closed, row, _handle = await run(pool, temporal_client, tenant_id, steps)
     assert closed == "failed"
@@ -372,7 +367,7 @@ async def test_action_output_nested_too_deep_is_a_validation_error(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     deep = "[" * 100 + "]" * 100
-    steps = [call("parse", "transform.jsonParse", {"text": deep}, "vars.parsed")]
+    steps = [action("parse", "transform.jsonParse", {"text": deep}, "vars.parsed")]
     run_id, closed, row, _handle = await run(pool, temporal_client, tenant_id, steps)
     assert closed == "failed"
     assert (row["error_json"]["category"], row["error_json"]["code"]) == (
@@ -384,7 +379,7 @@ async def test_action_output_nested_too_deep_is_a_validation_error(
 
 
 def test_an_error_with_a_nul_or_deep_details_is_made_storable() -> None:
-    from stepwise_worker.activities import _storable
+    from stepwise_worker.activities.action_calls import _storable
 
     deep: Any = "x"
     for _ in range(100):

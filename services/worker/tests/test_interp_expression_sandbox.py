@@ -10,10 +10,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from stepwise_worker.testing import outcome, run_definition, run_row, running_worker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
+
+from .runs import outcome, run_definition, run_row, running_worker
 
 COMPUTE_BOMBS = [
     "$count($map([1..3000], function($i) {[1..3000]}))",

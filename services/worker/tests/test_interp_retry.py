@@ -5,32 +5,18 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from stepwise_contract.dsl import RetryPolicy
-from stepwise_worker.retry import backoff_ms, should_retry
-from stepwise_worker.testing import (
-    Probe,
-    outcome,
-    probe_actions,
-    run_definition,
-    run_row,
-    running_worker,
-    step_rows,
-)
+from stepwise_worker.workflow.retry import backoff_ms, should_retry
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-PROBE = Probe()
-
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    async with running_worker(temporal_client, pool, extra_actions=probe_actions(PROBE)) as w:
-        yield w
+from .runs import (
+    run_steps,
+    step_rows,
+)
 
 
 def failing(category: str = "ActionError", **step: Any) -> dict[str, Any]:
@@ -44,14 +30,6 @@ def failing(category: str = "ActionError", **step: Any) -> dict[str, Any]:
         },
         **step,
     }
-
-
-async def run(
-    pool: asyncpg.Pool, client: Client, tenant: str, steps: list[dict[str, Any]]
-) -> tuple[str, str, asyncpg.Record]:
-    run_id, handle = await run_definition(pool, client, tenant, {"name": "r", "steps": steps})
-    closed = await outcome(handle)
-    return run_id, closed, await run_row(pool, run_id)
 
 
 async def invocations(pool: asyncpg.Pool, run_id: str) -> list[asyncpg.Record]:
@@ -107,7 +85,7 @@ async def test_retry_then_on_error_continue(
             "config": {"assign": {"vars.seen": {"$expr": "error.message & '/' & error.category"}}},
         },
     ]
-    run_id, closed, row = await run(pool, temporal_client, tenant_id, steps)
+    run_id, closed, row = await run_steps(pool, temporal_client, tenant_id, steps)
     assert closed == "completed", row["error_json"]
     assert row["status"] == "SUCCEEDED" and row["error_json"] is None
     assert row["result_json"]["vars"]["seen"] == "nope/ActionError"
@@ -147,7 +125,7 @@ async def test_retry_until_success(
             },
         }
     ]
-    run_id, closed, row = await run(pool, temporal_client, tenant_id, steps)
+    run_id, closed, row = await run_steps(pool, temporal_client, tenant_id, steps)
     assert closed == "completed", row["error_json"]
     assert row["result_json"]["vars"]["out"] == {"calls": 3}
     assert [(r["attempt"], r["status"]) for r in await step_rows(pool, run_id)] == [
@@ -168,13 +146,13 @@ async def test_retry_on_filters_categories(
     only_transient = [
         failing(retry={"maxAttempts": 3, "backoffMs": 10, "retryOn": ["TransientError"]})
     ]
-    run_id, closed, row = await run(pool, temporal_client, tenant_id, only_transient)
+    run_id, closed, row = await run_steps(pool, temporal_client, tenant_id, only_transient)
     assert closed == "failed"
     assert row["error_json"]["category"] == "ActionError"
     assert len(await step_rows(pool, run_id)) == 1
 
     validation = [failing("ValidationError", retry={"maxAttempts": 3, "backoffMs": 10})]
-    run_id, closed, row = await run(pool, temporal_client, tenant_id, validation)
+    run_id, closed, row = await run_steps(pool, temporal_client, tenant_id, validation)
     assert closed == "failed" and row["error_json"]["category"] == "ValidationError"
     assert len(await step_rows(pool, run_id)) == 1
 
@@ -184,7 +162,7 @@ async def test_retry_on_filters_categories(
             retry={"maxAttempts": 2, "backoffMs": 10, "retryOn": ["TransientError"]},
         )
     ]
-    run_id, closed, row = await run(pool, temporal_client, tenant_id, transient)
+    run_id, closed, row = await run_steps(pool, temporal_client, tenant_id, transient)
     assert closed == "failed" and row["error_json"]["category"] == "TransientError"
     assert row["error_json"]["nodePath"] == "root.steps[0]"
     assert len(await step_rows(pool, run_id)) == 2
@@ -205,7 +183,7 @@ async def test_retry_backoff_is_respected(
             }
         )
     ]
-    run_id, closed, _row = await run(pool, temporal_client, tenant_id, steps)
+    run_id, closed, _row = await run_steps(pool, temporal_client, tenant_id, steps)
     assert closed == "failed"
     rows = await step_rows(pool, run_id)
     assert [r["attempt"] for r in rows] == [1, 2, 3, 4]

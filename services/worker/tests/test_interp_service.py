@@ -10,8 +10,9 @@ from pathlib import Path
 
 import asyncpg
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready
-from stepwise_worker.testing import outcome, run_definition, run_row
 from temporalio.client import Client
+
+from .runs import outcome, run_definition, run_row
 
 
 async def test_worker_process_runs_and_stops_on_sigterm(

@@ -20,32 +20,17 @@ from stepwise_contract.claim_check import (
 from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.converter import data_converter
 from stepwise_contract.temporal import connect_temporal
-from stepwise_worker.checkpoint import Checkpoints
-from stepwise_worker.legacy_blobs import LegacyBlobs
-from stepwise_worker.testing import outcome, run_definition, run_row, running_worker
-from stepwise_worker.wait_testing import open_wait, send_event
+from stepwise_worker.activities.legacy_blobs import LegacyBlobs
+from stepwise_worker.workflow.checkpoint import Checkpoints
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from .builders import assign, echo, expr
+from .runs import outcome, run_definition, run_row, running_worker
+from .signalling import open_wait, send_event
+
 CHUNK = 250_000  # one expression result stays under the 256 KiB cap
-
-
-def expr(source: str) -> dict[str, str]:
-    return {"$expr": source}
-
-
-def echo(step_id: str, value: Any, save_as: str) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "type": "action.call",
-        "config": {"actionId": "core.echo", "version": 1, "inputMapping": {"value": value},
-                   "saveAs": save_as},
-    }  # fmt: skip
-
-
-def assign(step_id: str, **targets: Any) -> dict[str, Any]:
-    return {"id": step_id, "type": "transform.assign", "config": {"assign": targets}}
 
 
 def chunks(count: int) -> list[dict[str, str]]:
@@ -55,6 +40,7 @@ def chunks(count: int) -> list[dict[str, str]]:
 
 @pytest.fixture
 async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """Per test: one test here runs its own workers, and no other may poll the queue meanwhile."""
     async with running_worker(temporal_client, pool):
         yield
 

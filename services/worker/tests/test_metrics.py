@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
@@ -13,9 +12,11 @@ import structlog
 from prometheus_client import REGISTRY
 from stepwise_contract.actions import ActionDeclaration
 from stepwise_worker.actions.base import Action, ActionContext, JSONObject
-from stepwise_worker.testing import outcome, run_definition, run_row, running_worker, step_rows
 from temporalio.client import Client
 from temporalio.worker import Worker
+
+from .builders import assign, fail, time_wait
+from .runs import outcome, run_definition, run_row, running_worker, step_rows
 
 PREFIX = "stepwise_worker_"
 
@@ -62,31 +63,18 @@ def key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
     return (PREFIX + name, frozenset(labels.items()))
 
 
-def fail(step_id: str, **config: Any) -> dict[str, Any]:
-    body = {"actionId": "core.fail", "version": 1, "inputMapping": {"message": "no", **config}}
-    return {"id": step_id, "type": "action.call", "config": body}
-
-
-def assign(step_id: str) -> dict[str, Any]:
-    return {"id": step_id, "type": "transform.assign", "config": {"assign": {"vars.x": 1}}}
-
-
-def wait(step_id: str, ms: int) -> dict[str, Any]:
-    return {"id": step_id, "type": "time.wait", "config": {"mode": "duration", "durationMs": ms}}
-
-
 async def test_a_run_counts_exactly_once(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
         {"id": "echo", "type": "action.call",
          "config": {"actionId": "core.echo", "version": 1, "inputMapping": {"value": 1}}},
-        {"id": "tc", "type": "control.tryCatch", "try": [fail("f1")], "catch": [assign("h1")]},
+        {"id": "tc", "type": "control.tryCatch", "try": [fail("f1")], "catch": [assign("h1", **{"vars.x": 1})]},
         # a category no catalog knows stays out of the label set
         {"id": "tc2", "type": "control.tryCatch", "try": [fail("f2", category="Custom")],
-         "catch": [assign("h2")]},
-        wait("now", 0),  # an instant in the past: no wait row
-        wait("soon", 200),
+         "catch": [assign("h2", **{"vars.x": 1})]},
+        time_wait("now", 0),  # an instant in the past: no wait row
+        time_wait("soon", 200),
     ]  # fmt: skip
     before = samples()
     run_id, handle = await run_definition(

@@ -5,35 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_worker.actions.registry import ActionRegistry
+from stepwise_worker.activities.projections import Projections
 from stepwise_worker.messages import RunDone, StepBatch, StepDone, StepStart
-from stepwise_worker.projections import Projections
-from stepwise_worker.testing import (
-    Probe,
-    outcome,
-    probe_actions,
-    publish_definition,
-    run_definition,
-    run_row,
-    running_worker,
-    step_rows,
-)
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-PROBE = Probe()
-
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    async with running_worker(temporal_client, pool, extra_actions=probe_actions(PROBE)) as w:
-        yield w
+from .runs import (
+    outcome,
+    publish_definition,
+    run_definition,
+    run_row,
+    step_rows,
+)
 
 
 async def test_every_step_has_rows_and_node_path_follows(

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from stepwise_contract.names import QUERY_CURRENT_WAIT
 from stepwise_contract.payloads import CurrentWait, RunResult
-from stepwise_worker.actions.builtin import builtin_actions
-from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.testing import run_definition
-from stepwise_worker.wait_testing import open_wait, resume_quota, wait_for_row
-from stepwise_worker.worker import WorkerOptions, build_worker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    w = build_worker(
-        temporal_client, pool, registry=ActionRegistry(builtin_actions()), options=WorkerOptions()
-    )
-    async with w:
-        yield w
+from .runs import run_definition
+from .signalling import open_wait, resume_quota, wait_for_row
 
 
 async def set_limit(pool: asyncpg.Pool, tenant: str, limit: int | None) -> None:
@@ -98,8 +85,10 @@ async def test_quota_pause_then_resume(
     await resume_quota(handle, str(second["wait_id"]))
     result = await handle.result()
     assert (result.vars["a"], result.vars["b"], result.vars["c"]) == (True, True, True)
-    run = await pool.fetchrow("SELECT status, error_json FROM workflow_runs WHERE run_id = $1", rid)
-    assert run is not None and (run["status"], run["error_json"]) == ("SUCCEEDED", None)
+    final = await pool.fetchrow(
+        "SELECT status, error_json FROM workflow_runs WHERE run_id = $1", rid
+    )
+    assert final is not None and (final["status"], final["error_json"]) == ("SUCCEEDED", None)
     assert (
         await pool.fetchval(
             "SELECT status FROM workflow_run_waits WHERE wait_id = $1", second["wait_id"]

@@ -19,28 +19,28 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 from stepwise_contract.converter import DATA_CONVERTER
-from stepwise_contract.payloads import RunResult
 from stepwise_worker.actions.builtin import builtin_actions
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.checkpoint import CONTINUE_AS_NEW_EVERY
-from stepwise_worker.testing import publish_definition, run_definition
-from stepwise_worker.wait_testing import (
+from stepwise_worker.worker import WorkerOptions, build_worker, workflow_runner
+from stepwise_worker.workflow.checkpoint import CONTINUE_AS_NEW_EVERY
+from stepwise_worker.workflow.run_workflow import RunWorkflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer
+
+from .builders import expr
+from .runs import publish_definition, start_steps
+from .signalling import (
     complete_task,
     open_wait,
     resume_quota,
     send_event,
     wait_for_row,
 )
-from stepwise_worker.worker import WorkerOptions, build_worker, workflow_runner
-from stepwise_worker.workflows import RunWorkflow
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.worker import Replayer
 
 HISTORIES = Path(__file__).parent / "histories"
 EXPECTED = {
@@ -112,10 +112,6 @@ async def test_a_changed_command_order_is_detected() -> None:
 # -- recording (opt-in) --------------------------------------------------------------------------
 
 
-def expr(source: str) -> dict[str, str]:
-    return {"$expr": source}
-
-
 async def _save(
     client: Client,
     workflow_id: str,
@@ -133,15 +129,6 @@ async def _save(
         (HISTORIES / f"{name}.json.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
     else:
         (HISTORIES / f"{name}.json").write_text(text)
-
-
-async def _start(
-    pool: asyncpg.Pool, client: Client, tenant: str, steps: list[Any], payload: Any = None
-) -> tuple[str, WorkflowHandle[Any, RunResult]]:
-    run_id, handle = await run_definition(
-        pool, client, tenant, {"name": "recorded", "steps": steps}, payload
-    )
-    return run_id, client.get_workflow_handle(handle.id, result_type=RunResult)
 
 
 @pytest.mark.skipif(
@@ -166,7 +153,7 @@ async def test_record_histories(temporal_client: Client, pool: asyncpg.Pool) -> 
              "try": [{"id": "x", "type": "event.wait", "config": {"eventName": "NEVER", "timeoutMs": 50}}],
              "catch": [{"id": "c", "type": "transform.assign", "config": {"assign": {"vars.c": True}}}]},
         ]  # fmt: skip
-        run_id, handle = await _start(pool, client, tenant, steps, {"k": "K"})
+        run_id, handle = await start_steps(pool, client, tenant, steps, {"k": "K"})
         await open_wait(pool, run_id, "event")
         await send_event(handle, "E", {"ok": False, "n": 0}, key="K")
         await send_event(handle, "E", {"ok": True, "n": 1}, key="K")
@@ -191,7 +178,7 @@ async def test_record_histories(temporal_client: Client, pool: asyncpg.Pool) -> 
         steps = [{"id": "c", "type": "control.callWorkflow", "workflowId": child,
                   "retry": {"maxAttempts": 2, "backoffMs": 10, "jitter": False},
                   "outputMapping": {"vars.count": expr("childRun.vars.counter.value")}}]  # fmt: skip
-        run_id, handle = await _start(pool, client, tenant, steps)
+        run_id, handle = await start_steps(pool, client, tenant, steps)
         await handle.result()
         await _save(client, handle.id, "children_parent")
         last_child = await pool.fetchrow(
@@ -211,7 +198,7 @@ async def test_record_histories(temporal_client: Client, pool: asyncpg.Pool) -> 
             {"id": f"s{i}", "type": "transform.assign", "config": {"assign": {f"vars.v{i}": i}}}
             for i in range(2)
         ]
-        run_id, handle = await _start(pool, client, tenant, steps)
+        run_id, handle = await start_steps(pool, client, tenant, steps)
         wait = await open_wait(pool, run_id, "quota")
         await pool.execute(
             "UPDATE tenants SET step_quota_limit = 5 WHERE tenant = $1", uuid.UUID(tenant)
@@ -226,7 +213,7 @@ async def test_record_histories(temporal_client: Client, pool: asyncpg.Pool) -> 
                   "try": [{"id": "w", "type": "time.wait", "config": {"mode": "until",
                                                                      "until": (datetime.now(UTC) + timedelta(days=1)).isoformat()}}],
                   "catch": [{"id": "c", "type": "transform.assign", "config": {"assign": {"vars.c": True}}}]}]  # fmt: skip
-        run_id, handle = await _start(pool, client, tenant, steps)
+        run_id, handle = await start_steps(pool, client, tenant, steps)
         await open_wait(pool, run_id, "time")
         await handle.cancel()
         with pytest.raises(Exception):  # noqa: B017 - cancelled
@@ -241,7 +228,7 @@ async def test_record_histories(temporal_client: Client, pool: asyncpg.Pool) -> 
                       {"id": "b", "type": "transform.assign", "config": {"assign": {"vars.last": expr("local.x")}}}]},
             {"id": "late", "type": "event.wait", "config": {"eventName": "LATE"}},
         ]  # fmt: skip
-        run_id, handle = await _start(pool, client, tenant, steps)
+        run_id, handle = await start_steps(pool, client, tenant, steps)
         await send_event(handle, "LATE", {"late": True})
         await handle.result()
         first = (await handle.describe()).raw_description.workflow_execution_info.first_run_id

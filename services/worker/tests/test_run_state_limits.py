@@ -3,24 +3,18 @@ fails the step that wrote it with a ValidationError, and the stored state keeps 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
-from stepwise_worker.scopes import MAX_RUN_STATE_BYTES
-from stepwise_worker.testing import outcome, run_definition, run_row, running_worker, step_rows
+from stepwise_worker.workflow.scopes import MAX_RUN_STATE_BYTES
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from .runs import outcome, run_definition, run_row, step_rows
+
 CHUNK = 250_000  # under the expression result cap of 256 KiB
-
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    async with running_worker(temporal_client, pool) as w:
-        yield w
 
 
 def _assign(step_id: str, target: str, source: str) -> dict[str, Any]:

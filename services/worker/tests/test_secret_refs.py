@@ -9,8 +9,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from stepwise_contract.secrets import SECRET_REDACTED
-from stepwise_worker.secret_positions import declared_secret_paths
-from stepwise_worker.secret_refs import Scrubber, declared_refs, redact, substitute
+from stepwise_worker.activities.secret_refs import Scrubber, declared_refs, redact, substitute
+from stepwise_worker.workflow.secret_positions import declared_secret_paths
 
 SECRET = "Sup3r-S3cret/Value+42"
 

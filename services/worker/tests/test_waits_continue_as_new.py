@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
-import pytest
-from stepwise_contract.payloads import RunResult
-from stepwise_worker.actions.builtin import builtin_actions
-from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.checkpoint import CONTINUE_AS_NEW_EVERY
-from stepwise_worker.testing import run_definition
-from stepwise_worker.wait_testing import open_wait, send_event
-from stepwise_worker.worker import WorkerOptions, build_worker
+from stepwise_worker.workflow.checkpoint import CONTINUE_AS_NEW_EVERY
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.worker import Worker
 
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    w = build_worker(
-        temporal_client, pool, registry=ActionRegistry(builtin_actions()), options=WorkerOptions()
-    )
-    async with w:
-        yield w
-
-
-def expr(source: str) -> dict[str, str]:
-    return {"$expr": source}
-
-
-def assign(step_id: str, **targets: Any) -> dict[str, Any]:
-    return {"id": step_id, "type": "transform.assign", "config": {"assign": targets}}
+from .builders import assign, expr
+from .runs import start_steps
+from .signalling import open_wait, send_event
 
 
 async def chain(client: Client, workflow_id: str) -> list[tuple[str, int, list[int]]]:
@@ -45,20 +23,13 @@ async def chain(client: Client, workflow_id: str) -> list[tuple[str, int, list[i
     runs = []
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        types = [e.event_type for e in history.events]
+        types = [int(e.event_type) for e in history.events]
         runs.append((run_id, len(types), types))
         last = history.events[-1]
         run_id = None
         if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
             run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
     return runs
-
-
-async def start(
-    pool: asyncpg.Pool, client: Client, tenant: str, steps: list[Any]
-) -> tuple[str, WorkflowHandle[Any, RunResult]]:
-    run_id, handle = await run_definition(pool, client, tenant, {"name": "long", "steps": steps})
-    return run_id, client.get_workflow_handle(handle.id, result_type=RunResult)
 
 
 async def test_loop_of_2000_steps_continues_as_new(
@@ -70,7 +41,7 @@ async def test_loop_of_2000_steps_continues_as_new(
          "body": [assign("x", **{"local.x": expr("n * 10")}),
                   assign("acc", **{"vars.sum": expr("vars.sum + local.x")})]},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     result = await handle.result()
     # local.x set by the first body step survived every checkpoint taken between the two
     assert result.vars["sum"] == 10 * sum(range(1, 1001))
@@ -108,7 +79,7 @@ async def test_continue_as_new_keeps_buffered_signals_and_consumed_ids(
          "catch": [assign("dup", **{"vars.duplicate": "ignored"})]},
         {"id": "late", "type": "event.wait", "config": {"eventName": "LATE"}},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     await open_wait(pool, run_id, "event")
     first = await send_event(handle, "A", {"n": 1}, key="k")
     # sent while the loop runs, before the checkpoint: must travel in the checkpoint

@@ -4,46 +4,17 @@ recent-event buffer, at-most-once consumption."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
 from stepwise_contract.names import QUERY_CURRENT_WAIT
-from stepwise_contract.payloads import CurrentWait, RunResult
-from stepwise_worker.actions.builtin import builtin_actions
-from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.testing import run_definition
-from stepwise_worker.wait_testing import buffer_event, open_wait, send_event
-from stepwise_worker.worker import WorkerOptions, build_worker
-from temporalio.client import Client, WorkflowHandle
+from stepwise_contract.payloads import CurrentWait
+from temporalio.client import Client
 from temporalio.worker import Worker
 
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    w = build_worker(
-        temporal_client, pool, registry=ActionRegistry(builtin_actions()), options=WorkerOptions()
-    )
-    async with w:
-        yield w
-
-
-def expr(source: str) -> dict[str, str]:
-    return {"$expr": source}
-
-
-def wait_step(step_id: str, event_name: str, **config: Any) -> dict[str, Any]:
-    return {"id": step_id, "type": "event.wait", "config": {"eventName": event_name, **config}}
-
-
-async def start(
-    pool: asyncpg.Pool, client: Client, tenant: str, steps: list[Any], payload: Any = None
-) -> tuple[str, WorkflowHandle[Any, RunResult]]:
-    run_id, handle = await run_definition(
-        pool, client, tenant, {"name": "waits", "steps": steps}, payload
-    )
-    return run_id, client.get_workflow_handle(handle.id, result_type=RunResult)
+from .builders import event_wait, expr
+from .runs import start_steps
+from .signalling import buffer_event, open_wait, send_event
 
 
 async def rows(pool: asyncpg.Pool, sql: str, run_id: str) -> list[asyncpg.Record]:
@@ -54,11 +25,11 @@ async def test_event_wait_resumed_by_signal(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
-        wait_step("w", "ORDER_PAID", correlationKey=expr("payload.orderId"),
+        event_wait("w", "ORDER_PAID", correlationKey=expr("payload.orderId"),
                   assign={"vars.amount": expr("vars.event.amount")}),
         {"id": "after", "type": "transform.assign", "config": {"assign": {"vars.done": expr("vars.eventName")}}},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps, {"orderId": "o-1"})
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps, {"orderId": "o-1"})
     wait = await open_wait(pool, run_id, "event")
     assert (wait["event_name"], wait["key"], wait["step_path"]) == (
         "ORDER_PAID",
@@ -97,11 +68,11 @@ async def test_wrong_key_and_failing_filter_do_not_resume(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
-        wait_step("w", "TICKET", correlationKey="T-1",
+        event_wait("w", "TICKET", correlationKey="T-1",
                   filters=[{"path": "$.status", "op": "=", "value": "open"},
                            {"path": "priority", "op": ">=", "value": 3}]),
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     await open_wait(pool, run_id, "event")
     await send_event(handle, "TICKET", {"status": "open", "priority": 5}, key="T-2")  # other key
     await send_event(
@@ -130,11 +101,11 @@ async def test_timeout_is_caught_by_try_catch(
 ) -> None:
     steps = [
         {"id": "tc", "type": "control.tryCatch", "captureErrorAs": "failure",
-         "try": [wait_step("w", "NEVER", correlationKey="k", timeoutMs=300)],
+         "try": [event_wait("w", "NEVER", correlationKey="k", timeoutMs=300)],
          "catch": [{"id": "c", "type": "transform.assign",
                     "config": {"assign": {"vars.caught": expr("error.category")}}}]},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     result = await handle.result()
     assert result.vars["caught"] == "TimeoutError"
     assert result.vars["failure"]["nodePath"] == "root.steps[0].try.steps[0]"
@@ -158,8 +129,8 @@ async def test_timeout_is_caught_by_try_catch(
 async def test_uncaught_timeout_fails_the_run(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
-    run_id, handle = await start(
-        pool, temporal_client, tenant_id, [wait_step("w", "NEVER", timeoutMs=100)]
+    run_id, handle = await start_steps(
+        pool, temporal_client, tenant_id, [event_wait("w", "NEVER", timeoutMs=100)]
     )
     with pytest.raises(Exception):  # noqa: B017 - the workflow fails; its type is Temporal's
         await handle.result()
@@ -174,10 +145,10 @@ async def test_early_event_in_the_buffer_is_consumed(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
-        wait_step("gate", "GATE"),
-        wait_step("w", "EARLY", correlationKey="K-9", timeoutMs=20_000),
+        event_wait("gate", "GATE"),
+        event_wait("w", "EARLY", correlationKey="K-9", timeoutMs=20_000),
     ]
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     await open_wait(pool, run_id, "event")
     # published while the run was busy elsewhere: buffered by the router, never signalled
     # (no wait row for EARLY existed yet); plus one for another key that must be ignored
@@ -201,13 +172,13 @@ async def test_an_event_is_consumed_once(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
-        wait_step("first", "PING", correlationKey="p"),
+        event_wait("first", "PING", correlationKey="p"),
         {"id": "tc", "type": "control.tryCatch",
-         "try": [wait_step("second", "PING", correlationKey="p", timeoutMs=1500)],
+         "try": [event_wait("second", "PING", correlationKey="p", timeoutMs=1500)],
          "catch": [{"id": "c", "type": "transform.assign",
                     "config": {"assign": {"vars.second": "timed out"}}}]},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     await open_wait(pool, run_id, "event")
     event_id = str(uuid.uuid4())
     # the same event: signalled twice and also sitting in the recent-event buffer

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 from stepwise_contract.dsl import Filter
-from stepwise_worker.filters import MISSING, filter_passes, filters_pass, json_equal, lookup
+from stepwise_worker.workflow.filters import (
+    MISSING,
+    filter_passes,
+    filters_pass,
+    json_equal,
+    lookup,
+)
 
 PAYLOAD: dict[str, Any] = {
     "status": "open",

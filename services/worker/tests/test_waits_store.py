@@ -12,6 +12,11 @@ import pytest
 from stepwise_contract.dsl import Filter
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import trigger_fire_key, workflow_id_for
+from stepwise_worker.activities.cancellation_store import CancellationStore
+from stepwise_worker.activities.child_run_store import ChildRunStore
+from stepwise_worker.activities.quota_store import QuotaStore
+from stepwise_worker.activities.task_store import HumanTaskStore
+from stepwise_worker.activities.wait_store import WaitStore
 from stepwise_worker.wait_messages import (
     BufferCheck,
     CancelRun,
@@ -25,7 +30,6 @@ from stepwise_worker.wait_messages import (
     ResolveWait,
     ResumeFromQuota,
 )
-from stepwise_worker.wait_store import WaitStore
 from temporalio.exceptions import ApplicationError
 
 
@@ -116,12 +120,32 @@ async def run_row(pool: asyncpg.Pool, run_id: str) -> asyncpg.Record:
 
 
 @pytest.fixture
-def store(pool: asyncpg.Pool) -> WaitStore:
+def waits(pool: asyncpg.Pool) -> WaitStore:
     return WaitStore(pool, lookback_s=300)
 
 
+@pytest.fixture
+def tasks(pool: asyncpg.Pool) -> HumanTaskStore:
+    return HumanTaskStore(pool)
+
+
+@pytest.fixture
+def children(pool: asyncpg.Pool) -> ChildRunStore:
+    return ChildRunStore(pool)
+
+
+@pytest.fixture
+def quota(pool: asyncpg.Pool) -> QuotaStore:
+    return QuotaStore(pool)
+
+
+@pytest.fixture
+def cancels(pool: asyncpg.Pool) -> CancellationStore:
+    return CancellationStore(pool)
+
+
 async def test_open_wait_is_idempotent_and_resolve_merges_payload(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    waits: WaitStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     run_id = await make_run(pool, tenant_id)
     wait_id = new_id()
@@ -130,8 +154,8 @@ async def test_open_wait_is_idempotent_and_resolve_merges_payload(
         tenant_id=tenant_id, run_id=run_id, wait_id=wait_id, step_path="root.steps[0]",
         wait_type="event", key="K1", event_name="E", timeout_at=due, payload={"eventName": "E"},
     )  # fmt: skip
-    assert (await store.open_wait(req)).wait_id == wait_id
-    await store.open_wait(req)  # a replayed local activity: still one row
+    assert (await waits.open_wait(req)).wait_id == wait_id
+    await waits.open_wait(req)  # a replayed local activity: still one row
     count = await pool.fetchval(
         "SELECT count(*) FROM workflow_run_waits WHERE run_id = $1", uuid.UUID(run_id)
     )
@@ -145,14 +169,14 @@ async def test_open_wait_is_idempotent_and_resolve_merges_payload(
     )
     assert abs((row["timeout_at"] - due).total_seconds()) < 0.01
 
-    done = await store.resolve_wait(
+    done = await waits.resolve_wait(
         ResolveWait(tenant_id=tenant_id, wait_id=wait_id, payload_patch={"matchedEventId": "ev"})
     )
     assert done.changed == 1
     row = await wait_row(pool, wait_id)
     assert row["status"] == "RESOLVED" and row["resolved_at"] is not None
     assert row["payload"] == {"eventName": "E", "matchedEventId": "ev"}
-    again = await store.resolve_wait(
+    again = await waits.resolve_wait(
         ResolveWait(tenant_id=tenant_id, wait_id=wait_id, status="CANCELED")
     )
     assert again.changed == 0
@@ -160,7 +184,7 @@ async def test_open_wait_is_idempotent_and_resolve_merges_payload(
 
 
 async def test_buffer_offers_matching_key_oldest_first(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    waits: WaitStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     run_id = await make_run(pool, tenant_id, started_ago_s=60)
     older = await buffer_event(pool, tenant_id, "E", "K1", payload={"n": 1}, ago_s=20)
@@ -169,7 +193,7 @@ async def test_buffer_offers_matching_key_oldest_first(
     await buffer_event(pool, tenant_id, "OTHER", "K1", ago_s=40)
     await buffer_event(pool, new_id(), "E", "K1", ago_s=50)  # another tenant
 
-    hit = await store.check_buffer(
+    hit = await waits.check_buffer(
         BufferCheck(tenant_id=tenant_id, run_id=run_id, event_name="E", correlation_key="K1")
     )
     assert hit.event is not None
@@ -180,7 +204,7 @@ async def test_buffer_offers_matching_key_oldest_first(
     )
     assert hit.event.received_at is not None
 
-    hit = await store.check_buffer(
+    hit = await waits.check_buffer(
         BufferCheck(
             tenant_id=tenant_id,
             run_id=run_id,
@@ -191,23 +215,23 @@ async def test_buffer_offers_matching_key_oldest_first(
     )
     assert hit.event is not None and hit.event.payload == {"n": 2}
 
-    none = await store.check_buffer(
+    none = await waits.check_buffer(
         BufferCheck(tenant_id=tenant_id, run_id=run_id, event_name="E", correlation_key="K9")
     )
     assert none.event is None
 
 
 async def test_buffer_without_key_matches_any_key_once(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    waits: WaitStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     run_id = await make_run(pool, tenant_id, started_ago_s=60)
     event_id = new_id()
     # one event buffered under two derived keys
     await buffer_event(pool, tenant_id, "E", "K1", event_id=event_id, ago_s=5)
     await buffer_event(pool, tenant_id, "E", "K2", event_id=event_id, ago_s=5)
-    hit = await store.check_buffer(BufferCheck(tenant_id=tenant_id, run_id=run_id, event_name="E"))
+    hit = await waits.check_buffer(BufferCheck(tenant_id=tenant_id, run_id=run_id, event_name="E"))
     assert hit.event is not None and hit.event.event_id == event_id
-    again = await store.check_buffer(
+    again = await waits.check_buffer(
         BufferCheck(
             tenant_id=tenant_id, run_id=run_id, event_name="E", consumed_event_ids=[event_id]
         )
@@ -216,19 +240,19 @@ async def test_buffer_without_key_matches_any_key_once(
 
 
 async def test_buffer_respects_run_start_lookback_and_filters(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    waits: WaitStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     run_id = await make_run(pool, tenant_id, started_ago_s=30)
     await buffer_event(pool, tenant_id, "E", "K", payload={"ok": True}, ago_s=40)  # before the run
     check = BufferCheck(tenant_id=tenant_id, run_id=run_id, event_name="E", correlation_key="K")
-    assert (await store.check_buffer(check)).event is None
+    assert (await waits.check_buffer(check)).event is None
 
     old_run = await make_run(pool, tenant_id, started_ago_s=3600)
     await buffer_event(pool, tenant_id, "E", "OLD", ago_s=400)  # past the 300 s lookback
     old_check = BufferCheck(
         tenant_id=tenant_id, run_id=old_run, event_name="E", correlation_key="OLD"
     )
-    assert (await store.check_buffer(old_check)).event is None
+    assert (await waits.check_buffer(old_check)).event is None
     wide = WaitStore(pool, lookback_s=1000)
     assert (await wide.check_buffer(old_check)).event is not None
 
@@ -238,33 +262,33 @@ async def test_buffer_respects_run_start_lookback_and_filters(
         tenant_id=tenant_id, run_id=run_id, event_name="E", correlation_key="K",
         filters=[Filter(path="$.status", op="=", value="open")],
     )  # fmt: skip
-    hit = await store.check_buffer(filtered)
+    hit = await waits.check_buffer(filtered)
     assert hit.event is not None and hit.event.event_id == passing != failing
 
 
 async def test_buffer_never_offers_the_trigger_event(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    waits: WaitStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     by_metadata = new_id()
     run_a = await make_run(pool, tenant_id, started_ago_s=60, metadata={"eventId": by_metadata})
     await buffer_event(pool, tenant_id, "E", "K", event_id=by_metadata, ago_s=5)
     check_a = BufferCheck(tenant_id=tenant_id, run_id=run_a, event_name="E", correlation_key="K")
-    assert (await store.check_buffer(check_a)).event is None
+    assert (await waits.check_buffer(check_a)).event is None
 
     by_fire_key = new_id()
     fire_key = trigger_fire_key(by_fire_key, str(uuid.uuid4()))
     run_b = await make_run(pool, tenant_id, started_ago_s=60, fire_key=fire_key)
     await buffer_event(pool, tenant_id, "E", "F", event_id=by_fire_key, ago_s=5)
     check_b = BufferCheck(tenant_id=tenant_id, run_id=run_b, event_name="E", correlation_key="F")
-    assert (await store.check_buffer(check_b)).event is None
+    assert (await waits.check_buffer(check_b)).event is None
     # the same event is offered to a run it did not start
     run_c = await make_run(pool, tenant_id, started_ago_s=60)
     check_c = BufferCheck(tenant_id=tenant_id, run_id=run_c, event_name="E", correlation_key="F")
-    assert (await store.check_buffer(check_c)).event is not None
+    assert (await waits.check_buffer(check_c)).event is not None
 
 
 async def test_human_task_row_and_wait_then_completion(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    tasks: HumanTaskStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     run_id = await make_run(pool, tenant_id)
     task_id, wait_id = new_id(), new_id()
@@ -273,8 +297,8 @@ async def test_human_task_row_and_wait_then_completion(
         wait_id=wait_id, event_name="human.task.completed", task_type="approval", title="Approve?",
         description="please", context_data={"amount": 5}, form_schema={"type": "object"},
     )  # fmt: skip
-    await store.create_human_task(req)
-    await store.create_human_task(req)
+    await tasks.create_human_task(req)
+    await tasks.create_human_task(req)
     task = await pool.fetchrow(
         "SELECT * FROM workflow_tasks WHERE task_id = $1", uuid.UUID(task_id)
     )
@@ -290,7 +314,7 @@ async def test_human_task_row_and_wait_then_completion(
     )
     assert wait["payload"]["taskId"] == task_id
 
-    done = await store.resolve_human_task(
+    done = await tasks.resolve_human_task(
         ResolveHumanTask(tenant_id=tenant_id, task_id=task_id, wait_id=wait_id,
                          event_name="human.task.completed", response={"approved": True})
     )  # fmt: skip
@@ -306,7 +330,7 @@ async def test_human_task_row_and_wait_then_completion(
 
 
 async def test_child_run_row_pins_version_and_links_parent(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    children: ChildRunStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     parent = await make_run(pool, tenant_id)
     workflow_id = await make_definition(pool, tenant_id, versions=3, key=f"child-{tenant_id}")
@@ -315,10 +339,10 @@ async def test_child_run_row_pins_version_and_links_parent(
         tenant_id=tenant_id, parent_run_id=parent, root_run_id=parent, parent_step_path="root.steps[0]",
         child_run_id=child_id, workflow_id=workflow_id, payload={"x": 1},
     )  # fmt: skip
-    created = await store.create_child_run(req)
+    created = await children.create_child_run(req)
     assert created.workflow_version == 3
     assert created.temporal_workflow_id == workflow_id_for(child_id)
-    await store.create_child_run(req)  # idempotent
+    await children.create_child_run(req)  # idempotent
     row = await run_row(pool, child_id)
     assert row["status"] == "RUNNING"
     assert str(row["parent_run_id"]) == parent and str(row["root_run_id"]) == parent
@@ -332,7 +356,7 @@ async def test_child_run_row_pins_version_and_links_parent(
     }
 
     retry_id = new_id()
-    pinned = await store.create_child_run(
+    pinned = await children.create_child_run(
         CreateChildRun(
             tenant_id=tenant_id, parent_run_id=parent, root_run_id=parent, parent_step_path="root.steps[0]",
             child_run_id=retry_id, workflow_id=f"child-{tenant_id}", workflow_version=2,
@@ -343,16 +367,16 @@ async def test_child_run_row_pins_version_and_links_parent(
     retry_row = await run_row(pool, retry_id)
     assert retry_row["trigger_metadata_json"]["retryOfRunId"] == child_id
 
-    await store.record_child_started(
+    await children.record_child_started(
         ChildRunStarted(tenant_id=tenant_id, child_run_id=child_id, temporal_run_id="t-1")
     )
-    await store.record_child_started(
+    await children.record_child_started(
         ChildRunStarted(tenant_id=tenant_id, child_run_id=child_id, temporal_run_id="t-2")
     )
     assert (await run_row(pool, child_id))["temporal_run_id"] == "t-1"
 
     with pytest.raises(ApplicationError) as raised:
-        await store.create_child_run(
+        await children.create_child_run(
             CreateChildRun(
                 tenant_id=tenant_id, parent_run_id=parent, root_run_id=parent, parent_step_path="p",
                 child_run_id=new_id(), workflow_id=workflow_id, workflow_version=9,
@@ -360,7 +384,7 @@ async def test_child_run_row_pins_version_and_links_parent(
         )  # fmt: skip
     assert raised.value.non_retryable and raised.value.type == "ValidationError"
     with pytest.raises(ApplicationError):  # another tenant's workflow is unknown here
-        await store.create_child_run(
+        await children.create_child_run(
             CreateChildRun(
                 tenant_id=new_id(), parent_run_id=parent, root_run_id=parent, parent_step_path="p",
                 child_run_id=new_id(), workflow_id=workflow_id,
@@ -377,11 +401,11 @@ async def set_limit(pool: asyncpg.Pool, tenant: str, limit: int | None) -> None:
 
 
 async def test_quota_reservation_counts_until_the_limit(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    quota: QuotaStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     req = ReserveQuota(tenant_id=tenant_id)
     # no tenant row: unlimited, but counted
-    first = await store.reserve_quota(req)
+    first = await quota.reserve_quota(req)
     assert first.reserved and first.limit is None and first.used == 1
     assert first.period_start is not None and first.period_end is not None
     assert first.period_start.day == 1 and first.period_start.utcoffset() == timedelta(0)
@@ -389,8 +413,8 @@ async def test_quota_reservation_counts_until_the_limit(
     assert first.period_end.astimezone(UTC).day == 1 and first.period_end > first.period_start
 
     await set_limit(pool, tenant_id, 3)
-    second = await store.reserve_quota(req)
-    third = await store.reserve_quota(req)
+    second = await quota.reserve_quota(req)
+    third = await quota.reserve_quota(req)
     assert (second.reserved, second.used, third.reserved, third.used, third.limit) == (
         True,
         2,
@@ -398,22 +422,22 @@ async def test_quota_reservation_counts_until_the_limit(
         3,
         3,
     )
-    refused = await store.reserve_quota(req)
+    refused = await quota.reserve_quota(req)
     assert (refused.reserved, refused.limit, refused.used) == (False, 3, 3)
 
     await set_limit(pool, tenant_id, 4)  # a raised limit takes effect at once
-    assert (await store.reserve_quota(req)).reserved
-    assert not (await store.reserve_quota(req)).reserved
+    assert (await quota.reserve_quota(req)).reserved
+    assert not (await quota.reserve_quota(req)).reserved
     await set_limit(pool, tenant_id, None)
-    assert (await store.reserve_quota(req)).used == 5
+    assert (await quota.reserve_quota(req)).used == 5
 
 
 async def test_quota_reservation_is_atomic_under_concurrency(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    quota: QuotaStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     await set_limit(pool, tenant_id, 7)
     results = await asyncio.gather(
-        *(store.reserve_quota(ReserveQuota(tenant_id=tenant_id)) for _ in range(25))
+        *(quota.reserve_quota(ReserveQuota(tenant_id=tenant_id)) for _ in range(25))
     )
     assert sum(r.reserved for r in results) == 7
     used = await pool.fetchval(
@@ -423,22 +447,22 @@ async def test_quota_reservation_is_atomic_under_concurrency(
 
 
 async def test_quota_zero_limit_refuses_without_a_counter(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    quota: QuotaStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     await set_limit(pool, tenant_id, 0)
-    refused = await store.reserve_quota(ReserveQuota(tenant_id=tenant_id))
+    refused = await quota.reserve_quota(ReserveQuota(tenant_id=tenant_id))
     assert (refused.reserved, refused.limit, refused.used) == (False, 0, 0)
 
 
 async def test_quota_pause_then_resume_projection(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    quota: QuotaStore, pool: asyncpg.Pool, tenant_id: str
 ) -> None:
     await set_limit(pool, tenant_id, 0)
     run_id = await make_run(pool, tenant_id)
-    reservation = await store.reserve_quota(ReserveQuota(tenant_id=tenant_id))
+    reservation = await quota.reserve_quota(ReserveQuota(tenant_id=tenant_id))
     wait_id = new_id()
     at = datetime.now(UTC)
-    await store.pause_for_quota(
+    await quota.pause_for_quota(
         PauseForQuota(tenant_id=tenant_id, run_id=run_id, wait_id=wait_id, step_path="root.steps[2]",
                       at=at, reservation=reservation)
     )  # fmt: skip
@@ -459,7 +483,7 @@ async def test_quota_pause_then_resume_projection(
     )
     assert steps == 0
 
-    resumed = await store.resume_from_quota(
+    resumed = await quota.resume_from_quota(
         ResumeFromQuota(
             tenant_id=tenant_id, run_id=run_id, wait_id=wait_id, step_path="root.steps[2]"
         )
@@ -471,7 +495,11 @@ async def test_quota_pause_then_resume_projection(
 
 
 async def test_cancel_run_marks_steps_waits_tasks_and_run(
-    store: WaitStore, pool: asyncpg.Pool, tenant_id: str
+    waits: WaitStore,
+    tasks: HumanTaskStore,
+    cancels: CancellationStore,
+    pool: asyncpg.Pool,
+    tenant_id: str,
 ) -> None:
     run_id = await make_run(pool, tenant_id)
     step_id = uuid.uuid4()
@@ -481,7 +509,7 @@ async def test_cancel_run_marks_steps_waits_tasks_and_run(
         step_id, uuid.UUID(tenant_id), uuid.UUID(run_id),
     )  # fmt: skip
     wait_id, task_id, task_wait = new_id(), new_id(), new_id()
-    await store.open_wait(
+    await waits.open_wait(
         OpenWait(
             tenant_id=tenant_id,
             run_id=run_id,
@@ -490,11 +518,11 @@ async def test_cancel_run_marks_steps_waits_tasks_and_run(
             wait_type="time",
         )
     )
-    await store.create_human_task(
+    await tasks.create_human_task(
         CreateHumanTask(tenant_id=tenant_id, run_id=run_id, step_path="root.steps[0]", task_id=task_id,
                         wait_id=task_wait, event_name="human.task.completed", task_type="t", title="T")
     )  # fmt: skip
-    done = await store.cancel_run(
+    done = await cancels.cancel_run(
         CancelRun(
             tenant_id=tenant_id, run_id=run_id, node_path="root.steps[0]", at=datetime.now(UTC)
         )
@@ -517,7 +545,7 @@ async def test_cancel_run_marks_steps_waits_tasks_and_run(
     await pool.execute(
         "UPDATE workflow_runs SET status = 'SUCCEEDED' WHERE run_id = $1", uuid.UUID(finished)
     )
-    again = await store.cancel_run(
+    again = await cancels.cancel_run(
         CancelRun(tenant_id=tenant_id, run_id=finished, at=datetime.now(UTC))
     )
     assert again.changed == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,36 +12,13 @@ import asyncpg
 import pytest
 from stepwise_contract.names import QUERY_CURRENT_WAIT
 from stepwise_contract.payloads import CurrentWait, RunResult
-from stepwise_worker.actions.builtin import builtin_actions
-from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.testing import run_definition
-from stepwise_worker.wait_testing import complete_task, open_wait, send_event
-from stepwise_worker.worker import WorkerOptions, build_worker
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
-
-@pytest.fixture(scope="module")
-async def worker(temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    w = build_worker(
-        temporal_client, pool, registry=ActionRegistry(builtin_actions()), options=WorkerOptions()
-    )
-    async with w:
-        yield w
-
-
-def expr(source: str) -> dict[str, str]:
-    return {"$expr": source}
-
-
-async def start(
-    pool: asyncpg.Pool, client: Client, tenant: str, steps: list[Any], payload: Any = None
-) -> tuple[str, WorkflowHandle[Any, RunResult]]:
-    run_id, handle = await run_definition(
-        pool, client, tenant, {"name": "waits", "steps": steps}, payload
-    )
-    return run_id, client.get_workflow_handle(handle.id, result_type=RunResult)
+from .builders import expr
+from .runs import start_steps
+from .signalling import complete_task, open_wait, send_event
 
 
 def parse(iso: str) -> datetime:
@@ -55,7 +31,7 @@ async def test_time_wait_duration(
     steps = [{"id": "t", "type": "time.wait", "config": {"mode": "duration", "durationMs": 1200,
                                                          "assign": {"vars.slept": True}}}]  # fmt: skip
     began = time.monotonic()
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     wait = await open_wait(pool, run_id, "time")
     current = await handle.query(QUERY_CURRENT_WAIT, result_type=CurrentWait)
     assert current.wait_type == "time" and current.wait_id == str(wait["wait_id"])
@@ -94,7 +70,7 @@ async def test_time_wait_until_and_past(
             "config": {"mode": "until", "until": expr("payload.due")},
         },
     ]
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps, {"due": due})
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps, {"due": due})
     result = await handle.result()
     past = result.vars["past"]
     assert past["mode"] == "until" and past["dueAt"] == "2001-01-01T00:00:00.000Z"
@@ -115,7 +91,7 @@ async def test_time_wait_until_garbage_is_a_validation_error(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [{"id": "t", "type": "time.wait", "config": {"mode": "until", "until": "not a date"}}]
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     run = await pool.fetchrow(
@@ -140,7 +116,7 @@ async def test_human_task_resume_and_invalid_response(
             "description": "please look", "contextData": {"ticket": expr("payload.ticket")},
             "formSchema": FORM, "assign": {"vars.approved": expr("vars.event.approved")}}},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps, {"ticket": "T-7"})
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps, {"ticket": "T-7"})
     wait = await open_wait(pool, run_id, "human")
     task = await pool.fetchrow("SELECT * FROM workflow_tasks WHERE run_id = $1", uuid.UUID(run_id))
     assert task is not None
@@ -214,7 +190,7 @@ async def test_cancel_while_waiting_is_not_swallowed_by_try_catch(
          "catch": [{"id": "c", "type": "transform.assign", "config": {"assign": {"vars.caught": True}}}]},
         {"id": "after", "type": "transform.assign", "config": {"assign": {"vars.after": True}}},
     ]  # fmt: skip
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     await open_wait(pool, run_id, "event")
     await handle.cancel()
     await assert_canceled(pool, run_id, handle)
@@ -234,7 +210,7 @@ async def test_cancel_during_human_task_cancels_the_task(
     steps = [
         {"id": "h", "type": "human.task", "config": {"taskType": "t", "title": "T"}},
     ]
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     await open_wait(pool, run_id, "human")
     await handle.cancel()
     await assert_canceled(pool, run_id, handle)
@@ -251,7 +227,7 @@ async def test_cancel_during_time_wait(
         {"id": "a", "type": "transform.assign", "config": {"assign": {"vars.a": 1}}},
         {"id": "t", "type": "time.wait", "config": {"mode": "duration", "durationMs": 600_000}},
     ]
-    run_id, handle = await start(pool, temporal_client, tenant_id, steps)
+    run_id, handle = await start_steps(pool, temporal_client, tenant_id, steps)
     await open_wait(pool, run_id, "time")
     await send_event(handle, "IRRELEVANT")  # buffered, not consumed: harmless
     await handle.cancel()

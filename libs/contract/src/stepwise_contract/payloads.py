@@ -19,7 +19,7 @@ class TemporalPayload(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
 
 
 class PendingSignal(TemporalPayload, frozen=True, kw_only=True):
-    """A signal received but not yet consumed, carried across continue-as-new."""
+    """A buffered signal as checkpoints written before `Checkpoint.inbox` carry it."""
 
     kind: str  # "event" | "human" | "quota"
     body: JSON
@@ -31,6 +31,8 @@ class Checkpoint(TemporalPayload, frozen=True, kw_only=True):
     state: JSON
     pending_signals: list[PendingSignal] = []
     steps_executed: int = 0
+    # signals received but not yet consumed (`pending_signals` in older checkpoints)
+    inbox: list[InboxSignal] = []
 
 
 class RunInput(TemporalPayload, frozen=True, kw_only=True):
@@ -83,6 +85,25 @@ class QuotaResumeSignal(TemporalPayload, frozen=True, kw_only=True):
     wait_id: str
     reason: str = ""
     resumed_by: str = ""
+
+
+class PendingEvent(EventSignal, frozen=True, kw_only=True, tag="event", tag_field="kind"):
+    """An event signal in the interpreter's inbox: tagged, so the checkpoint decodes the union."""
+
+
+class PendingHumanTask(HumanTaskSignal, frozen=True, kw_only=True, tag="human", tag_field="kind"):
+    """A human-task signal in the interpreter's inbox."""
+
+
+class PendingQuotaResume(
+    QuotaResumeSignal, frozen=True, kw_only=True, tag="quota", tag_field="kind"
+):
+    """A quota-resume signal in the interpreter's inbox."""
+
+
+# What a workflow's inbox holds. Each decodes the signal of its base type (the tag is optional on
+# its own), so the signal handlers take these types directly.
+InboxSignal = PendingEvent | PendingHumanTask | PendingQuotaResume
 
 
 class CurrentStep(TemporalPayload, frozen=True, kw_only=True):

@@ -99,7 +99,7 @@ class Recorded(Message, frozen=True, kw_only=True):
     # moved to placeholders; never set now, kept so those histories decode and replay
     result: JSON = None
     result_externalized: bool = False
-    # record_steps only (worker part 2, SPEC §5.5): set when the step start found no quota
+    # record_steps only (SPEC §5.5): set when the step start found no quota
     # capacity; no step row was written and the run must pause
     quota: QuotaReservation | None = None
 

@@ -3,7 +3,7 @@ cancellation): one Struct in, one out.
 
 They cross the workflow ↔ activity boundary through Temporal history, so fields added later need
 defaults. Workflow code refers to these activities by the name constants below and never imports
-`wait_store` (which talks to Postgres).
+the stores in `activities/` (which talk to Postgres).
 """
 
 from __future__ import annotations

@@ -18,11 +18,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from stepwise_worker.actions.base import ActionSettings, Publisher
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.activities import ActionActivities
-from stepwise_worker.payload_limit import DEFAULT_MAX_BYTES
-from stepwise_worker.projections import Projections
-from stepwise_worker.wait_store import WaitStore
-from stepwise_worker.workflows import RunWorkflow
+from stepwise_worker.activities.action_calls import ActionActivities
+from stepwise_worker.activities.cancellation_store import CancellationStore
+from stepwise_worker.activities.child_run_store import ChildRunStore
+from stepwise_worker.activities.payload_limit import DEFAULT_MAX_BYTES
+from stepwise_worker.activities.projections import Projections
+from stepwise_worker.activities.quota_store import QuotaStore
+from stepwise_worker.activities.task_store import HumanTaskStore
+from stepwise_worker.activities.wait_store import WaitStore
+from stepwise_worker.workflow.run_workflow import RunWorkflow
 
 # Deterministic code the workflow imports: loaded once per process instead of once per run in
 # the sandbox (the compiled-expression cache lives in stepwise_contract and is shared).
@@ -76,8 +80,18 @@ def activities_for(
         publish=publish,
         record_steps=projections.write_steps,
     )
-    waits = WaitStore(pool, lookback_s=options.event_lookback_s)
-    return [*projections.activities(), *actions.activities(), *waits.activities()]
+    stores = (
+        WaitStore(pool, lookback_s=options.event_lookback_s),
+        HumanTaskStore(pool),
+        ChildRunStore(pool),
+        QuotaStore(pool),
+        CancellationStore(pool),
+    )
+    return [
+        *projections.activities(),
+        *actions.activities(),
+        *(activity for store in stores for activity in store.activities()),
+    ]
 
 
 def build_worker(

@@ -1,7 +1,7 @@
 """Quota pause and resume in the workflow (SPEC §5.5).
 
 Every step start reserves one unit of the tenant's quota in the same statement that writes the
-step's `STARTED` row (`projections.record_steps` → `wait_store.reserve_step_unit`). When there is
+step's `STARTED` row (`projections.record_steps` → `quota_store.quota_ctes`). When there is
 no capacity no step row is written and the step start calls `pause_until_resumed`: the run turns
 `WAITING` with a `quota` wait and a `QuotaExceeded` `error_json`, then blocks until a
 `workflowRuntimeV2QuotaResume` signal names that wait (sent by `POST …/quota-resume` or the
@@ -11,10 +11,8 @@ step start — which reserves again and may pause again, with a new wait, if cap
 
 from __future__ import annotations
 
-from typing import Any
-
 from stepwise_contract.enums import WaitType
-from stepwise_contract.payloads import CurrentWait
+from stepwise_contract.payloads import CurrentWait, PendingQuotaResume
 from temporalio import workflow
 
 from stepwise_worker.wait_messages import (
@@ -25,29 +23,16 @@ from stepwise_worker.wait_messages import (
     QuotaReservation,
     ResumeFromQuota,
 )
-from stepwise_worker.waiting import host, local, waiting_on
-
-
-def _drop_quota_signals(keep: str | None = None) -> None:
-    """Forget resume signals for other (older, resolved) quota waits."""
-    inbox = host().inbox
-    inbox[:] = [
-        entry
-        for entry in inbox
-        if entry.kind != "quota" or (keep is not None and _wait_id(entry.body) == keep)
-    ]
-
-
-def _wait_id(body: Any) -> Any:
-    return body.get("waitId") if isinstance(body, dict) else None
+from stepwise_worker.workflow.inbox import Inbox
+from stepwise_worker.workflow.store_calls import local
 
 
 async def pause_until_resumed(
-    *, tenant_id: str, run_id: str, step_path: str, reservation: QuotaReservation
+    inbox: Inbox, *, tenant_id: str, run_id: str, step_path: str, reservation: QuotaReservation
 ) -> None:
     """Project the pause, block until this wait's resume signal, project the resume."""
     wait_id = str(workflow.uuid4())
-    _drop_quota_signals()
+    inbox.drop(PendingQuotaResume)  # resume signals of older, resolved quota waits
     await local(
         PAUSE_FOR_QUOTA,
         PauseForQuota(
@@ -61,11 +46,11 @@ async def pause_until_resumed(
         Done,
     )
     wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.QUOTA, step_path=step_path)
-    with waiting_on(wait):
+    with inbox.waiting_on(wait):
         await workflow.wait_condition(
-            lambda: any(e.kind == "quota" and _wait_id(e.body) == wait_id for e in host().inbox)
+            lambda: inbox.has(PendingQuotaResume, lambda signal: signal.wait_id == wait_id)
         )
-    _drop_quota_signals()
+    inbox.drop(PendingQuotaResume)
     await local(
         RESUME_FROM_QUOTA,
         ResumeFromQuota(tenant_id=tenant_id, run_id=run_id, wait_id=wait_id, step_path=step_path),

@@ -1,34 +1,32 @@
 """The step-type → handler table. Registering a step type is one entry in `HANDLERS`.
 
-A handler is `async (interp, step, at) -> None`: it does the step's own work; the interpreter
-around it writes the step rows, applies retry / onError and routes errors. Container handlers run
-their nested sequences with `interp.run_sequence(steps, at.branch(...))`.
+A handler is `async (ctx, step, at) -> None` with `ctx` a `StepContext`: it does the step's own
+work; the interpreter around it writes the step rows, applies retry / onError and routes errors.
+Container handlers run their nested sequences with `ctx.run_sequence(steps, at.branch(...))`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stepwise_contract.enums import ErrorCategory
 
-from stepwise_worker.errors import StepError
-from stepwise_worker.frames import At
-from stepwise_worker.steps.action import action_call
-from stepwise_worker.steps.children import call_workflow
-from stepwise_worker.steps.control import (
+from stepwise_worker.step_errors import StepError
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.step_context import StepContext
+from stepwise_worker.workflow.steps.action import action_call
+from stepwise_worker.workflow.steps.children import call_workflow
+from stepwise_worker.workflow.steps.control import (
     control_for_each,
     control_if,
     control_return,
     control_try_catch,
 )
-from stepwise_worker.steps.data import state_set, transform_assign
-from stepwise_worker.steps.waits import event_wait, human_task, time_wait
+from stepwise_worker.workflow.steps.data import state_set, transform_assign
+from stepwise_worker.workflow.steps.waits import event_wait, human_task, time_wait
 
-if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
-
-StepHandler = Callable[["Interpreter", Any, At], Awaitable[None]]
+StepHandler = Callable[[StepContext, Any, At], Awaitable[None]]
 
 
 def step_type(step: Any) -> str:
@@ -36,7 +34,7 @@ def step_type(step: Any) -> str:
     return str(type(step).__struct_config__.tag)
 
 
-async def not_implemented(_interp: Interpreter, step: Any, at: At) -> None:
+async def not_implemented(_ctx: StepContext, step: Any, at: At) -> None:
     raise StepError(
         ErrorCategory.VALIDATION,
         f"step type {step_type(step)!r} is not implemented yet",
@@ -53,7 +51,6 @@ HANDLERS: dict[str, StepHandler] = {
     "control.forEach": control_for_each,
     "control.tryCatch": control_try_catch,
     "control.return": control_return,
-    # Worker part 2: waits, child runs, human tasks
     "control.callWorkflow": call_workflow,
     "event.wait": event_wait,
     "time.wait": time_wait,

@@ -1,4 +1,5 @@
-"""Test support: seed a published definition and launch runs without the API.
+"""Seed a published definition, launch runs without the API, read their rows; the in-process
+worker and the probe actions.
 
 The API owns publishing; tests of the worker insert the rows it would have written (tenant,
 definition, immutable version with its hash) and launch through `stepwise_contract.launch`, the
@@ -19,14 +20,13 @@ from stepwise_contract.actions import ActionDeclaration
 from stepwise_contract.hashing import definition_hash
 from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import workflow_id_for
-from stepwise_contract.payloads import RunInput
+from stepwise_contract.payloads import RunInput, RunResult
 from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.worker import Interceptor, Worker
-
 from stepwise_worker.actions.base import Action, ActionContext, ActionFailure, JSONObject
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.worker import WorkerOptions, build_worker
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.worker import Interceptor, Worker
 
 
 async def ensure_tenant(pool: asyncpg.Pool, tenant_id: str, *, name: str = "test") -> None:
@@ -121,6 +121,31 @@ async def run_definition(
         payload=payload,
         priority=priority,
     )
+
+
+async def start_steps(
+    pool: asyncpg.Pool,
+    client: Client,
+    tenant_id: str,
+    steps: list[Any],
+    payload: Any = None,
+    *,
+    priority: int = DEFAULT_PRIORITY,
+) -> tuple[str, WorkflowHandle[Any, RunResult]]:
+    """Publish a definition of `steps` and launch one run; the handle's result is a `RunResult`."""
+    run_id, handle = await run_definition(
+        pool, client, tenant_id, {"name": "test", "steps": steps}, payload, priority
+    )
+    return run_id, client.get_workflow_handle(handle.id, result_type=RunResult)
+
+
+async def run_steps(
+    pool: asyncpg.Pool, client: Client, tenant_id: str, steps: list[Any], payload: Any = None
+) -> tuple[str, str, asyncpg.Record]:
+    """Run `steps` to the end: (run id, "completed" or "failed", the run row)."""
+    run_id, handle = await start_steps(pool, client, tenant_id, steps, payload)
+    closed = await outcome(handle)
+    return run_id, closed, await run_row(pool, run_id)
 
 
 async def outcome(handle: WorkflowHandle[Any, Any], timeout_s: float = 30.0) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory, RunStatus
@@ -29,9 +29,7 @@ from stepwise_contract.payloads import RunInput, RunResult
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
-from stepwise_worker.errors import StepError
-from stepwise_worker.frames import At
-from stepwise_worker.scopes import check_json_limits
+from stepwise_worker.step_errors import StepError
 from stepwise_worker.wait_messages import (
     CHILD_RUN_STARTED,
     CREATE_CHILD_RUN,
@@ -40,10 +38,10 @@ from stepwise_worker.wait_messages import (
     CreateChildRun,
     Done,
 )
-from stepwise_worker.waiting import evaluate_with, host, local
-
-if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.scopes import check_json_limits
+from stepwise_worker.workflow.step_context import StepContext
+from stepwise_worker.workflow.store_calls import local
 
 
 def attempt_key(at: At) -> str:
@@ -62,12 +60,12 @@ def _cause_json(err: ChildWorkflowError) -> Any:
     return {"message": str(cause or err)}
 
 
-async def call_workflow(interp: Interpreter, step: dsl.ControlCallWorkflow, at: At) -> None:
-    run = interp.run_input
-    payload = interp.evaluate_mapping(step.input_mapping or {}, at, what="inputMapping")
+async def call_workflow(ctx: StepContext, step: dsl.ControlCallWorkflow, at: At) -> None:
+    run = ctx.run_input
+    payload = ctx.evaluate_mapping(step.input_mapping or {}, at, what="inputMapping")
     check_json_limits(payload, what="the child workflow's input", path=at.path)
     root_run_id = run.root_run_id or run.run_id
-    children = host().child_runs
+    children = ctx.child_runs
     key = attempt_key(at)
     retry_of = children.get(key) if at.attempt > 1 else None
     child_run_id = str(workflow.uuid4())
@@ -93,7 +91,7 @@ async def call_workflow(interp: Interpreter, step: dsl.ControlCallWorkflow, at: 
         "childRunId": child_run_id,
         "rootRunId": root_run_id,
     }
-    await interp.book.flush()
+    await ctx.book.flush()
     child_input = RunInput(
         run_id=child_run_id,
         tenant_id=run.tenant_id,
@@ -146,5 +144,5 @@ async def call_workflow(interp: Interpreter, step: dsl.ControlCallWorkflow, at: 
         "childRun": {"payload": result.payload, "vars": result.vars, "meta": result.meta}
     }
     for target, value in (step.output_mapping or {}).items():
-        out = evaluate_with(interp, value, at, child_scopes, what=f"outputMapping {target!r}")
-        interp.scopes.assign(target, out, at.frame, path=at.path)
+        out = ctx.evaluate(value, at, what=f"outputMapping {target!r}", extra=child_scopes)
+        ctx.scopes.assign(target, out, at.frame, path=at.path)

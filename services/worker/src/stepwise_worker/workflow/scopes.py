@@ -17,8 +17,8 @@ from stepwise_contract.json_limits import JsonRefused, check_json
 from stepwise_contract.validation import parse_assign_path
 from temporalio import workflow
 
-from stepwise_worker.errors import StepError
-from stepwise_worker.frames import LoopFrame
+from stepwise_worker.step_errors import StepError
+from stepwise_worker.workflow.frames import LoopFrame
 
 # meta keys that identify the run; expressions always see the true values and nobody writes them
 IDENTITY_KEYS = ("runId", "workflowId", "workflowVersion", "tenantId")

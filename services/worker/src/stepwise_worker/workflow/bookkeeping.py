@@ -29,8 +29,9 @@ from stepwise_worker.messages import (
     StepDone,
     StepStart,
 )
-from stepwise_worker.quota import pause_until_resumed
 from stepwise_worker.wait_messages import QuotaReservation
+from stepwise_worker.workflow.inbox import Inbox
+from stepwise_worker.workflow.quota_pause import pause_until_resumed
 
 # Projections must not fail a run because Postgres blinked: retry until it is back.
 PROJECTION_RETRY = RetryPolicy(
@@ -48,9 +49,11 @@ class DeferredStart(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Bookkeeper:
-    def __init__(self, *, tenant_id: str, run_id: str) -> None:
+    def __init__(self, *, tenant_id: str, run_id: str, inbox: Inbox) -> None:
         self.tenant_id = tenant_id
         self.run_id = run_id
+        # where a quota pause waits for its resume signal
+        self._inbox = inbox
         self._done: list[StepDone] = []
         self._logs: list[LogLine] = []
         self.steps_started = 0
@@ -90,7 +93,7 @@ class Bookkeeper:
         """Insert the `STARTED` row (and `workflow_runs.node_path`); returns the step id.
 
         The same statement reserves the step's quota unit; without capacity the run pauses
-        (worker part 2, `quota.py`) and the start is retried when it is resumed (SPEC §5.5).
+        (`quota_pause.py`) and the start is retried when it is resumed (SPEC §5.5).
         """
         deferred = self.defer_start(
             step_path=step_path,
@@ -148,6 +151,7 @@ class Bookkeeper:
     async def pause_for_quota(self, deferred: DeferredStart, reservation: QuotaReservation) -> None:
         assert deferred.batch.start is not None
         await pause_until_resumed(
+            self._inbox,
             tenant_id=self.tenant_id,
             run_id=self.run_id,
             step_path=deferred.batch.start.step_path,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from stepwise_contract import dsl
@@ -20,20 +20,18 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
-from stepwise_worker.bookkeeping import DeferredStart
-from stepwise_worker.errors import StepError, failure_from_activity
-from stepwise_worker.frames import At
 from stepwise_worker.messages import EXECUTE_ACTION, ActionInfo, ActionRequest, ActionResult
-from stepwise_worker.scopes import check_json_limits
-from stepwise_worker.secret_positions import declared_secret_paths
-
-if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+from stepwise_worker.step_errors import StepError, failure_from_activity
+from stepwise_worker.workflow.bookkeeping import DeferredStart
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.scopes import check_json_limits
+from stepwise_worker.workflow.secret_positions import declared_secret_paths
+from stepwise_worker.workflow.step_context import StepContext
 
 # Room for the ledger reads and writes around the handler's own timeout.
 LEDGER_MARGIN = timedelta(seconds=15)
-# A regular action activity heartbeats every 2 s (activities.py): a lost worker is detected
-# after this long and the call retried elsewhere (where the ledger may already hold its result).
+# A regular action activity heartbeats every 2 s (activities/action_calls.py): a lost worker is
+# detected after this long and the call retried elsewhere (the ledger may already hold its result).
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Infrastructure failures only (action errors are raised non-retryable by the activity).
 INFRA_RETRY = RetryPolicy(
@@ -60,7 +58,7 @@ def default_idempotency_key(
     return key
 
 
-async def run_action(interp: Interpreter, request: ActionRequest, info: ActionInfo) -> ActionResult:
+async def run_action(request: ActionRequest, info: ActionInfo) -> ActionResult:
     timeout = timedelta(seconds=info.timeout_s) + LEDGER_MARGIN
     result: ActionResult
     try:
@@ -86,49 +84,49 @@ async def run_action(interp: Interpreter, request: ActionRequest, info: ActionIn
     return result
 
 
-async def action_call(interp: Interpreter, step: dsl.ActionCall, at: At) -> None:
+async def action_call(ctx: StepContext, step: dsl.ActionCall, at: At) -> None:
     # the step's start row, when it rides in the action activity (interpreter.py)
-    deferred = interp.take_deferred_start()
+    deferred = ctx.take_deferred_start()
     try:
-        request, info = _request(interp, step, at, deferred)
+        request, info = _request(ctx, step, at, deferred)
     except StepError:
         if deferred is not None:  # no activity will carry it: write it (and what it holds) now
-            await interp.book.commit_deferred(deferred)
+            await ctx.book.commit_deferred(deferred)
         raise
     try:
-        result = await run_action(interp, request, info)
+        result = await run_action(request, info)
     except StepError:
         if deferred is not None:
             # The activity records the start first, so the row normally exists; if it failed
             # before that (Postgres down through every retry), write the start now. Idempotent.
-            await interp.book.commit_deferred(
-                DeferredStart(step_id=deferred.step_id, batch=interp.book.retry_batch(deferred))
+            await ctx.book.commit_deferred(
+                DeferredStart(step_id=deferred.step_id, batch=ctx.book.retry_batch(deferred))
             )
         raise
     if result.quota is not None:
         assert deferred is not None
         # no capacity for this step: pause, then start it for real and call the action
-        await interp.book.pause_for_quota(deferred, result.quota)
-        await interp.book.commit_deferred(
-            DeferredStart(step_id=deferred.step_id, batch=interp.book.retry_batch(deferred))
+        await ctx.book.pause_for_quota(deferred, result.quota)
+        await ctx.book.commit_deferred(
+            DeferredStart(step_id=deferred.step_id, batch=ctx.book.retry_batch(deferred))
         )
-        result = await run_action(interp, msgspec.structs.replace(request, steps=None), info)
+        result = await run_action(msgspec.structs.replace(request, steps=None), info)
     if step.config.save_as:
-        interp.scopes.assign(step.config.save_as, result.output, at.frame, path=at.path)
+        ctx.scopes.assign(step.config.save_as, result.output, at.frame, path=at.path)
 
 
 def _request(
-    interp: Interpreter, step: dsl.ActionCall, at: At, deferred: DeferredStart | None
+    ctx: StepContext, step: dsl.ActionCall, at: At, deferred: DeferredStart | None
 ) -> tuple[ActionRequest, ActionInfo]:
     config = step.config
     key = f"{config.action_id}@{config.version}"
-    info = interp.actions.get(key)
+    info = ctx.actions.get(key)
     if info is None:
         raise StepError(ErrorCategory.VALIDATION, f"unknown action {key}", code="UNKNOWN_ACTION")
-    payload = interp.evaluate_mapping(config.input_mapping or {}, at, what="input")
+    payload = ctx.evaluate_mapping(config.input_mapping or {}, at, what="input")
     check_json_limits(payload, what=f"the input of {key}", path=at.path)
     if config.idempotency_key is not None:
-        explicit = interp.evaluate(config.idempotency_key, at, what="idempotencyKey")
+        explicit = ctx.evaluate(config.idempotency_key, at, what="idempotencyKey")
         if not isinstance(explicit, str | int | float) or isinstance(explicit, bool):
             raise StepError(
                 ErrorCategory.EXPRESSION,
@@ -137,7 +135,7 @@ def _request(
             )
         idempotency_key = str(explicit)
     else:
-        run = interp.run_input
+        run = ctx.run_input
         idempotency_key = default_idempotency_key(
             tenant_id=run.tenant_id,
             run_id=run.run_id,
@@ -147,8 +145,8 @@ def _request(
             payload=payload,
         )
     request = ActionRequest(
-        tenant_id=interp.run_input.tenant_id,
-        run_id=interp.run_input.run_id,
+        tenant_id=ctx.run_input.tenant_id,
+        run_id=ctx.run_input.run_id,
         step_path=at.path,
         action_id=config.action_id,
         version=config.version,

@@ -11,20 +11,25 @@ most once per run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory, WaitType
 from stepwise_contract.expressions import UNDEFINED
-from stepwise_contract.payloads import CurrentWait, EventSignal, HumanTaskSignal
+from stepwise_contract.payloads import (
+    CurrentWait,
+    EventSignal,
+    HumanTaskSignal,
+    PendingEvent,
+    PendingHumanTask,
+)
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio import workflow
 
-from stepwise_worker.errors import StepError
-from stepwise_worker.filters import filters_pass
-from stepwise_worker.frames import At
+from stepwise_worker.step_errors import StepError
 from stepwise_worker.wait_messages import (
     CHECK_BUFFER,
     CREATE_HUMAN_TASK,
@@ -40,21 +45,12 @@ from stepwise_worker.wait_messages import (
     ResolveWait,
     WaitOpened,
 )
-from stepwise_worker.waiting import (
-    apply_assign,
-    as_key,
-    drop_consumed_events,
-    drop_signals,
-    host,
-    iso,
-    local,
-    mark_consumed,
-    take_signal,
-    waiting_on,
-)
-
-if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+from stepwise_worker.workflow.filters import filters_pass
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.inbox import Inbox
+from stepwise_worker.workflow.step_context import StepContext
+from stepwise_worker.workflow.steps.data import assign_in_order
+from stepwise_worker.workflow.store_calls import local
 
 # What the API (and the router, for a `human.task.completed` event keyed by task id) sends.
 HUMAN_TASK_EVENT = HumanTaskSignal(task_id="").event_name
@@ -64,22 +60,29 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
+def as_key(value: Any) -> str | None:
+    """A correlation key as the router compares it: strings as they are, other JSON as text."""
+    if value is None or value is UNDEFINED:
+        return None
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and `Z` (the format of `nowIso()`)."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 # -- event.wait --------------------------------------------------------------------------------
 
 
-def _decode_event(body: Any) -> EventSignal | None:
-    try:
-        return msgspec.convert(body, EventSignal)
-    except msgspec.ValidationError:
-        return None
-
-
-def _event_matcher(config: dsl.EventWaitConfig, key: str | None) -> Any:
-    def accept(body: Any) -> bool:
-        event = _decode_event(body)
+def _event_matcher(
+    config: dsl.EventWaitConfig, key: str | None, inbox: Inbox
+) -> Callable[[EventSignal], bool]:
+    def accept(event: EventSignal) -> bool:
         return (
-            event is not None
-            and event.event_id not in host().consumed_event_ids
+            not inbox.is_consumed(event.event_id)
             and event.event_name == config.event_name
             and (key is None or event.correlation_key == key)
             and filters_pass(config.filters, event.payload)
@@ -88,13 +91,13 @@ def _event_matcher(config: dsl.EventWaitConfig, key: str | None) -> Any:
     return accept
 
 
-async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
+async def event_wait(ctx: StepContext, step: dsl.EventWait, at: At) -> None:
     config = step.config
-    run = interp.run_input
+    run = ctx.run_input
     key = None
     if config.correlation_key is not None:
         key = as_key(
-            interp.evaluate(config.correlation_key, at, what="correlationKey", required=False)
+            ctx.evaluate(config.correlation_key, at, what="correlationKey", required=False)
         )
     timeout_at = None
     if config.timeout_ms is not None:
@@ -106,7 +109,7 @@ async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
         "filters": msgspec.to_builtins(config.filters),
         "timeoutAt": iso(timeout_at) if timeout_at else None,
     }
-    await interp.book.flush()
+    await ctx.book.flush()
     await local(
         OPEN_WAIT,
         OpenWait(
@@ -122,9 +125,10 @@ async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
         ),
         WaitOpened,
     )
-    drop_consumed_events()
-    accept = _event_matcher(config, key)
-    event = _decode_event(take_signal("event", accept))
+    inbox = ctx.inbox
+    inbox.drop_consumed_events()
+    accept = _event_matcher(config, key, inbox)
+    event: EventSignal | None = inbox.take(PendingEvent, accept)
     if event is None:
         hit = await local(
             CHECK_BUFFER,
@@ -134,7 +138,7 @@ async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
                 event_name=config.event_name,
                 correlation_key=key,
                 filters=config.filters,
-                consumed_event_ids=list(host().consumed_event_ids),
+                consumed_event_ids=list(inbox.consumed_event_ids),
             ),
             BufferHit,
         )
@@ -142,8 +146,8 @@ async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
     if event is None:
         wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.EVENT, event_name=config.event_name,
                            key=key, step_path=at.path)  # fmt: skip
-        with waiting_on(wait):
-            event = await _block_for_event(accept, timeout_at)
+        with inbox.waiting_on(wait):
+            event = await _block_for_event(inbox, accept, timeout_at)
         if event is None:
             await local(
                 RESOLVE_WAIT,
@@ -158,7 +162,7 @@ async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
                 details=descriptor,
                 node_path=at.path,
             )
-    mark_consumed(event.event_id)
+    inbox.mark_consumed(event.event_id)
     await local(
         RESOLVE_WAIT,
         ResolveWait(tenant_id=run.tenant_id, wait_id=wait_id,
@@ -166,16 +170,18 @@ async def event_wait(interp: Interpreter, step: dsl.EventWait, at: At) -> None:
                                    "resolvedAt": iso(workflow.now())}),
         Done,
     )  # fmt: skip
-    interp.scopes.vars["event"] = event.payload
-    interp.scopes.vars["eventName"] = event.event_name
-    apply_assign(interp, config.assign, at)
+    ctx.scopes.vars["event"] = event.payload
+    ctx.scopes.vars["eventName"] = event.event_name
+    assign_in_order(ctx, config.assign, at)
 
 
-async def _block_for_event(accept: Any, timeout_at: datetime | None) -> EventSignal | None:
+async def _block_for_event(
+    inbox: Inbox, accept: Callable[[EventSignal], bool], timeout_at: datetime | None
+) -> EventSignal | None:
     """The first inbox event `accept`ed, or None when `timeout_at` passed first."""
 
     def arrived() -> bool:
-        return any(entry.kind == "event" and accept(entry.body) for entry in host().inbox)
+        return inbox.has(PendingEvent, accept)
 
     if timeout_at is None:
         await workflow.wait_condition(arrived)
@@ -187,7 +193,7 @@ async def _block_for_event(accept: Any, timeout_at: datetime | None) -> EventSig
             await workflow.wait_condition(arrived, timeout=max(remaining, 0.001))
         except TimeoutError:
             return None
-    return _decode_event(take_signal("event", accept))
+    return inbox.take(PendingEvent, accept)
 
 
 # -- time.wait ---------------------------------------------------------------------------------
@@ -211,9 +217,9 @@ def parse_instant(value: Any) -> datetime | None:
     return None
 
 
-async def time_wait(interp: Interpreter, step: dsl.TimeWait, at: At) -> None:
+async def time_wait(ctx: StepContext, step: dsl.TimeWait, at: At) -> None:
     config = step.config
-    run = interp.run_input
+    run = ctx.run_input
     now = workflow.now()
     if config.mode == "duration":
         if config.duration_ms is None or config.duration_ms < 0:
@@ -221,7 +227,7 @@ async def time_wait(interp: Interpreter, step: dsl.TimeWait, at: At) -> None:
                             code="INVALID_CONFIG", node_path=at.path)  # fmt: skip
         due = now + timedelta(milliseconds=config.duration_ms)
     else:
-        raw = interp.evaluate(config.until, at, what="until")
+        raw = ctx.evaluate(config.until, at, what="until")
         parsed = parse_instant(raw)
         if parsed is None:
             raise StepError(
@@ -236,7 +242,7 @@ async def time_wait(interp: Interpreter, step: dsl.TimeWait, at: At) -> None:
     if due > now:
         # A past instant continues at once, without a wait row: there is nothing to route.
         wait_id = str(workflow.uuid4())
-        await interp.book.flush()
+        await ctx.book.flush()
         await local(
             OPEN_WAIT,
             OpenWait(
@@ -251,7 +257,7 @@ async def time_wait(interp: Interpreter, step: dsl.TimeWait, at: At) -> None:
             WaitOpened,
         )
         wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.TIME, step_path=at.path)
-        with waiting_on(wait):
+        with ctx.inbox.waiting_on(wait):
             await workflow.sleep((due - now).total_seconds())
         resumed = workflow.now()
         await local(
@@ -260,41 +266,41 @@ async def time_wait(interp: Interpreter, step: dsl.TimeWait, at: At) -> None:
                         payload_patch={"resumedAt": iso(resumed)}),
             Done,
         )  # fmt: skip
-    interp.scopes.vars["timeWait"] = {
+    ctx.scopes.vars["timeWait"] = {
         "mode": config.mode,
         "dueAt": iso(due),
         "resumedAt": iso(resumed),
     }
-    apply_assign(interp, config.assign, at)
+    assign_in_order(ctx, config.assign, at)
 
 
 # -- human.task --------------------------------------------------------------------------------
 
 
-def _optional(interp: Interpreter, value: Any, at: At, what: str) -> Any:
+def _optional(ctx: StepContext, value: Any, at: At, what: str) -> Any:
     if value is None:
         return None
-    result = interp.evaluate(value, at, what=what, required=False)
+    result = ctx.evaluate(value, at, what=what, required=False)
     return None if result is UNDEFINED else result
 
 
-async def human_task(interp: Interpreter, step: dsl.HumanTask, at: At) -> None:
+async def human_task(ctx: StepContext, step: dsl.HumanTask, at: At) -> None:
     config = step.config
-    run = interp.run_input
-    title = _text(interp.evaluate(config.title, at, what="title"))
-    description = _optional(interp, config.description, at, "description")
+    run = ctx.run_input
+    title = _text(ctx.evaluate(config.title, at, what="title"))
+    description = _optional(ctx, config.description, at, "description")
     context_data = None
     if config.context_data is not None:
         context_data = {
             name: value
             for name, value in (
-                (name, _optional(interp, raw, at, f"contextData {name!r}"))
+                (name, _optional(ctx, raw, at, f"contextData {name!r}"))
                 for name, raw in config.context_data.items()
             )
             if value is not None
         }
     task_id, wait_id = str(workflow.uuid4()), str(workflow.uuid4())
-    await interp.book.flush()
+    await ctx.book.flush()
     await local(
         CREATE_HUMAN_TASK,
         CreateHumanTask(
@@ -313,25 +319,25 @@ async def human_task(interp: Interpreter, step: dsl.HumanTask, at: At) -> None:
         WaitOpened,
     )
 
-    def for_this_task(body: Any) -> bool:
-        return isinstance(body, dict) and body.get("taskId") == task_id
+    def for_this_task(signal: HumanTaskSignal) -> bool:
+        return signal.task_id == task_id
 
     wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.HUMAN, event_name=HUMAN_TASK_EVENT,
                        key=task_id, step_path=at.path)  # fmt: skip
-    with waiting_on(wait):
+    inbox = ctx.inbox
+    with inbox.waiting_on(wait):
         while True:
-            await workflow.wait_condition(
-                lambda: any(e.kind == "human" and for_this_task(e.body) for e in host().inbox)
-            )
-            signal = msgspec.convert(take_signal("human", for_this_task), HumanTaskSignal)
+            await workflow.wait_condition(lambda: inbox.has(PendingHumanTask, for_this_task))
+            signal = inbox.take(PendingHumanTask, for_this_task)
+            assert signal is not None  # the condition above saw it
             response = signal.payload if signal.payload is not None else {}
             issues = _form_issues(config.form_schema, response, at)
             if not issues:
-                drop_signals("human", for_this_task)  # a second completion has nothing to do
+                inbox.drop(PendingHumanTask, for_this_task)  # a second completion has nothing to do
                 break
             # The API validates before signalling; a response that still fails keeps the run
             # waiting for a valid one (it is logged, never applied).
-            interp.book.log(
+            ctx.book.log(
                 "WARN",
                 "Human task response rejected: it does not match the form schema",
                 step_path=at.path,
@@ -343,9 +349,9 @@ async def human_task(interp: Interpreter, step: dsl.HumanTask, at: At) -> None:
                          event_name=signal.event_name, response=response),
         Done,
     )  # fmt: skip
-    interp.scopes.vars["event"] = response
-    interp.scopes.vars["eventName"] = signal.event_name
-    apply_assign(interp, config.assign, at)
+    ctx.scopes.vars["event"] = response
+    ctx.scopes.vars["eventName"] = signal.event_name
+    assign_in_order(ctx, config.assign, at)
 
 
 def _form_issues(schema: Any, response: Any, at: At) -> list[dict[str, str]]:

@@ -12,7 +12,8 @@ continues as new with a `Checkpoint`:
 - `state.levels` — per tracked sequence: the next step index, and for a running loop its step
   row id and attempt, the evaluated items, the current item and that item's `local` values;
 - `state.consumedEventIds`, `state.childRuns` — event ids consumed, latest child run per step;
-- `pending_signals` — the inbox: every buffered signal not consumed yet;
+- `inbox` — every buffered signal not consumed yet, typed (checkpoints written before the typed
+  inbox carry them as `pending_signals`, `{kind, body}` entries: both decode);
 - `steps_executed`.
 
 On the new run the interpreter fast-forwards: each tracked sequence starts at its index, a
@@ -28,23 +29,46 @@ running histories continue as new: ship such a change behind `workflow.patched`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
-from stepwise_contract.payloads import Checkpoint
+from stepwise_contract.payloads import (
+    Checkpoint,
+    InboxSignal,
+    PendingEvent,
+    PendingHumanTask,
+    PendingQuotaResume,
+    RunInput,
+)
 from temporalio import workflow
 
-from stepwise_worker.frames import At, LoopFrame
-from stepwise_worker.scopes import Scopes
-from stepwise_worker.waiting import WaitHost, host
-
-if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
+from stepwise_worker.workflow.bookkeeping import Bookkeeper
+from stepwise_worker.workflow.frames import At, LoopFrame
+from stepwise_worker.workflow.inbox import Inbox
+from stepwise_worker.workflow.scopes import Scopes
 
 CONTINUE_AS_NEW_EVERY: Final = 500
 # workflow.patched ids of changes to the commands issued here
 PATCH_CAN_CLOSES_TASK: Final = "stepwise-can-closes-task"
 ROOT: Final = "root"
+# the `kind` of a `pending_signals` entry (checkpoints written before the typed inbox)
+LEGACY_KINDS: Final[dict[str, type[InboxSignal]]] = {
+    "event": PendingEvent,
+    "human": PendingHumanTask,
+    "quota": PendingQuotaResume,
+}
+
+
+class CheckpointedRun(Protocol):
+    """What a checkpoint records of a run and restores into it (`interpreter.Interpreter`)."""
+
+    run_input: RunInput
+    scopes: Scopes
+    steps_executed: int
+    book: Bookkeeper
+    inbox: Inbox
+    child_runs: dict[str, str]
+    checkpoints: Checkpoints
 
 
 class StepMark(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -210,7 +234,9 @@ class Checkpoints:
             return True
         return workflow.info().is_continue_as_new_suggested()
 
-    async def safe_point(self, interp: Interpreter, at: At, next_index: int, length: int) -> None:
+    async def safe_point(
+        self, interp: CheckpointedRun, at: At, next_index: int, length: int
+    ) -> None:
         """After step `next_index - 1` of the sequence `at`: continue as new if it is due."""
         if not self._stack:
             return
@@ -245,7 +271,7 @@ class Checkpoints:
             )  # fmt: skip
         return marks
 
-    async def _continue_as_new(self, interp: Interpreter) -> None:
+    async def _continue_as_new(self, interp: CheckpointedRun) -> None:
         await interp.book.flush()  # the finished steps' rows before this history closes
         # End the current workflow task first (a 1 ms timer): the markers of the local activities
         # run since the last task are recorded, and signals that arrived meanwhile come in with the
@@ -255,15 +281,14 @@ class Checkpoints:
         # Patched: histories that continued as new without this timer still replay.
         if workflow.patched(PATCH_CAN_CLOSES_TASK):
             await workflow.sleep(0.001)
-        state = host()
         checkpoint = Checkpoint(
             state={
                 "scopes": interp.scopes.to_state(),
                 "levels": msgspec.to_builtins(self.snapshot()),
-                "consumedEventIds": list(state.consumed_event_ids),
-                "childRuns": dict(state.child_runs),
+                "consumedEventIds": list(interp.inbox.consumed_event_ids),
+                "childRuns": dict(interp.child_runs),
             },
-            pending_signals=list(state.inbox),
+            inbox=list(interp.inbox.signals),
             steps_executed=interp.steps_executed,
         )
         workflow.continue_as_new(msgspec.structs.replace(interp.run_input, checkpoint=checkpoint))
@@ -273,20 +298,34 @@ def _state(checkpoint: Checkpoint) -> dict[str, Any]:
     return checkpoint.state if isinstance(checkpoint.state, dict) else {}
 
 
-def restore_host(target: WaitHost, checkpoint: Checkpoint) -> None:
-    """The workflow's inbox, consumed event ids and child runs as they were checkpointed."""
+def carried_signals(checkpoint: Checkpoint) -> list[InboxSignal]:
+    """The buffered signals, whichever shape the checkpoint carries them in."""
+    signals = list(checkpoint.inbox)
+    for entry in checkpoint.pending_signals:
+        kind = LEGACY_KINDS.get(entry.kind)
+        if kind is None:
+            continue
+        try:
+            signals.append(msgspec.convert(entry.body, kind))
+        except msgspec.ValidationError:
+            continue  # no step could ever have consumed it
+    return signals
+
+
+def restore_inbox(inbox: Inbox, checkpoint: Checkpoint) -> None:
+    """The buffered signals and consumed event ids as they were checkpointed."""
     state = _state(checkpoint)
     # signals delivered to this new run already are newer than the carried ones
-    target.inbox[:0] = list(checkpoint.pending_signals)
-    target.consumed_event_ids[:] = [str(e) for e in state.get("consumedEventIds") or []]
-    target.child_runs.update(state.get("childRuns") or {})
+    inbox.signals[:0] = carried_signals(checkpoint)
+    inbox.consumed_event_ids[:] = [str(e) for e in state.get("consumedEventIds") or []]
 
 
-def restore_interpreter(interp: Interpreter, checkpoint: Checkpoint) -> None:
-    """Scopes, step count and the position to re-enter, as they were checkpointed."""
+def restore_interpreter(interp: CheckpointedRun, checkpoint: Checkpoint) -> None:
+    """Scopes, step count, child runs and the position to re-enter, as they were checkpointed."""
     state = _state(checkpoint)
     if isinstance(state.get("scopes"), dict):
         interp.scopes = Scopes.from_state(state["scopes"])
     interp.steps_executed = checkpoint.steps_executed
+    interp.child_runs.update(state.get("childRuns") or {})
     levels = msgspec.convert(state.get("levels") or [], list[LevelMark])
     interp.checkpoints = Checkpoints(resume=levels, steps_at_start=checkpoint.steps_executed)

@@ -21,14 +21,15 @@ from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, r
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
 
-from stepwise_worker.bookkeeping import Bookkeeper, DeferredStart
-from stepwise_worker.checkpoint import Checkpoints
-from stepwise_worker.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
-from stepwise_worker.errors import ReturnSignal, StepError, expression_failure
-from stepwise_worker.frames import At
 from stepwise_worker.messages import ActionInfo
-from stepwise_worker.retry import backoff_ms, should_retry
-from stepwise_worker.scopes import Scopes
+from stepwise_worker.step_errors import ReturnSignal, StepError, expression_failure
+from stepwise_worker.workflow.bookkeeping import Bookkeeper, DeferredStart
+from stepwise_worker.workflow.checkpoint import Checkpoints
+from stepwise_worker.workflow.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
+from stepwise_worker.workflow.frames import At
+from stepwise_worker.workflow.inbox import Inbox
+from stepwise_worker.workflow.retry import backoff_ms, should_retry
+from stepwise_worker.workflow.scopes import Scopes
 
 MERGED_ACTION_START_PATCH = "stepwise-action-start-in-activity"
 EXPRESSION_COSTS_V2_PATCH = "stepwise-expression-costs-v2"
@@ -48,6 +49,7 @@ class Interpreter:
         scopes: Scopes,
         actions: Mapping[str, ActionInfo],
         book: Bookkeeper,
+        inbox: Inbox,
         handlers: Mapping[str, StepHandler],
     ) -> None:
         self.run_input = run
@@ -55,11 +57,14 @@ class Interpreter:
         self.scopes = scopes
         self.actions = actions
         self.book = book
+        self.inbox = inbox
         self.handlers = handlers
         self.current_step: CurrentStep | None = None
         self.steps_executed = 0
-        # where the run can continue as new (worker part 2); replaced when resuming a checkpoint
+        # where the run can continue as new; replaced when resuming a checkpoint
         self.checkpoints = Checkpoints()
+        # control.callWorkflow: the latest child run per step execution (carried by checkpoints)
+        self.child_runs: dict[str, str] = {}
         # A local action's step-start row travels inside its action activity (one round trip
         # per step instead of two). It changes the commands a run issues, hence the patch:
         # histories recorded before it replay on the old path.
@@ -79,15 +84,20 @@ class Interpreter:
         what: str,
         required: bool = True,
         max_result_bytes: int = MAX_RESULT_BYTES,
+        extra: Mapping[str, Any] | None = None,
     ) -> Any:
         """Resolve a config value (`$expr` anywhere inside; `$secret` refs kept for activities).
 
-        With `required`, a final result that is undefined raises `ExpressionError` (SPEC §4).
+        `extra` adds names to the expression context (e.g. `childRun`). With `required`, a final
+        result that is undefined raises `ExpressionError` (SPEC §4).
         """
+        context = self.scopes.context(at.frame)
+        if extra:
+            context = {**context, **extra}
         try:
             result = resolve_value(
                 value,
-                self.scopes.context(at.frame),
+                context,
                 now_iso=now_iso,
                 max_result_bytes=max_result_bytes,
                 costs=self.expression_costs,
@@ -119,7 +129,7 @@ class Interpreter:
 
     async def run_sequence(self, steps: Sequence[Any], at: At) -> None:
         """Run `steps` in order; `at.path` is the sequence's prefix (`root`, `….then`, …)."""
-        # continue-as-new (worker part 2, checkpoint.py): re-entry index and safe points
+        # continue-as-new (checkpoint.py): re-entry index and safe points
         start = self.checkpoints.enter_sequence(at)
         try:
             for index, step in enumerate(steps):

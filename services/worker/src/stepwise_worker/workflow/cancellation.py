@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
 
 from stepwise_worker.wait_messages import CANCEL_RUN, CancelRun, Done
-from stepwise_worker.waiting import local
+from stepwise_worker.workflow.store_calls import local
 
 
 def is_run_cancellation(err: BaseException) -> bool:

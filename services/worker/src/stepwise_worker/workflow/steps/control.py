@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory
 from stepwise_contract.expression_budget import MAX_RESULT_BYTES, MAX_SELECTED_BYTES
 from temporalio import workflow
 
-from stepwise_worker.errors import ReturnSignal, StepError
-from stepwise_worker.frames import At, LoopFrame
+from stepwise_worker.step_errors import ReturnSignal, StepError
+from stepwise_worker.workflow.frames import At, LoopFrame
+from stepwise_worker.workflow.step_context import StepContext
 
 FOR_EACH_SELECTS_PATCH = "stepwise-for-each-selects-large-lists"
-
-if TYPE_CHECKING:
-    from stepwise_worker.interpreter import Interpreter
 
 
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-async def control_if(interp: Interpreter, step: dsl.ControlIf, at: At) -> None:
-    condition = interp.evaluate(step.condition, at, what="condition")
+async def control_if(ctx: StepContext, step: dsl.ControlIf, at: At) -> None:
+    condition = ctx.evaluate(step.condition, at, what="condition")
     if not isinstance(condition, bool):
         raise StepError(
             ErrorCategory.EXPRESSION,
@@ -33,15 +31,15 @@ async def control_if(interp: Interpreter, step: dsl.ControlIf, at: At) -> None:
             node_path=at.path,
         )
     if condition:
-        await interp.run_sequence(step.then, at.branch("then"))
+        await ctx.run_sequence(step.then, at.branch("then"))
     elif step.else_:
-        await interp.run_sequence(step.else_, at.branch("else"))
+        await ctx.run_sequence(step.else_, at.branch("else"))
 
 
-async def control_for_each(interp: Interpreter, step: dsl.ControlForEach, at: At) -> None:
-    # continue-as-new (worker part 2, checkpoint.py): a sequential loop re-entered after a
+async def control_for_each(ctx: StepContext, step: dsl.ControlForEach, at: At) -> None:
+    # continue-as-new (checkpoint.py): a sequential loop re-entered after a
     # checkpoint keeps the items it evaluated and goes on from the item it was running
-    resumed = interp.checkpoints.resumed_loop(at)
+    resumed = ctx.checkpoints.resumed_loop(at)
     if resumed is not None:
         items = resumed.items
     else:
@@ -50,7 +48,7 @@ async def control_for_each(interp: Interpreter, step: dsl.ControlForEach, at: At
         ceiling = (
             MAX_SELECTED_BYTES if workflow.patched(FOR_EACH_SELECTS_PATCH) else MAX_RESULT_BYTES
         )
-        items = interp.evaluate(step.items, at, what="items", max_result_bytes=ceiling)
+        items = ctx.evaluate(step.items, at, what="items", max_result_bytes=ceiling)
     if not isinstance(items, list):
         raise StepError(
             ErrorCategory.EXPRESSION,
@@ -66,20 +64,20 @@ async def control_for_each(interp: Interpreter, step: dsl.ControlForEach, at: At
         for index, item in enumerate(items)
     ]
     if step.concurrency <= 1:
-        interp.checkpoints.enter_loop(at, items)
+        ctx.checkpoints.enter_loop(at, items)
         try:
             for position in positions[resumed.item if resumed is not None else 0 :]:
                 assert position.frame is not None
-                interp.checkpoints.loop_item(at, position.frame, resumed)
-                await interp.run_sequence(step.body, position)
+                ctx.checkpoints.loop_item(at, position.frame, resumed)
+                await ctx.run_sequence(step.body, position)
         finally:
-            interp.checkpoints.leave_loop(at)
+            ctx.checkpoints.leave_loop(at)
         return
-    await _run_concurrently(interp, step.body, positions, step.concurrency)
+    await _run_concurrently(ctx, step.body, positions, step.concurrency)
 
 
 async def _run_concurrently(
-    interp: Interpreter, body: list[Any], positions: list[At], limit: int
+    ctx: StepContext, body: list[Any], positions: list[At], limit: int
 ) -> None:
     """Up to `limit` items at once, as workflow tasks (deterministic: the workflow event loop
     and the semaphore's FIFO order are replayed identically).
@@ -96,7 +94,7 @@ async def _run_concurrently(
             if stop:
                 return
             try:
-                await interp.run_sequence(body, position)
+                await ctx.run_sequence(body, position)
             except (StepError, ReturnSignal):
                 stop = True
                 raise
@@ -110,17 +108,17 @@ async def _run_concurrently(
             raise outcome
 
 
-async def control_try_catch(interp: Interpreter, step: dsl.ControlTryCatch, at: At) -> None:
+async def control_try_catch(ctx: StepContext, step: dsl.ControlTryCatch, at: At) -> None:
     try:
         # inside `try`, this tryCatch is the nearest handler: no forEach "continue" applies
-        await interp.run_sequence(step.try_, at.branch("try", continue_on_error=False))
+        await ctx.run_sequence(step.try_, at.branch("try", continue_on_error=False))
     except StepError as err:
         caught = err.to_json()
-        interp.scopes.error = caught
+        ctx.scopes.error = caught
         if step.capture_error_as:
-            interp.scopes.assign(step.capture_error_as, caught, at.frame, path=at.path)
-        await interp.run_sequence(step.catch, at.branch("catch"))
+            ctx.scopes.assign(step.capture_error_as, caught, at.frame, path=at.path)
+        await ctx.run_sequence(step.catch, at.branch("catch"))
 
 
-async def control_return(_interp: Interpreter, _step: dsl.ControlReturn, _at: At) -> None:
+async def control_return(_ctx: StepContext, _step: dsl.ControlReturn, _at: At) -> None:
     raise ReturnSignal()

@@ -29,18 +29,10 @@ from stepwise_worker.actions.base import (
     invoke,
 )
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.errors import action_error
-from stepwise_worker.ledger import Ledger
-from stepwise_worker.legacy_blobs import LegacyBlobs
-from stepwise_worker.messages import (
-    EXECUTE_ACTION,
-    ActionRequest,
-    ActionResult,
-    Recorded,
-    StepBatch,
-)
-from stepwise_worker.payload_limit import PayloadTooLarge, check_size
-from stepwise_worker.secret_refs import (
+from stepwise_worker.activities.invocation_ledger import Ledger
+from stepwise_worker.activities.legacy_blobs import LegacyBlobs
+from stepwise_worker.activities.payload_limit import PayloadTooLarge, check_size
+from stepwise_worker.activities.secret_refs import (
     Scrubber,
     SecretUnavailable,
     declared_refs,
@@ -48,11 +40,19 @@ from stepwise_worker.secret_refs import (
     redact,
     substitute,
 )
+from stepwise_worker.messages import (
+    EXECUTE_ACTION,
+    ActionRequest,
+    ActionResult,
+    Recorded,
+    StepBatch,
+)
+from stepwise_worker.step_errors import action_error
 
 log = structlog.get_logger("stepwise_worker.actions")
 
 # A regular activity heartbeats while its handler runs, so a worker that dies is noticed after
-# the heartbeat timeout (see steps/action.py) instead of the action's whole timeout.
+# the heartbeat timeout (see workflow/steps/action.py) instead of the action's whole timeout.
 HEARTBEAT_EVERY_S = 2.0
 
 

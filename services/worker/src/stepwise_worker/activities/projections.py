@@ -21,8 +21,9 @@ from stepwise_contract.enums import ErrorCategory, LogSource
 from temporalio import activity
 
 from stepwise_worker import metrics
-from stepwise_worker.errors import action_error
-from stepwise_worker.legacy_blobs import LegacyBlobs
+from stepwise_worker.activities.legacy_blobs import LegacyBlobs
+from stepwise_worker.activities.payload_limit import PayloadTooLarge, check_size
+from stepwise_worker.activities.quota_store import quota_ctes, quota_figures, reservation_of
 from stepwise_worker.messages import (
     COMPLETE_RUN,
     LOAD_RUN,
@@ -34,8 +35,7 @@ from stepwise_worker.messages import (
     RunDone,
     StepBatch,
 )
-from stepwise_worker.payload_limit import PayloadTooLarge, check_size
-from stepwise_worker.wait_store import quota_ctes, quota_figures, reservation_of
+from stepwise_worker.step_errors import action_error
 
 # Step rows are projections (Temporal holds the truth) written once per step: their commit does
 # not wait for the WAL flush. A Postgres crash may lose the last ~0.6 s of them (never a run's
@@ -68,7 +68,7 @@ _DONE_ROWS = (
     " FROM done) AS done_rows"
 )
 
-# Worker part 2 (SPEC §5.5): a step start reserves one unit of the tenant's quota in the same
+# SPEC §5.5: a step start reserves one unit of the tenant's quota in the same
 # statement, once per step row (`fresh`: a re-executed local activity does not count twice).
 # Without capacity neither the step row nor node_path is written and `quota_refused` is true.
 _STEP_ALLOWED = (

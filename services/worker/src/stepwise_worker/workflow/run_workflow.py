@@ -30,23 +30,23 @@ with workflow.unsafe.imports_passed_through():
     from stepwise_contract.payloads import (
         CurrentStep,
         CurrentWait,
-        EventSignal,
-        HumanTaskSignal,
         InterpreterSummary,
-        PendingSignal,
-        QuotaResumeSignal,
+        PendingEvent,
+        PendingHumanTask,
+        PendingQuotaResume,
         RunInput,
         RunResult,
     )
 
-    from stepwise_worker.bookkeeping import PROJECTION_RETRY, Bookkeeper
-    from stepwise_worker.cancellation import is_run_cancellation, record_cancellation
-    from stepwise_worker.checkpoint import restore_host, restore_interpreter
-    from stepwise_worker.dispatch import HANDLERS
-    from stepwise_worker.errors import ReturnSignal, StepError, failure_from_activity
-    from stepwise_worker.interpreter import Interpreter, now_iso
     from stepwise_worker.messages import LOAD_RUN, LoadedRun, LoadRun
-    from stepwise_worker.scopes import Scopes
+    from stepwise_worker.step_errors import ReturnSignal, StepError, failure_from_activity
+    from stepwise_worker.workflow.bookkeeping import PROJECTION_RETRY, Bookkeeper
+    from stepwise_worker.workflow.cancellation import is_run_cancellation, record_cancellation
+    from stepwise_worker.workflow.checkpoint import restore_inbox, restore_interpreter
+    from stepwise_worker.workflow.dispatch import HANDLERS
+    from stepwise_worker.workflow.inbox import Inbox
+    from stepwise_worker.workflow.interpreter import Interpreter, now_iso
+    from stepwise_worker.workflow.scopes import Scopes
 
 LOAD_TIMEOUT = timedelta(seconds=30)
 
@@ -54,24 +54,17 @@ LOAD_TIMEOUT = timedelta(seconds=30)
 @workflow.defn(name=WORKFLOW_TYPE)
 class RunWorkflow:
     def __init__(self) -> None:
-        self.inbox: list[PendingSignal] = []
+        self.inbox = Inbox()
         self.interp: Interpreter | None = None
         self.run_id = ""
         self.status: str = RunStatus.RUNNING
-        # set by wait steps while they block
-        self.current_wait: CurrentWait | None = None
-        # worker part 2: event ids consumed by this run (SPEC §5.4) and, per callWorkflow step
-        # execution, its latest child run (the next attempt's retryOfRunId); both carried by
-        # continue-as-new
-        self.consumed_event_ids: list[str] = []
-        self.child_runs: dict[str, str] = {}
 
     @workflow.run
     async def run(self, run: RunInput) -> RunResult:
         self.run_id = run.run_id
-        book = Bookkeeper(tenant_id=run.tenant_id, run_id=run.run_id)
+        book = Bookkeeper(tenant_id=run.tenant_id, run_id=run.run_id, inbox=self.inbox)
         if run.checkpoint is not None:  # continued as new: signals buffered before come first
-            restore_host(self, run.checkpoint)
+            restore_inbox(self.inbox, run.checkpoint)
         try:
             interp = await self._load(run, book)
             if run.checkpoint is not None:
@@ -84,7 +77,7 @@ class RunWorkflow:
             err.locate(err.node_path or "root", now_iso())
             await self._fail(book, err)
         except BaseException as err:
-            # Temporal cancelled the run (worker part 2, cancellation.py): project it, re-raise
+            # Temporal cancelled the run (cancellation.py): project it, re-raise
             if not is_run_cancellation(err):
                 raise
             current = self.interp.current_step if self.interp is not None else None
@@ -136,6 +129,7 @@ class RunWorkflow:
             scopes=scopes,
             actions=loaded.actions,
             book=book,
+            inbox=self.inbox,
             handlers=HANDLERS,
         )
 
@@ -179,19 +173,19 @@ class RunWorkflow:
             err.message, error, type=f"WorkflowRuntimeV2.{err.category}", non_retryable=True
         )
 
-    # -- signals: only buffered here; the wait steps consume the inbox -------------------------
+    # -- signals: decoded as their inbox types and only buffered here; the steps consume them ---
 
     @workflow.signal(name=SIGNAL_EVENT)
-    def on_event(self, signal: EventSignal) -> None:
-        self.inbox.append(PendingSignal(kind="event", body=msgspec.to_builtins(signal)))
+    def on_event(self, signal: PendingEvent) -> None:
+        self.inbox.add(signal)
 
     @workflow.signal(name=SIGNAL_HUMAN_TASK)
-    def on_human_task(self, signal: HumanTaskSignal) -> None:
-        self.inbox.append(PendingSignal(kind="human", body=msgspec.to_builtins(signal)))
+    def on_human_task(self, signal: PendingHumanTask) -> None:
+        self.inbox.add(signal)
 
     @workflow.signal(name=SIGNAL_QUOTA_RESUME)
-    def on_quota_resume(self, signal: QuotaResumeSignal) -> None:
-        self.inbox.append(PendingSignal(kind="quota", body=msgspec.to_builtins(signal)))
+    def on_quota_resume(self, signal: PendingQuotaResume) -> None:
+        self.inbox.add(signal)
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -203,7 +197,7 @@ class RunWorkflow:
 
     @workflow.query(name=QUERY_CURRENT_WAIT)
     def current_wait_query(self) -> CurrentWait:
-        return self.current_wait or CurrentWait()
+        return self.inbox.current_wait or CurrentWait()
 
     @workflow.query(name=QUERY_SUMMARY)
     def summary(self) -> InterpreterSummary:
@@ -212,6 +206,6 @@ class RunWorkflow:
             status=self.status,
             steps_executed=self.interp.steps_executed if self.interp else 0,
             current_step=self.current_step(),
-            current_wait=self.current_wait,
-            pending_signals=len(self.inbox),
+            current_wait=self.inbox.current_wait,
+            pending_signals=len(self.inbox.signals),
         )

@@ -1,0 +1,1 @@
+"""Activity implementations: the I/O side of the worker (Postgres, action handlers, blobs)."""
