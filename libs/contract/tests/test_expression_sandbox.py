@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from stepwise_contract.expression_budget import MAX_WORK
+from stepwise_contract.expression_budget import COSTS, COSTS_V1, INLINE_COSTS, OFFLOADED_COSTS
 from stepwise_contract.expressions import ExpressionError, compile_expression, last_work
 
 BIG = "x" * 300_000
@@ -54,7 +54,7 @@ BUDGET_BOUND = [
     "($f := function($n){$n > 0 ? $f($n-1) + $f($n-1) : 1}; $f(40))",
     "$count($map([1..3000], function($i) {[1..3000]}))",
     "$reduce([1..90000], function($a, $b){$a + $b})",
-    "$sum(payload.list)",
+    "$sum(payload.list) + $sum(payload.list)",
     '$reduce([1..5000], function($acc, $v){ $acc & "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" }, "")',
     "$count($distinct([1..20000]))",
     "$sort([1..60000], function($a, $b){$a < $b})",
@@ -83,7 +83,9 @@ def test_size_bombs_are_refused_before_the_work(source: str, message: str) -> No
     assert message in str(caught.value)
     assert source[:40] in str(caught.value), "the error names the expression"
     if message != "budget":
-        assert last_work() < MAX_WORK, "refused from its known size, not after spending the budget"
+        assert last_work() < COSTS.max_work, (
+            "refused from its known size, not after spending the budget"
+        )
     assert elapsed < 2.0  # generous: a loaded CI machine; the figures are in docs/expressions.md
 
 
@@ -92,7 +94,7 @@ def test_computation_bombs_stop_at_the_budget(source: str) -> None:
     with pytest.raises(ExpressionError):
         run(source)
     first = last_work()
-    assert first > MAX_WORK
+    assert first > COSTS.max_work
     with pytest.raises(ExpressionError):
         run(source)
     assert last_work() == first, "the same evaluation always counts the same work"
@@ -137,10 +139,14 @@ def test_regex_semantics_are_kept() -> None:
 
 
 def test_honest_work_fits() -> None:
-    assert run("$count($map([1..5000], function($v){ $v * 2 }))") == 5_000
-    assert run("$sum($map([1..4000], function($v){ $v * 2 }))") == 16_004_000
-    assert run("$count($filter([1..3000], function($v){ $v % 2 = 0 }))") == 1_500
-    assert run("$count([1..8000].($ * 2))") == 8_000
+    assert run("$count($map([1..6500], function($v){ $v * 2 }))") == 6_500
+    assert run("$sum($map([1..5000], function($v){ $v * 2 }))") == 25_005_000
+    assert run("$count($filter([1..4000], function($v){ $v % 2 = 0 }))") == 2_000
+    assert run("$count([1..10000].($ * 2))") == 10_000
+    assert run('$length($replace(payload.text, "a", "b"))') == 200_000
+    assert run("$sum(payload.list)", {"payload": {"list": list(range(30_000))}}) == sum(
+        range(30_000)
+    )
     assert run('$length($pad("", 200000, "x"))') == 200_000
     assert len(run('$pad("", 200000, "x")')) == 200_000
     assert run("$length(payload.big)") == 300_000
@@ -165,6 +171,29 @@ def test_source_length_is_capped() -> None:
         compile_expression("1 + " * 5000 + "1")
 
 
+def test_runs_started_before_the_calibration_keep_its_price_list() -> None:
+    # a run keeps the price list it started with: replays must count what the first run counted
+    compiled = compile_expression("$count($map([1..6000], function($v){ $v * 2 }))")
+    assert compiled.evaluate({}, now_iso=lambda: "", costs=COSTS) == 6_000
+    with pytest.raises(ExpressionError, match="4,000,000 work units"):
+        compiled.evaluate({}, now_iso=lambda: "", costs=COSTS_V1)
+
+
+def test_a_literal_replace_is_linear_and_matches_the_library() -> None:
+    # the library rescans the rest of the string per match (seconds for this one before)
+    context = {"payload": {"text": "ab" * 15_000}}
+    started = time.process_time()
+    for _ in range(20):
+        assert run('$replace(payload.text, "a", "c$0$$")', context) == "ca$b" * 15_000
+    assert time.process_time() - started < 2.0
+    assert run('$replace("abcabc", "b", "x", 1)') == "axcabc"
+    assert run('$replace("a$b", "$", "!")') == "a!b"
+    assert run('$replace("abc", "b", "$1")') == "a$1c"
+    # a function replacement still takes the library's path, and pays for its rescans
+    with pytest.raises(ExpressionError, match="budget"):
+        run('$replace(payload.text, "a", function($m){"c"})')
+
+
 def test_work_is_reported_on_success_and_is_stable() -> None:
     run("$sum([1..1000])")
     first = last_work()
@@ -176,3 +205,17 @@ def test_results_nest_at_most_as_deep_as_any_input() -> None:
     assert run('$reduce([1..63], function($acc, $v){ {"a": $acc} }, {})') is not None
     with pytest.raises(ExpressionError, match="nested deeper than 64"):
         run('$reduce([1..64], function($acc, $v){ {"a": $acc} }, {})')
+
+
+def test_running_out_of_work_is_told_apart_from_a_cap() -> None:
+    # the worker re-evaluates elsewhere with a larger budget only what ran out of work
+    compiled = compile_expression("$count($map([1..10000], function($v){ $v * 2 }))")
+    with pytest.raises(ExpressionError) as caught:
+        compiled.evaluate({}, now_iso=lambda: "", costs=INLINE_COSTS)
+    assert caught.value.over_budget
+    assert caught.value.with_step("root[0]").over_budget
+    assert compiled.evaluate({}, now_iso=lambda: "", costs=OFFLOADED_COSTS) == 10_000
+    for capped in ('$pad("", 50000000)', "$count([1..9999999])", "(" * 300 + "1" + ")" * 300):
+        with pytest.raises(ExpressionError) as caught:
+            run(capped)
+        assert not caught.value.over_budget, capped

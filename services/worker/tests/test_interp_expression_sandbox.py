@@ -64,3 +64,13 @@ async def test_a_compute_bomb_fails_the_run_inside_one_short_workflow_task(
     ]
     assert failed == []
     print(f"\n{elapsed * 1000:.0f} ms {source[:40]}")
+
+
+async def test_honest_work_of_a_new_run_fits_its_price_list(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    # 6,000 lambda calls: over the first price list's budget, inside the calibrated one that
+    # every new run gets (histories recorded before keep the first one: test_replay_histories)
+    source = "$count($map([1..6000], function($i){ $i * 2 }))"
+    run_id, handle = await run_definition(pool, temporal_client, tenant_id, _assign(source))
+    assert await outcome(handle) == "completed", (await run_row(pool, run_id))["error_json"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from stepwise_contract.json_limits import MAX_JSON_DEPTH
@@ -53,19 +54,106 @@ class BudgetExceeded(Exception):
     """Raised inside the evaluator; `expressions` turns it into an `ExpressionError`."""
 
 
+class WorkBudgetExceeded(BudgetExceeded):
+    """The work budget ran out (not a size or depth cap): a larger budget might succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """One version of the price list. A run keeps the version it started with (the worker picks
+    it through a workflow patch), so a replay always counts what the first execution counted."""
+
+    version: int
+    max_work: int
+    # a built-in's fixed price on top of its call (argument wrapping, signature validation)
+    native_call: int = 0
+    # extra prices by node type, on top of `NODE_COST`
+    node_extra: Mapping[str, int] = field(default_factory=dict)
+    # extra prices by built-in name, on top of `native_call`
+    native_extra: Mapping[str, int] = field(default_factory=dict)
+    # a `$replace` whose replacement is a function rescans the rest of the string per match
+    rescan_per_match: bool = False
+    # on top of `MATCH_COST`: the library builds a match object (groups, index) per match
+    match_extra: int = 0
+    # on top of `SIGNATURE_ITEM_COST`: typed-array signatures check each element in Python
+    signature_item_extra: int = 0
+    # on top of `ITEM_COST`: every element an array constructor, range or copy touches
+    item_extra: int = 0
+    # each element a predicate (`[...]`) is evaluated for, on top of its nodes
+    filter_item: int = 0
+
+
+# The first price list: nodes, calls and elements only.
+COSTS_V1: Final = Costs(version=1, max_work=MAX_WORK)
+
+# Calibrated so that every kind of work costs about the same CPU per unit (about 13 ns on this
+# project's 2-core reference machine, the rate of a `$map` over a lambda): built-ins pay for their
+# fixed overhead, the slow formatters for theirs, node types for what they do beyond a lookup.
+# `MAX_WORK_V2` then bounds any evaluation to about 0.07 s of CPU (up to twice that inside the
+# workflow sandbox, and the worker runs 8 activations at once inside Temporal's 2 s deadlock
+# detector); a `$map` of a small lambda over 6,500 items fits.
+MAX_WORK_V2: Final = 5_000_000
+COSTS: Final = Costs(
+    version=2,
+    max_work=MAX_WORK_V2,
+    native_call=900,
+    node_extra={
+        "function": 500,  # a call site: arguments evaluated into a list, then applied
+        "condition": 200,
+        "unary": 200,  # object and array constructors
+        "lambda": 100,
+        "bind": 100,
+    },
+    native_extra={
+        "formatNumber": 5_000,
+        "formatInteger": 5_000,
+        "formatBase": 400,
+        "fromMillis": 5_000,
+        "toMillis": 500,
+        "parseInteger": 5_000,
+        "string": 500,  # numbers go through a JSON encoder set up per call
+        "number": 300,
+        "round": 300,
+        "match": 1_000,
+        "substring": 200,
+        "lookup": 200,
+    },
+    rescan_per_match=True,
+    match_extra=300,
+    signature_item_extra=40,
+    item_extra=1,
+    filter_item=150,
+)
+
+
+# The worker evaluates inside workflow code with a small budget first, so that no tenant's
+# expression holds a shared worker thread for long; an evaluation that runs out of it is evaluated
+# again in a separate process with the large one (the result is recorded in the run's history).
+INLINE_MAX_WORK: Final = 1_000_000
+OFFLOADED_MAX_WORK: Final = 10_000_000
+INLINE_COSTS: Final = replace(COSTS, version=3, max_work=INLINE_MAX_WORK)
+OFFLOADED_COSTS: Final = replace(COSTS, version=3, max_work=OFFLOADED_MAX_WORK)
+
+
 class _Meter(threading.local):
     active = False
     work = 0
     depth = 0
+    costs = COSTS
 
 
 _meter = _Meter()
 
 
-def start() -> None:
+def start(costs: Costs = COSTS) -> None:
     _meter.active = True
     _meter.work = 0
     _meter.depth = 0
+    _meter.costs = costs
+
+
+def costs() -> Costs:
+    return _meter.costs
 
 
 def stop() -> int:
@@ -86,19 +174,28 @@ def charge(units: int) -> None:
     if not _meter.active:
         return
     _meter.work += units
-    if _meter.work > MAX_WORK:
-        raise BudgetExceeded(f"evaluation budget of {MAX_WORK:,} work units exceeded")
+    if _meter.work > _meter.costs.max_work:
+        raise WorkBudgetExceeded(
+            f"evaluation budget of {_meter.costs.max_work:,} work units exceeded"
+        )
 
 
-def enter_node() -> None:
+def enter_node(kind: str | None = None) -> None:
     _meter.depth += 1
-    charge(NODE_COST)
+    extra = _meter.costs.node_extra.get(kind, 0) if kind is not None else 0
+    charge(NODE_COST + extra)
     if _meter.depth > MAX_EVAL_DEPTH:
         raise BudgetExceeded(f"evaluation deeper than {MAX_EVAL_DEPTH} levels")
 
 
 def exit_node() -> None:
     _meter.depth -= 1
+
+
+def charge_native(name: str) -> None:
+    costs = _meter.costs
+    if costs.native_call:
+        charge(costs.native_call + costs.native_extra.get(name, 0))
 
 
 def string_units(length: int) -> int:
@@ -120,7 +217,7 @@ def check_items(count: int, what: str) -> None:
         raise BudgetExceeded(
             f"{what} would build an array of {count:,} items (limit {MAX_ARRAY_ITEMS:,})"
         )
-    charge(count * ITEM_COST)
+    charge(count * (ITEM_COST + _meter.costs.item_extra))
 
 
 def measure(value: Any, what: str) -> int:

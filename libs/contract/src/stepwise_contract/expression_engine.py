@@ -51,7 +51,7 @@ class _BoundedPattern:
                 raise BudgetExceeded(
                     f"/{self.pattern}/ matches more than {budget.MAX_ARRAY_ITEMS:,} times"
                 )
-            budget.charge(budget.MATCH_COST)
+            budget.charge(budget.MATCH_COST + budget.costs().match_extra)
             yield match
 
     def search(self, string: str) -> Any:
@@ -164,6 +164,54 @@ def _pre_replace(args: Sequence[Any]) -> None:
     if isinstance(replacement, str):
         grown = len(string) + count * max(0, len(replacement) - len(pattern))
         budget.check_string(grown, "$replace")
+    elif budget.costs().rescan_per_match:
+        # the library's loop slices the rest of the string for every match it hands a function
+        budget.charge(count * budget.string_units(len(string)))
+
+
+def _expand_literal(replacement: str, pattern: str) -> str:
+    """A replacement string as JSONata expands it for a literal pattern (no groups): `$$` is a
+    dollar, `$0` the pattern, any other `$` stays literal."""
+    parts: list[str] = []
+    position = 0
+    while position < len(replacement):
+        index = replacement.find("$", position)
+        if index == -1:
+            parts.append(replacement[position:])
+            break
+        parts.append(replacement[position:index])
+        position = index + 1
+        following = replacement[position : position + 1]
+        if following == "$":
+            parts.append("$")
+            position += 1
+        elif following == "0":
+            parts.append(pattern)
+            position += 1
+        else:
+            parts.append("$")
+    return "".join(parts)
+
+
+_NOT_HANDLED: Final = object()
+
+
+def _replace_literal(args: Sequence[Any]) -> Any:
+    """`$replace` with a literal pattern and a string replacement in one pass (the library
+    rescans the rest of the string per match: quadratic). Same result; anything else falls
+    through to the library."""
+    string, pattern, replacement, limit = (_arg(args, i) for i in range(4))
+    if not (isinstance(string, str) and isinstance(pattern, str) and pattern):
+        return _NOT_HANDLED
+    if not isinstance(replacement, str):
+        return _NOT_HANDLED
+    if limit is None:
+        count = -1
+    elif isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
+        count = limit
+    else:
+        return _NOT_HANDLED
+    return string.replace(pattern, _expand_literal(replacement, pattern), count)
 
 
 def _pre_sort(args: Sequence[Any]) -> None:
@@ -256,15 +304,21 @@ class _MeteredNative(Jsonata.JNativeFunction):  # type: ignore[misc]
         # signature checks walk array arguments element by element, in Python
         if self._typed_arrays and isinstance(args, list):
             budget.charge(
-                sum(len(arg) for arg in args if isinstance(arg, list)) * budget.SIGNATURE_ITEM_COST
+                sum(len(arg) for arg in args if isinstance(arg, list))
+                * (budget.SIGNATURE_ITEM_COST + budget.costs().signature_item_extra)
             )
         return super().validate(args, context)
 
     def call(self, input: Any, args: Sequence[Any] | None) -> Any:
         call_args = list(args or [])
+        budget.charge_native(self.function_name)
         if self._pre is not None:
             self._pre(call_args)
-        result = super().call(input, args)
+        result = _NOT_HANDLED
+        if self.function_name == "replace":
+            result = _replace_literal(call_args)
+        if result is _NOT_HANDLED:
+            result = super().call(input, args)
         check_built(result, call_args, self._label)
         return result
 
@@ -297,12 +351,15 @@ class MeteredJsonata(Jsonata):  # type: ignore[misc]
         # the whole frame chain on every node, which made deep recursion several times slower.
         self.input = input
         self.environment = environment
-        budget.enter_node()
         kind = getattr(expr, "type", None)
+        budget.enter_node(kind)
         handler = _DISPATCH.get(kind) if kind is not None else None
         result = handler(self, expr, input, environment) if handler is not None else None
         predicate = getattr(expr, "predicate", None)
         if predicate is not None:
+            filter_item = budget.costs().filter_item
+            if filter_item and isinstance(result, list):
+                budget.charge(len(result) * len(predicate) * filter_item)
             for item in predicate:
                 result = self.evaluate_filter(item.expr, result, environment)
         if kind is not None and kind != "path" and getattr(expr, "group", None) is not None:
@@ -430,6 +487,8 @@ def _concat_operand(value: Any) -> str:
         return value
     if isinstance(value, list | Mapping):
         budget.check_string(budget.measure(value, "&"), "&")
+    else:
+        budget.charge(budget.costs().native_extra.get("string", 0))
     text: str = functions.Functions.string(value, None)
     return text
 

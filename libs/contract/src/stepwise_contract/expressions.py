@@ -26,10 +26,13 @@ from jsonata.jsonata import Jsonata
 
 from stepwise_contract import expression_budget as budget
 from stepwise_contract.expression_budget import (
+    COSTS,
     MAX_RESULT_BYTES,
     MAX_RESULT_DEPTH,
     MAX_SOURCE_CHARS,
     BudgetExceeded,
+    Costs,
+    WorkBudgetExceeded,
 )
 from stepwise_contract.expression_engine import (
     MeteredJsonata,
@@ -117,14 +120,25 @@ UNDEFINED: Final = msgspec.UNSET  # the final result of an expression that produ
 class ExpressionError(Exception):
     """An expression failed to compile or evaluate. `step_path` is filled in by the interpreter."""
 
-    def __init__(self, message: str, *, source: str, step_path: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        step_path: str | None = None,
+        over_budget: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.source = source
         self.step_path = step_path
+        # the work budget ran out (a size or depth cap is `False`): a larger one might succeed
+        self.over_budget = over_budget
 
     def with_step(self, step_path: str) -> ExpressionError:
-        return ExpressionError(self.message, source=self.source, step_path=step_path)
+        return ExpressionError(
+            self.message, source=self.source, step_path=step_path, over_budget=self.over_budget
+        )
 
     def __str__(self) -> str:
         where = f" at {self.step_path}" if self.step_path else ""
@@ -334,6 +348,7 @@ class CompiledExpression:
         *,
         now_iso: Callable[[], str],
         max_result_bytes: int = MAX_RESULT_BYTES,
+        costs: Costs = COSTS,
     ) -> Any:
         """Evaluate against `context`; returns `UNDEFINED` when the result is undefined.
 
@@ -345,7 +360,7 @@ class CompiledExpression:
         # Higher-order built-ins apply lambdas through "the thread's current instance": make sure
         # that is this metered one, whatever else was compiled on this thread since.
         Jsonata.CURRENT.jsonata = self._jsonata
-        budget.start()
+        budget.start(costs)
         try:
             raw = self._jsonata.evaluate(context, bindings)
             if raw is None:
@@ -357,7 +372,9 @@ class CompiledExpression:
         except jexception.JException as exc:
             raise ExpressionError(str(exc), source=self.source) from None
         except BudgetExceeded as exc:
-            raise ExpressionError(str(exc), source=self.source) from None
+            raise ExpressionError(
+                str(exc), source=self.source, over_budget=isinstance(exc, WorkBudgetExceeded)
+            ) from None
         except RecursionError:
             raise ExpressionError("expression too deep", source=self.source) from None
         except ExpressionError:
@@ -432,6 +449,7 @@ def resolve_value(
     now_iso: Callable[[], str],
     keep_secrets: bool = True,
     max_result_bytes: int = MAX_RESULT_BYTES,
+    costs: Costs = COSTS,
 ) -> Any:
     """Resolve `$expr` everywhere inside a literal; `$secret` refs are kept for the activity.
 
@@ -443,20 +461,23 @@ def resolve_value(
         if not isinstance(source, str):
             raise ExpressionError("$expr must be a string", source=str(source))
         return compile_expression(source).evaluate(
-            context, now_iso=now_iso, max_result_bytes=max_result_bytes
+            context, now_iso=now_iso, max_result_bytes=max_result_bytes, costs=costs
         )
     if is_secret_ref(value):
         return value if keep_secrets else UNDEFINED
     if isinstance(value, dict):
         resolved: dict[str, Any] = {}
         for key, item in value.items():
-            out = resolve_value(item, context, now_iso=now_iso, keep_secrets=keep_secrets)
+            out = resolve_value(
+                item, context, now_iso=now_iso, keep_secrets=keep_secrets, costs=costs
+            )
             if out is not UNDEFINED:
                 resolved[key] = out
         return resolved
     if isinstance(value, list):
         items = [
-            resolve_value(v, context, now_iso=now_iso, keep_secrets=keep_secrets) for v in value
+            resolve_value(v, context, now_iso=now_iso, keep_secrets=keep_secrets, costs=costs)
+            for v in value
         ]
         return [None if v is UNDEFINED else v for v in items]
     return value

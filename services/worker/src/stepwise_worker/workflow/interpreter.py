@@ -16,7 +16,7 @@ from typing import Any
 
 from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory, StepStatus
-from stepwise_contract.expression_budget import MAX_RESULT_BYTES
+from stepwise_contract.expression_budget import COSTS, COSTS_V1, MAX_RESULT_BYTES
 from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, resolve_value
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
@@ -32,6 +32,7 @@ from stepwise_worker.workflow.retry import backoff_ms, should_retry
 from stepwise_worker.workflow.scopes import Scopes
 
 MERGED_ACTION_START_PATCH = "stepwise-action-start-in-activity"
+EXPRESSION_COSTS_V2_PATCH = "stepwise-expression-costs-v2"
 
 
 def now_iso() -> str:
@@ -69,6 +70,9 @@ class Interpreter:
         # histories recorded before it replay on the old path.
         self.merge_action_starts = workflow.patched(MERGED_ACTION_START_PATCH)
         self.deferred_start: DeferredStart | None = None
+        # Expressions are priced by the list the run started with (the calibrated one prices
+        # built-ins and some node types higher and allows more work): a replay counts the same.
+        self.expression_costs = COSTS if workflow.patched(EXPRESSION_COSTS_V2_PATCH) else COSTS_V1
 
     # -- expressions ---------------------------------------------------------------------------
 
@@ -96,6 +100,7 @@ class Interpreter:
                 context,
                 now_iso=now_iso,
                 max_result_bytes=max_result_bytes,
+                costs=self.expression_costs,
             )
         except ExpressionError as exc:
             raise expression_failure(exc, at.path) from None
