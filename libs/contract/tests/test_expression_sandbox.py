@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from stepwise_contract.expression_budget import COSTS, COSTS_V1
+from stepwise_contract.expression_budget import COSTS, COSTS_V1, INLINE_COSTS, OFFLOADED_COSTS
 from stepwise_contract.expressions import ExpressionError, compile_expression, last_work
 
 BIG = "x" * 300_000
@@ -205,3 +205,17 @@ def test_results_nest_at_most_as_deep_as_any_input() -> None:
     assert run('$reduce([1..63], function($acc, $v){ {"a": $acc} }, {})') is not None
     with pytest.raises(ExpressionError, match="nested deeper than 64"):
         run('$reduce([1..64], function($acc, $v){ {"a": $acc} }, {})')
+
+
+def test_running_out_of_work_is_told_apart_from_a_cap() -> None:
+    # the worker re-evaluates elsewhere with a larger budget only what ran out of work
+    compiled = compile_expression("$count($map([1..10000], function($v){ $v * 2 }))")
+    with pytest.raises(ExpressionError) as caught:
+        compiled.evaluate({}, now_iso=lambda: "", costs=INLINE_COSTS)
+    assert caught.value.over_budget
+    assert caught.value.with_step("root[0]").over_budget
+    assert compiled.evaluate({}, now_iso=lambda: "", costs=OFFLOADED_COSTS) == 10_000
+    for capped in ('$pad("", 50000000)', "$count([1..9999999])", "(" * 300 + "1" + ")" * 300):
+        with pytest.raises(ExpressionError) as caught:
+            run(capped)
+        assert not caught.value.over_budget, capped

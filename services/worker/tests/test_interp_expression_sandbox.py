@@ -10,9 +10,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from stepwise_contract.converter import DATA_CONVERTER
+from stepwise_contract.expression_budget import OFFLOADED_MAX_WORK
+from stepwise_worker.worker import workflow_runner
+from stepwise_worker.workflow.run_workflow import RunWorkflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from .runs import outcome, run_definition, run_row, running_worker
 
@@ -67,11 +71,36 @@ async def test_a_compute_bomb_fails_the_run_inside_one_short_workflow_task(
     print(f"\n{elapsed * 1000:.0f} ms {source[:40]}")
 
 
-async def test_honest_work_of_a_new_run_fits_its_price_list(
+async def test_heavy_honest_work_is_evaluated_outside_the_workflow_and_replays(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
-    # 6,000 lambda calls: over the first price list's budget, inside the calibrated one that
-    # every new run gets (histories recorded before keep the first one: test_replay_histories)
-    source = "$count($map([1..6000], function($i){ $i * 2 }))"
+    # 10,000 lambda calls: over the inline budget, inside the offloaded one
+    source = "$count($map([1..10000], function($i){ $i * 2 }))"
     run_id, handle = await run_definition(pool, temporal_client, tenant_id, _assign(source))
     assert await outcome(handle) == "completed", (await run_row(pool, run_id))["error_json"]
+    history = await handle.fetch_history()
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    recorded = [
+        payload.data
+        for event in markers
+        for details in event.marker_recorded_event_attributes.details.values()
+        for payload in details.payloads
+    ]
+    assert any(b"evaluate_expression" in data for data in recorded), "offloaded, and recorded"
+    # the replay reuses the recorded outcome: no process pool, no evaluation
+    replayer = Replayer(
+        workflows=[RunWorkflow], workflow_runner=workflow_runner(), data_converter=DATA_CONVERTER
+    )
+    await replayer.replay_workflow(history)
+
+
+async def test_a_bomb_fails_with_the_offloaded_budget_in_its_message(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    run_id, handle = await run_definition(
+        pool, temporal_client, tenant_id, _assign(COMPUTE_BOMBS[1])
+    )
+    assert await outcome(handle) == "failed"
+    error = (await run_row(pool, run_id))["error_json"]
+    assert f"{OFFLOADED_MAX_WORK:,} work units" in error["message"]
+    assert "at root.steps[0]" in error["message"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from stepwise_contract.json_limits import MAX_JSON_DEPTH
@@ -52,6 +52,10 @@ MAX_SOURCE_CHARS: Final = 16 * 1024
 
 class BudgetExceeded(Exception):
     """Raised inside the evaluator; `expressions` turns it into an `ExpressionError`."""
+
+
+class WorkBudgetExceeded(BudgetExceeded):
+    """The work budget ran out (not a size or depth cap): a larger budget might succeed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,15 @@ COSTS: Final = Costs(
 )
 
 
+# The worker evaluates inside workflow code with a small budget first, so that no tenant's
+# expression holds a shared worker thread for long; an evaluation that runs out of it is evaluated
+# again in a separate process with the large one (the result is recorded in the run's history).
+INLINE_MAX_WORK: Final = 1_000_000
+OFFLOADED_MAX_WORK: Final = 10_000_000
+INLINE_COSTS: Final = replace(COSTS, version=3, max_work=INLINE_MAX_WORK)
+OFFLOADED_COSTS: Final = replace(COSTS, version=3, max_work=OFFLOADED_MAX_WORK)
+
+
 class _Meter(threading.local):
     active = False
     work = 0
@@ -162,7 +175,9 @@ def charge(units: int) -> None:
         return
     _meter.work += units
     if _meter.work > _meter.costs.max_work:
-        raise BudgetExceeded(f"evaluation budget of {_meter.costs.max_work:,} work units exceeded")
+        raise WorkBudgetExceeded(
+            f"evaluation budget of {_meter.costs.max_work:,} work units exceeded"
+        )
 
 
 def enter_node(kind: str | None = None) -> None:

@@ -32,6 +32,7 @@ from stepwise_contract.expression_budget import (
     MAX_SOURCE_CHARS,
     BudgetExceeded,
     Costs,
+    WorkBudgetExceeded,
 )
 from stepwise_contract.expression_engine import (
     MeteredJsonata,
@@ -119,14 +120,25 @@ UNDEFINED: Final = msgspec.UNSET  # the final result of an expression that produ
 class ExpressionError(Exception):
     """An expression failed to compile or evaluate. `step_path` is filled in by the interpreter."""
 
-    def __init__(self, message: str, *, source: str, step_path: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        step_path: str | None = None,
+        over_budget: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.source = source
         self.step_path = step_path
+        # the work budget ran out (a size or depth cap is `False`): a larger one might succeed
+        self.over_budget = over_budget
 
     def with_step(self, step_path: str) -> ExpressionError:
-        return ExpressionError(self.message, source=self.source, step_path=step_path)
+        return ExpressionError(
+            self.message, source=self.source, step_path=step_path, over_budget=self.over_budget
+        )
 
     def __str__(self) -> str:
         where = f" at {self.step_path}" if self.step_path else ""
@@ -360,7 +372,9 @@ class CompiledExpression:
         except jexception.JException as exc:
             raise ExpressionError(str(exc), source=self.source) from None
         except BudgetExceeded as exc:
-            raise ExpressionError(str(exc), source=self.source) from None
+            raise ExpressionError(
+                str(exc), source=self.source, over_budget=isinstance(exc, WorkBudgetExceeded)
+            ) from None
         except RecursionError:
             raise ExpressionError("expression too deep", source=self.source) from None
         except ExpressionError:

@@ -25,6 +25,7 @@ from stepwise_contract.tracing import configure_tracing, temporal_interceptors, 
 from stepwise_worker.actions.base import ActionSettings
 from stepwise_worker.actions.events import jetstream_publisher
 from stepwise_worker.actions.registry import ActionRegistry
+from stepwise_worker.activities.expression_evaluation import ExpressionEvaluator
 from stepwise_worker.settings import Settings
 from stepwise_worker.worker import WorkerOptions, build_worker
 
@@ -53,8 +54,10 @@ async def serve(settings: Settings) -> None:
     stop = stop_event_on_signals()
     registry = ActionRegistry.default()
     pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
+    evaluator = ExpressionEvaluator(settings.expression_processes)
     nc = None
     try:
+        await evaluator.start()
         client = await connect_temporal(
             common.temporal_address,
             common.temporal_namespace,
@@ -68,6 +71,7 @@ async def serve(settings: Settings) -> None:
             registry=registry,
             options=worker_options(settings),
             publish=jetstream_publisher(traced_jetstream(nc, tracer_provider)),
+            evaluator=evaluator,
         )
         running = asyncio.create_task(worker.run(), name="temporal-worker")
 
@@ -98,4 +102,5 @@ async def serve(settings: Settings) -> None:
             with contextlib.suppress(Exception):
                 await nc.drain()
         await pool.close()
+        evaluator.close()
     log.info("service_stopped")

@@ -10,6 +10,7 @@
 | `STEPWISE_WORKER_MAX_CONCURRENT_ACTIVITIES` | 100 | regular activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 8 | workflow tasks at once (CPU-bound) |
+| `STEPWISE_WORKER_EXPRESSION_PROCESSES` | 1 | processes for expressions over the inline budget |
 | `STEPWISE_WORKER_DB_POOL_SIZE` | 20 | Postgres connections |
 | `STEPWISE_WORKER_SHUTDOWN_GRACE_S` | 30 | on SIGTERM, how long running activities may finish |
 """
@@ -40,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_activities: int = 100
     max_concurrent_local_activities: int = 200
     max_concurrent_workflow_tasks: int = 8
+    expression_processes: int = 1
     db_pool_size: int = 20
     shutdown_grace_s: float = 30.0
 
@@ -63,6 +65,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             max_concurrent_workflow_tasks=env_int(
                 environ, "STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 8, minimum=2
+            ),
+            expression_processes=env_int(
+                environ, "STEPWISE_WORKER_EXPRESSION_PROCESSES", 1, minimum=1
             ),
             db_pool_size=env_int(environ, "STEPWISE_WORKER_DB_POOL_SIZE", 20, minimum=2),
             shutdown_grace_s=env_float(

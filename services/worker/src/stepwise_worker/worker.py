@@ -21,6 +21,10 @@ from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.activities.action_calls import ActionActivities
 from stepwise_worker.activities.cancellation_store import CancellationStore
 from stepwise_worker.activities.child_run_store import ChildRunStore
+from stepwise_worker.activities.expression_evaluation import (
+    ExpressionEvaluator,
+    shared_evaluator,
+)
 from stepwise_worker.activities.payload_limit import DEFAULT_MAX_BYTES
 from stepwise_worker.activities.projections import Projections
 from stepwise_worker.activities.quota_store import QuotaStore
@@ -50,7 +54,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_local_activities: int = 200
     # Workflow activations are CPU-bound Python sharing one GIL: more at once adds no throughput,
     # but stretches each one's wall time toward Temporal's 2 s deadlock detector (an expression
-    # may use up to ~0.15 s of CPU; see docs/expressions.md).
+    # holds a thread for a few milliseconds at most before it moves to a separate process; see
+    # docs/expressions.md).
     max_concurrent_workflow_tasks: int = 8
     shutdown_grace_s: float = 30.0
 
@@ -67,6 +72,7 @@ def activities_for(
     registry: ActionRegistry,
     options: WorkerOptions,
     publish: Publisher | None = None,
+    evaluator: ExpressionEvaluator | None = None,
 ) -> list[Any]:
     projections = Projections(
         pool, catalog=registry.catalog(), max_payload_bytes=options.max_payload_bytes
@@ -91,6 +97,7 @@ def activities_for(
         *projections.activities(),
         *actions.activities(),
         *(activity for store in stores for activity in store.activities()),
+        *(evaluator or shared_evaluator()).activities(),
     ]
 
 
@@ -102,12 +109,15 @@ def build_worker(
     options: WorkerOptions,
     publish: Publisher | None = None,
     interceptors: Sequence[Interceptor] = (),
+    evaluator: ExpressionEvaluator | None = None,
 ) -> Worker:
     return Worker(
         client,
         task_queue=TASK_QUEUE,
         workflows=[RunWorkflow],
-        activities=activities_for(pool, registry=registry, options=options, publish=publish),
+        activities=activities_for(
+            pool, registry=registry, options=options, publish=publish, evaluator=evaluator
+        ),
         workflow_runner=workflow_runner(),
         max_concurrent_activities=options.max_concurrent_activities,
         max_concurrent_local_activities=options.max_concurrent_local_activities,

@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from stepwise_contract import dsl
 from stepwise_contract.enums import ErrorCategory, StepStatus
-from stepwise_contract.expression_budget import COSTS, COSTS_V1, MAX_RESULT_BYTES
+from stepwise_contract.expression_budget import COSTS_V1, INLINE_COSTS, MAX_RESULT_BYTES
 from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, resolve_value
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError, FailureError
 
+from stepwise_worker.evaluation_messages import (
+    EVALUATE_EXPRESSION,
+    EvaluatedExpression,
+    EvaluateExpression,
+)
 from stepwise_worker.messages import ActionInfo
 from stepwise_worker.step_errors import ReturnSignal, StepError, expression_failure
 from stepwise_worker.workflow.bookkeeping import Bookkeeper, DeferredStart
@@ -32,7 +40,10 @@ from stepwise_worker.workflow.retry import backoff_ms, should_retry
 from stepwise_worker.workflow.scopes import Scopes
 
 MERGED_ACTION_START_PATCH = "stepwise-action-start-in-activity"
-EXPRESSION_COSTS_V2_PATCH = "stepwise-expression-costs-v2"
+EXPRESSION_OFFLOAD_PATCH = "stepwise-expression-offload"
+# the evaluation is deterministic: only the process pool itself can fail, and rarely
+OFFLOAD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
+OFFLOAD_TIMEOUT = timedelta(seconds=30)
 
 
 def now_iso() -> str:
@@ -70,13 +81,16 @@ class Interpreter:
         # histories recorded before it replay on the old path.
         self.merge_action_starts = workflow.patched(MERGED_ACTION_START_PATCH)
         self.deferred_start: DeferredStart | None = None
-        # Expressions are priced by the list the run started with (the calibrated one prices
-        # built-ins and some node types higher and allows more work): a replay counts the same.
-        self.expression_costs = COSTS if workflow.patched(EXPRESSION_COSTS_V2_PATCH) else COSTS_V1
+        # Expressions are priced by the list the run started with, so a replay counts the same
+        # work. Runs started since the patch evaluate with a small budget here and send what runs
+        # out of it to a separate process (`_evaluate_offloaded`); earlier runs keep the first
+        # price list, inline only.
+        self.offload_expressions = workflow.patched(EXPRESSION_OFFLOAD_PATCH)
+        self.expression_costs = INLINE_COSTS if self.offload_expressions else COSTS_V1
 
     # -- expressions ---------------------------------------------------------------------------
 
-    def evaluate(
+    async def evaluate(
         self,
         value: Any,
         at: At,
@@ -103,7 +117,9 @@ class Interpreter:
                 costs=self.expression_costs,
             )
         except ExpressionError as exc:
-            raise expression_failure(exc, at.path) from None
+            if not (exc.over_budget and self.offload_expressions):
+                raise expression_failure(exc, at.path) from None
+            result = await self._evaluate_offloaded(value, context, max_result_bytes, at)
         if result is UNDEFINED and required:
             source = value["$expr"] if is_expr(value) else repr(value)
             raise StepError(
@@ -115,10 +131,46 @@ class Interpreter:
             )
         return result
 
-    def evaluate_mapping(self, mapping: Mapping[str, Any], at: At, *, what: str) -> dict[str, Any]:
+    async def _evaluate_offloaded(
+        self, value: Any, context: dict[str, Any], max_result_bytes: int, at: At
+    ) -> Any:
+        """The same evaluation with the large budget, in the worker's expression processes; the
+        outcome is recorded in history, so a replay never evaluates it again."""
+        try:
+            outcome: EvaluatedExpression = await workflow.execute_local_activity(
+                EVALUATE_EXPRESSION,
+                EvaluateExpression(
+                    value=value,
+                    context=context,
+                    now_iso=now_iso(),
+                    max_result_bytes=max_result_bytes,
+                ),
+                result_type=EvaluatedExpression,
+                start_to_close_timeout=OFFLOAD_TIMEOUT,
+                retry_policy=OFFLOAD_RETRY,
+            )
+        except FailureError as err:
+            cause = err.cause if isinstance(err, ActivityError) else err
+            if isinstance(cause, CancelledError):
+                raise asyncio.CancelledError() from None
+            raise StepError(
+                ErrorCategory.TRANSIENT,
+                f"the expression at {at.path} could not be evaluated: {cause or err}",
+                code="EXPRESSION_EVALUATOR_UNAVAILABLE",
+                node_path=at.path,
+            ) from None
+        if outcome.error is not None:
+            failure = ExpressionError(outcome.error, source=outcome.source)
+            raise expression_failure(failure, at.path) from None
+        return outcome.value if outcome.defined else UNDEFINED
+
+    async def evaluate_mapping(
+        self, mapping: Mapping[str, Any], at: At, *, what: str
+    ) -> dict[str, Any]:
         """Each entry of an input mapping; an entry that is undefined is an error (an input)."""
         return {
-            key: self.evaluate(value, at, what=f"{what} {key!r}") for key, value in mapping.items()
+            key: await self.evaluate(value, at, what=f"{what} {key!r}")
+            for key, value in mapping.items()
         }
 
     # -- execution ----------------------------------------------------------------------------

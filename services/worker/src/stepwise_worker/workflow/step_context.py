@@ -47,7 +47,7 @@ class StepContext(Protocol):
         `retryOfRunId`)."""
         ...
 
-    def evaluate(
+    async def evaluate(
         self,
         value: Any,
         at: At,
@@ -58,7 +58,7 @@ class StepContext(Protocol):
         extra: Mapping[str, Any] | None = None,
     ) -> Any: ...
 
-    def evaluate_mapping(
+    async def evaluate_mapping(
         self, mapping: Mapping[str, Any], at: At, *, what: str
     ) -> dict[str, Any]: ...
 

@@ -88,7 +88,7 @@ async def action_call(ctx: StepContext, step: dsl.ActionCall, at: At) -> None:
     # the step's start row, when it rides in the action activity (interpreter.py)
     deferred = ctx.take_deferred_start()
     try:
-        request, info = _request(ctx, step, at, deferred)
+        request, info = await _request(ctx, step, at, deferred)
     except StepError:
         if deferred is not None:  # no activity will carry it: write it (and what it holds) now
             await ctx.book.commit_deferred(deferred)
@@ -115,7 +115,7 @@ async def action_call(ctx: StepContext, step: dsl.ActionCall, at: At) -> None:
         ctx.scopes.assign(step.config.save_as, result.output, at.frame, path=at.path)
 
 
-def _request(
+async def _request(
     ctx: StepContext, step: dsl.ActionCall, at: At, deferred: DeferredStart | None
 ) -> tuple[ActionRequest, ActionInfo]:
     config = step.config
@@ -123,10 +123,10 @@ def _request(
     info = ctx.actions.get(key)
     if info is None:
         raise StepError(ErrorCategory.VALIDATION, f"unknown action {key}", code="UNKNOWN_ACTION")
-    payload = ctx.evaluate_mapping(config.input_mapping or {}, at, what="input")
+    payload = await ctx.evaluate_mapping(config.input_mapping or {}, at, what="input")
     check_json_limits(payload, what=f"the input of {key}", path=at.path)
     if config.idempotency_key is not None:
-        explicit = ctx.evaluate(config.idempotency_key, at, what="idempotencyKey")
+        explicit = await ctx.evaluate(config.idempotency_key, at, what="idempotencyKey")
         if not isinstance(explicit, str | int | float) or isinstance(explicit, bool):
             raise StepError(
                 ErrorCategory.EXPRESSION,

@@ -62,7 +62,7 @@ def _cause_json(err: ChildWorkflowError) -> Any:
 
 async def call_workflow(ctx: StepContext, step: dsl.ControlCallWorkflow, at: At) -> None:
     run = ctx.run_input
-    payload = ctx.evaluate_mapping(step.input_mapping or {}, at, what="inputMapping")
+    payload = await ctx.evaluate_mapping(step.input_mapping or {}, at, what="inputMapping")
     check_json_limits(payload, what="the child workflow's input", path=at.path)
     root_run_id = run.root_run_id or run.run_id
     children = ctx.child_runs
@@ -144,5 +144,5 @@ async def call_workflow(ctx: StepContext, step: dsl.ControlCallWorkflow, at: At)
         "childRun": {"payload": result.payload, "vars": result.vars, "meta": result.meta}
     }
     for target, value in (step.output_mapping or {}).items():
-        out = ctx.evaluate(value, at, what=f"outputMapping {target!r}", extra=child_scopes)
+        out = await ctx.evaluate(value, at, what=f"outputMapping {target!r}", extra=child_scopes)
         ctx.scopes.assign(target, out, at.frame, path=at.path)

@@ -22,7 +22,7 @@ def _type_name(value: Any) -> str:
 
 
 async def control_if(ctx: StepContext, step: dsl.ControlIf, at: At) -> None:
-    condition = ctx.evaluate(step.condition, at, what="condition")
+    condition = await ctx.evaluate(step.condition, at, what="condition")
     if not isinstance(condition, bool):
         raise StepError(
             ErrorCategory.EXPRESSION,
@@ -48,7 +48,7 @@ async def control_for_each(ctx: StepContext, step: dsl.ControlForEach, at: At) -
         ceiling = (
             MAX_SELECTED_BYTES if workflow.patched(FOR_EACH_SELECTS_PATCH) else MAX_RESULT_BYTES
         )
-        items = ctx.evaluate(step.items, at, what="items", max_result_bytes=ceiling)
+        items = await ctx.evaluate(step.items, at, what="items", max_result_bytes=ceiling)
     if not isinstance(items, list):
         raise StepError(
             ErrorCategory.EXPRESSION,

@@ -11,15 +11,15 @@ from stepwise_worker.workflow.frames import At
 from stepwise_worker.workflow.step_context import StepContext
 
 
-def assign_in_order(ctx: StepContext, assign: Mapping[str, Any] | None, at: At) -> None:
+async def assign_in_order(ctx: StepContext, assign: Mapping[str, Any] | None, at: At) -> None:
     """Evaluate in order; each assignment sees the earlier ones (also a wait step's `assign`)."""
     for target, value in (assign or {}).items():
-        result = ctx.evaluate(value, at, what=f"assign {target!r}")
+        result = await ctx.evaluate(value, at, what=f"assign {target!r}")
         ctx.scopes.assign(target, result, at.frame, path=at.path)
 
 
 async def transform_assign(ctx: StepContext, step: dsl.TransformAssign, at: At) -> None:
-    assign_in_order(ctx, step.config.assign, at)
+    await assign_in_order(ctx, step.config.assign, at)
 
 
 async def state_set(ctx: StepContext, step: dsl.StateSet, _at: At) -> None:

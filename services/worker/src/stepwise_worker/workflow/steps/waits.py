@@ -97,7 +97,7 @@ async def event_wait(ctx: StepContext, step: dsl.EventWait, at: At) -> None:
     key = None
     if config.correlation_key is not None:
         key = as_key(
-            ctx.evaluate(config.correlation_key, at, what="correlationKey", required=False)
+            await ctx.evaluate(config.correlation_key, at, what="correlationKey", required=False)
         )
     timeout_at = None
     if config.timeout_ms is not None:
@@ -172,7 +172,7 @@ async def event_wait(ctx: StepContext, step: dsl.EventWait, at: At) -> None:
     )  # fmt: skip
     ctx.scopes.vars["event"] = event.payload
     ctx.scopes.vars["eventName"] = event.event_name
-    assign_in_order(ctx, config.assign, at)
+    await assign_in_order(ctx, config.assign, at)
 
 
 async def _block_for_event(
@@ -227,7 +227,7 @@ async def time_wait(ctx: StepContext, step: dsl.TimeWait, at: At) -> None:
                             code="INVALID_CONFIG", node_path=at.path)  # fmt: skip
         due = now + timedelta(milliseconds=config.duration_ms)
     else:
-        raw = ctx.evaluate(config.until, at, what="until")
+        raw = await ctx.evaluate(config.until, at, what="until")
         parsed = parse_instant(raw)
         if parsed is None:
             raise StepError(
@@ -271,34 +271,31 @@ async def time_wait(ctx: StepContext, step: dsl.TimeWait, at: At) -> None:
         "dueAt": iso(due),
         "resumedAt": iso(resumed),
     }
-    assign_in_order(ctx, config.assign, at)
+    await assign_in_order(ctx, config.assign, at)
 
 
 # -- human.task --------------------------------------------------------------------------------
 
 
-def _optional(ctx: StepContext, value: Any, at: At, what: str) -> Any:
+async def _optional(ctx: StepContext, value: Any, at: At, what: str) -> Any:
     if value is None:
         return None
-    result = ctx.evaluate(value, at, what=what, required=False)
+    result = await ctx.evaluate(value, at, what=what, required=False)
     return None if result is UNDEFINED else result
 
 
 async def human_task(ctx: StepContext, step: dsl.HumanTask, at: At) -> None:
     config = step.config
     run = ctx.run_input
-    title = _text(ctx.evaluate(config.title, at, what="title"))
-    description = _optional(ctx, config.description, at, "description")
+    title = _text(await ctx.evaluate(config.title, at, what="title"))
+    description = await _optional(ctx, config.description, at, "description")
     context_data = None
     if config.context_data is not None:
-        context_data = {
-            name: value
-            for name, value in (
-                (name, _optional(ctx, raw, at, f"contextData {name!r}"))
-                for name, raw in config.context_data.items()
-            )
-            if value is not None
-        }
+        context_data = {}
+        for name, raw in config.context_data.items():
+            value = await _optional(ctx, raw, at, f"contextData {name!r}")
+            if value is not None:
+                context_data[name] = value
     task_id, wait_id = str(workflow.uuid4()), str(workflow.uuid4())
     await ctx.book.flush()
     await local(
@@ -351,7 +348,7 @@ async def human_task(ctx: StepContext, step: dsl.HumanTask, at: At) -> None:
     )  # fmt: skip
     ctx.scopes.vars["event"] = response
     ctx.scopes.vars["eventName"] = signal.event_name
-    assign_in_order(ctx, config.assign, at)
+    await assign_in_order(ctx, config.assign, at)
 
 
 def _form_issues(schema: Any, response: Any, at: At) -> list[dict[str, str]]:
