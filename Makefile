@@ -1,13 +1,21 @@
 # Stepwise — developer commands. Everything runs inside the uv workspace (.venv).
 #
 # uv: the one on PATH, else one this Makefile installed into .stepwise/uv (with `python3 -m venv`
-# and pip, from PyPI) the first time it was missing. uv then fetches Python 3.11 itself when the
-# machine's python3 is another version.
+# and pip, from PyPI) the first time it was missing. uv uses the machine's python3 when it is
+# 3.11–3.13, else finds or fetches one that is.
 PYTHON ?= python3
 UV_REQUIREMENT := uv>=0.8,<0.14
 BOOTSTRAP_UV := .stepwise/uv/bin/uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(BOOTSTRAP_UV))
 PYTEST_ARGS ?=
+# Every target on another supported Python: `make test PYTHON_VERSION=3.13` (a version uv can find:
+# python3.13 on PATH, or a uv-managed one, which uv downloads where it may; or an interpreter's
+# path). Each such Python gets its own environment under .stepwise/, leaving .venv as it is.
+PYTHON_VERSION ?=
+ifneq ($(strip $(PYTHON_VERSION)),)
+export UV_PYTHON := $(PYTHON_VERSION)
+export UV_PROJECT_ENVIRONMENT := .stepwise/venv-$(subst /,-,$(PYTHON_VERSION))
+endif
 
 .PHONY: uv sync run test test-fast lint fmt bench migrate clean
 

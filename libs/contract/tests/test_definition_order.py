@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
+from stepwise_contract.validation import jsonb_key_order
 
 
 async def test_definition_documents_keep_key_order(pool: asyncpg.Pool) -> None:
@@ -38,3 +40,12 @@ async def test_definition_documents_keep_key_order(pool: asyncpg.Pool) -> None:
     )
     for stored in (draft, version):
         assert list(stored["steps"][0]["config"]["assign"]) == ["zeta", "a", "mm"]
+
+
+async def test_jsonb_key_order_is_postgres_order(pool: asyncpg.Pool) -> None:
+    keys = ["zeta", "a", "mm", "b", "B", "é", "e", "ab", "aa", "ä", "vars.x", "vars.y1", "_", "~"]
+    body = json.dumps(dict.fromkeys(keys, 1))
+    stored = [
+        r["k"] for r in await pool.fetch("SELECT jsonb_object_keys($1::text::jsonb) AS k", body)
+    ]
+    assert stored == jsonb_key_order(keys) and stored != keys

@@ -173,3 +173,31 @@ def test_every_item_carries_a_step_path_null_for_definition_level_defects() -> N
     for raw_bad in ("nope", {"name": "x", "unknownKey": 1, "steps": []}, {"steps": []}):
         result, _ = validate_definition(raw_bad, catalog=CATALOG)
         assert [msgspec.to_builtins(e)["stepPath"] for e in result.errors] == [None]
+
+
+def _assigning(assign: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "x",
+        "steps": [
+            {"id": "a", "type": "transform.assign", "config": {"assign": assign}},
+            {"id": "w", "type": "event.wait", "config": {"eventName": "E", "assign": assign}},
+        ],
+    }
+
+
+def test_assign_order_warning_only_where_definitions_are_stored_as_jsonb() -> None:
+    reordered = _assigning({"vars.total": {"$expr": "1"}, "vars.n": {"$expr": "vars.total"}})
+    result, _ = validate_definition(reordered, catalog=CATALOG)
+    assert result.status == "valid"
+    result, _ = validate_definition(reordered, catalog=CATALOG, keeps_key_order=False)
+    assert not result.errors and result.status == "warning"
+    warned = [(w.code, w.step_path, w.step_id) for w in result.warnings]
+    assert warned == [
+        ("ASSIGN_ORDER_NOT_KEPT", "root.steps[0]", "a"),
+        ("ASSIGN_ORDER_NOT_KEPT", "root.steps[1]", "w"),
+    ]
+    assert "vars.n, vars.total" in result.warnings[0].message
+    # written in the order jsonb keeps: nothing to warn about
+    kept = _assigning({"vars.n": {"$expr": "1"}, "vars.total": {"$expr": "vars.n"}})
+    result, _ = validate_definition(kept, catalog=CATALOG, keeps_key_order=False)
+    assert result.status == "valid"

@@ -31,6 +31,8 @@ from stepwise_contract.hashing import definition_hash
 # (elsewhere Postgres skips it).
 STEPWISE_SCHEMA = "stepwise"
 SEARCH_PATH = f'{STEPWISE_SCHEMA}, "$user", public'
+# Transaction-local setting that is 'on' while the numbered migrations run inside an adoption.
+ADOPTING_SETTING = "stepwise.adopting"
 # Holds the host's `tenants` table during the adoption transaction only.
 _PARKING = "stepwise_adopting"
 
@@ -179,6 +181,8 @@ async def prepare(conn: asyncpg.Connection, target: Target) -> None:
     foreign keys onto the host's tables (Stepwise tenants need not exist in the host's), park the
     host's tables named like Stepwise's."""
     await _check(conn, target)
+    # read by the numbered migrations that would retype a reference column on a fresh database
+    await conn.execute(f"SELECT set_config('{ADOPTING_SETTING}', 'on', true)")
     await conn.execute(
         (resources.files("stepwise_contract") / "adopt_reference.sql").read_text(encoding="utf-8")
     )

@@ -97,9 +97,11 @@ def _step_path_from_msgspec(message: str) -> str | None:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, *, keeps_key_order: bool = True) -> None:
         self.errors: list[ValidationItem] = []
         self.warnings: list[ValidationItem] = []
+        # False where definitions are stored as jsonb (an adopted reference database)
+        self.keeps_key_order = keeps_key_order
 
     def error(
         self, code: str, message: str, path: str | None = None, step_id: str | None = None
@@ -187,12 +189,29 @@ def _check_exprs(
             _check_exprs(item, path, step_id, out, secrets, resolves_secrets=resolves_secrets)
 
 
+def jsonb_key_order(keys: Iterable[str]) -> list[str]:
+    """The order in which a Postgres jsonb object keeps its keys: shorter (in UTF-8 bytes) first,
+    then bytewise."""
+    return sorted(keys, key=lambda key: (len(key.encode()), key.encode()))
+
+
 def _check_paths(paths: Iterable[str], path: str, step_id: str, out: _Collector) -> None:
-    for target in paths:
+    targets = list(paths)
+    for target in targets:
         try:
             parse_assign_path(target)
         except ValueError as exc:
             out.error("INVALID_ASSIGN_PATH", str(exc), path, step_id)
+    stored = jsonb_key_order(targets)
+    if not out.keeps_key_order and stored != targets:
+        out.warning(
+            "ASSIGN_ORDER_NOT_KEPT",
+            "this database stores definitions as jsonb (adopted from the reference runtime), which"
+            f" reorders keys: these entries will run in the order {', '.join(stored)}, not as"
+            " written; write them in that order, or split them into steps, if one reads another",
+            path,
+            step_id,
+        )
 
 
 def _check_action_input(
@@ -226,9 +245,12 @@ def validate_definition(
     known_schemas: Collection[str] | None = None,
     known_workflows: Collection[str] | None = None,
     known_secrets: Collection[str] | None = None,
+    keeps_key_order: bool = True,
 ) -> tuple[ValidationResult, dsl.Definition | None]:
-    """Validate a raw definition; returns the result and the decoded definition when decodable."""
-    out = _Collector()
+    """Validate a raw definition; returns the result and the decoded definition when decodable.
+    `keeps_key_order=False` (definitions stored as jsonb) warns about assignments that would run
+    in another order than written."""
+    out = _Collector(keeps_key_order=keeps_key_order)
     if not isinstance(raw, dict):
         out.error("INVALID_WORKFLOW_DEFINITION", "a definition must be a JSON object")
         return out.result(), None

@@ -50,6 +50,11 @@ async def validate(
         "SELECT workflow_id, key FROM workflow_definitions WHERE tenant = $1", tenant
     )
     secrets = await conn.fetch("SELECT name FROM tenant_secrets WHERE tenant = $1", tenant)
+    # json on Stepwise's own databases; the reference's jsonb on an adopted one (never retyped)
+    stored_as = await conn.fetchval(
+        "SELECT atttypid::regtype::text FROM pg_attribute"
+        " WHERE attrelid = 'workflow_definition_versions'::regclass AND attname = 'definition_json'"
+    )
     result, _ = validate_definition(
         raw,
         catalog=catalog,
@@ -57,6 +62,7 @@ async def validate(
         known_workflows={str(r["workflow_id"]) for r in workflows}
         | {r["key"] for r in workflows if r["key"]},
         known_secrets={r["name"] for r in secrets},
+        keeps_key_order=stored_as != "jsonb",
     )
     return result
 
