@@ -76,10 +76,10 @@ DEEP = [
 
 @pytest.mark.parametrize(("source", "message"), REFUSED_UP_FRONT)
 def test_size_bombs_are_refused_before_the_work(source: str, message: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: other work may load the machine
     with pytest.raises(ExpressionError) as caught:
         run(source)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert message in str(caught.value)
     assert source[:40] in str(caught.value), "the error names the expression"
     if message != "budget":
@@ -114,9 +114,9 @@ def test_catastrophic_regex_is_linear() -> None:
         f'$replace("{evil}", /^(a+)+$/, "x")',
         f'$split("{evil}", /(a*)*b/)',
     ):
-        started = time.perf_counter()
+        started = time.process_time()
         run(source)
-        assert time.perf_counter() - started < 2.0, source
+        assert time.process_time() - started < 2.0, source
 
 
 def test_regex_without_a_linear_engine_is_a_syntax_error() -> None:
