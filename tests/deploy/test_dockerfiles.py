@@ -176,7 +176,7 @@ def image(request: pytest.FixtureRequest, components: list[Component]) -> Image:
             name=name,
             dockerfile=DOCKER / "migrate.Dockerfile",
             package="stepwise-contract",
-            module="stepwise_contract.migrate",
+            module="stepwise_contract.platform.migrate",
             port_env=None,
             port=None,
         )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from stepwise_contract.launch import NewRun, insert_run
+from stepwise_contract.platform.launch import NewRun, insert_run
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.messages import RunDone, StepBatch, StepDone, StepStart
 from stepwise_worker.projections import Projections

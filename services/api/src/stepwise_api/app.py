@@ -8,17 +8,14 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 import nats
 from aiohttp import web
-from stepwise_contract.claim_store import PostgresClaimStore
-from stepwise_contract.db import create_pool
-from stepwise_contract.ops import ReadinessCheck, add_ops_routes
-from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
-from stepwise_contract.temporal import connect_temporal
-from stepwise_contract.tracing import (
-    TracerProvider,
-    temporal_interceptors,
-    traced_jetstream,
-    tracing_middlewares,
-)
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.http_tracing import tracing_middlewares
+from stepwise_contract.platform.nats_tracing import traced_jetstream
+from stepwise_contract.platform.ops import ReadinessCheck, add_ops_routes
+from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
+from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.tracing import TracerProvider, temporal_interceptors
 
 from stepwise_api.codec_cors import codec_cors_middleware
 from stepwise_api.deps import DEPS, Deps

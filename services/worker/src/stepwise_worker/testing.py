@@ -1,8 +1,8 @@
 """Test support: seed a published definition and launch runs without the API.
 
 The API owns publishing; tests of the worker insert the rows it would have written (tenant,
-definition, immutable version with its hash) and launch through `stepwise_contract.launch`, the
-same code every launcher uses.
+definition, immutable version with its hash) and launch through
+`stepwise_contract.platform.launch`, the same code every launcher uses.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 from stepwise_contract.actions import ActionDeclaration
 from stepwise_contract.hashing import definition_hash
-from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import RunInput
+from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Interceptor, Worker

@@ -179,9 +179,8 @@ async def prepare(conn: asyncpg.Connection, target: Target) -> None:
     foreign keys onto the host's tables (Stepwise tenants need not exist in the host's), park the
     host's tables named like Stepwise's."""
     await _check(conn, target)
-    await conn.execute(
-        (resources.files("stepwise_contract") / "adopt_reference.sql").read_text(encoding="utf-8")
-    )
+    sql = resources.files("stepwise_contract.platform") / "adopt_reference.sql"
+    await conn.execute(sql.read_text(encoding="utf-8"))
     if not target.host_tables:
         return
     home = _ident(target.schema)
