@@ -24,8 +24,8 @@ from stepwise_api.key_cache import KeyCache
 from stepwise_api.launcher import Launcher
 from stepwise_api.metrics import metrics_middleware
 from stepwise_api.openapi import OPENAPI_PATH, build_document
+from stepwise_api.route_table import add_routes
 from stepwise_api.routes import api_routes
-from stepwise_api.routing import add_routes
 from stepwise_api.settings import Settings
 from stepwise_api.studio_routes import add_studio_routes
 

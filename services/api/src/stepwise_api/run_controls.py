@@ -23,7 +23,7 @@ from stepwise_api import run_store
 from stepwise_api.auth import Principal
 from stepwise_api.errors import ApiError
 from stepwise_api.launcher import Launched, Launcher, LaunchSpec
-from stepwise_api.signals import signal_run
+from stepwise_api.run_signals import signal_run
 
 log = structlog.get_logger("stepwise_api.controls")
 RPC_TIMEOUT = timedelta(seconds=5)

@@ -32,13 +32,13 @@ from stepwise_router.abandoned import AbandonedWatcher
 from stepwise_router.consumer import EventConsumer
 from stepwise_router.correlation import Correlation
 from stepwise_router.dlq import DeadLetters
-from stepwise_router.ledger import Ledger
+from stepwise_router.event_ledger import Ledger
+from stepwise_router.event_router import EventRouter
 from stepwise_router.metrics import Metrics
-from stepwise_router.routing import EventRouter
 from stepwise_router.settings import Settings
-from stepwise_router.signals import WaitSignaller
 from stepwise_router.stream import ensure_topology
 from stepwise_router.triggers import TriggerLauncher
+from stepwise_router.wait_signaller import WaitSignaller
 
 log = structlog.get_logger("stepwise_router")
 
