@@ -5,7 +5,7 @@ between the two leaves a `RUNNING` row with `temporal_run_id IS NULL`. Each pass
 
 1. **Unstarted runs** older than the grace period are claimed one by one (`FOR UPDATE SKIP LOCKED`,
    one short transaction each, so replicas never try the same run at once) and started with the
-   contract's idempotent `start_run` (same workflow id: a start that did happen is found, not
+   platform's idempotent `start_run` (same workflow id: a start that did happen is found, not
    duplicated), then `record_started`. Each try increments `launch_attempts`. A start the server
    rejects outright, or one still failing past the deadline, marks the run `FAILED` with
    `stage: "launch"`, a run log row and a log line. After one transient failure the pass stops
