@@ -58,7 +58,7 @@ bench: sync
 	$(UV) run --locked python -m stepwise_cli.bench
 
 migrate: sync
-	$(UV) run --locked python -m stepwise_contract.migrate
+	$(UV) run --locked python -m stepwise_contract.platform.migrate
 
 clean:
 	rm -rf .stepwise .pytest_cache .mypy_cache .ruff_cache

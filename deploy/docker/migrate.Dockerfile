@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# One-shot migration job image (`python -m stepwise_contract.migrate`, reads DATABASE_URL). Build from the repository root (the uv workspace):
+# One-shot migration job image (`python -m stepwise_contract.platform.migrate`, reads DATABASE_URL). Build from the repository root (the uv workspace):
 #   docker build -f deploy/docker/migrate.Dockerfile -t stepwise/migrate .
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
@@ -25,11 +25,11 @@ COPY services/worker/pyproject.toml services/worker/
 COPY services/event-router/pyproject.toml services/event-router/
 COPY services/sweeper/pyproject.toml services/sweeper/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-workspace --package stepwise-contract
+    uv sync --locked --no-dev --no-install-workspace --package stepwise-contract --extra postgres
 # Layer 2, the contract with its SQL migrations, installed as a wheel (no source tree needed).
 COPY libs/contract libs/contract
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-editable --package stepwise-contract
+    uv sync --locked --no-dev --no-editable --package stepwise-contract --extra postgres
 
 # ---- runtime: the interpreter and the venv, nothing else --------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -44,4 +44,4 @@ USER 10001:10001
 # A job, not a server: it applies the migrations and exits (0 = schema up to date).
 HEALTHCHECK NONE
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["python", "-m", "stepwise_contract.migrate"]
+ENTRYPOINT ["python", "-m", "stepwise_contract.platform.migrate"]

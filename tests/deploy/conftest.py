@@ -170,7 +170,7 @@ def components() -> list[Component]:
 
 @pytest.fixture(scope="session")
 def migrate_env() -> frozenset[str]:
-    """What the migrate job (`python -m stepwise_contract.migrate`) reads."""
+    """What the migrate job (`python -m stepwise_contract.platform.migrate`) reads."""
     return frozenset(_literal_reads(CONTRACT_SRC / "stepwise_contract" / "migrate.py"))
 
 

@@ -176,7 +176,7 @@ def image(request: pytest.FixtureRequest, components: list[Component]) -> Image:
             name=name,
             dockerfile=DOCKER / "migrate.Dockerfile",
             package="stepwise-contract",
-            module="stepwise_contract.migrate",
+            module="stepwise_contract.platform.migrate",
             port_env=None,
             port=None,
         )
@@ -462,6 +462,8 @@ def test_build_stage_replays_offline_into_a_working_venv(image: Image, tmp_path:
     ).stdout.strip()
     assert origin.startswith(str(venv)), f"{image.module} is not installed in the venv: {origin!r}"
     if image.name == "migrate":
-        shipped = sorted(p.name for p in Path(origin).parent.joinpath("migrations").glob("*.sql"))
+        # stepwise_contract/platform/migrate.py applies stepwise_contract/migrations/*.sql
+        package = Path(origin).parents[1]
+        shipped = sorted(p.name for p in package.joinpath("migrations").glob("*.sql"))
         source = ROOT / "libs/contract/src/stepwise_contract/migrations"
         assert shipped == sorted(p.name for p in source.glob("*.sql")), "migrations missing"

@@ -34,10 +34,10 @@ from stepwise_cli.reference_db import (
 )
 from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
-from stepwise_contract import migrate as migrate_module
-from stepwise_contract.adoption import AdoptionError
-from stepwise_contract.db import create_pool
-from stepwise_contract.migrate import Migration, load_migrations, migrate
+from stepwise_contract.platform import migrate as migrate_module
+from stepwise_contract.platform.adoption import AdoptionError
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.migrate import Migration, load_migrations, migrate
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -108,7 +108,7 @@ def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 def _migrate_process(url: str) -> tuple[int, str, str]:
     async def go() -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            str(BIN / "python"), "-m", "stepwise_contract.migrate", url,
+            str(BIN / "python"), "-m", "stepwise_contract.platform.migrate", url,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await proc.communicate()

@@ -25,10 +25,10 @@ from google.protobuf.duration_pb2 import Duration
 from stepwise_cli.doctor import Check, Doctor, Targets
 from stepwise_cli.doctor_command import render
 from stepwise_cli.scratch import scratch_database
-from stepwise_contract.migrate import load_migrations
 from stepwise_contract.names import TASK_QUEUE
-from stepwise_contract.ops import add_ops_routes
-from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.platform.migrate import load_migrations
+from stepwise_contract.platform.ops import add_ops_routes
+from stepwise_contract.platform.temporal import connect_temporal
 from stepwise_router.settings import Settings as RouterSettings
 from stepwise_router.stream import ensure_topology
 from temporalio import activity, workflow
@@ -231,7 +231,7 @@ async def test_missing_migrations_are_named(empty_database: str) -> None:
     doctor = Doctor(_targets(empty_database, CLOSED, "default", "nats://" + CLOSED))
     (_, never) = await doctor.postgres()
     assert never.status == "fail" and "never migrated" in never.detail
-    assert never.fix is not None and "python -m stepwise_contract.migrate" in never.fix
+    assert never.fix is not None and "python -m stepwise_contract.platform.migrate" in never.fix
     first, *rest = [m.version for m in load_migrations()]
     conn = await asyncpg.connect(empty_database)
     try:

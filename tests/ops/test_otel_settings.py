@@ -9,8 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from stepwise_contract.settings import CommonSettings, SettingsError
-from stepwise_contract.tracing import OtelSettings, configure_tracing
+from stepwise_contract.platform.otel_settings import OtelSettings
+from stepwise_contract.platform.settings import CommonSettings, SettingsError
+from stepwise_contract.platform.tracing import configure_tracing
 
 
 def test_off_by_default_and_when_disabled() -> None:

@@ -1,4 +1,4 @@
-"""Tracing (stepwise_contract.tracing): one trace from an HTTP request through a Temporal workflow
+"""Tracing (stepwise_contract.platform's tracing modules): one trace from an HTTP request through a Temporal workflow
 and its activity, and from a NATS publish to the consumer's work — on the real Temporal dev server
 and nats-server fixtures, with an in-memory exporter."""
 
@@ -17,15 +17,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from stepwise_contract.names import MSG_ID_HEADER
-from stepwise_contract.temporal import connect_temporal
-from stepwise_contract.tracing import (
+from stepwise_contract.platform.http_tracing import tracing_middlewares
+from stepwise_contract.platform.nats_tracing import (
     TracingJetStreamContext,
-    configure_tracing,
-    temporal_interceptors,
     traced_jetstream,
     traced_message_handler,
-    tracing_middlewares,
 )
+from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.tracing import configure_tracing, temporal_interceptors
 from temporalio import activity, workflow
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from stepwise_cli.__main__ import main
 from stepwise_contract.api_keys import hash_api_key
-from stepwise_contract.secrets import decrypt_secret
+from stepwise_contract.platform.secrets import decrypt_secret
 
 STEPWISE = str(Path(sys.executable).parent / "stepwise")
 

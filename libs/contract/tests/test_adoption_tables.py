@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncpg
-from stepwise_contract.adoption import REFERENCE_TABLES, STEPWISE_TABLES
+from stepwise_contract.platform.adoption import REFERENCE_TABLES, STEPWISE_TABLES
 
 
 async def test_stepwise_tables_are_the_fresh_schema_minus_the_reference(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from stepwise_contract.ops import event_loop_factory, run_service
-from stepwise_contract.settings import SettingsError
+from stepwise_contract.platform.ops import event_loop_factory, run_service
+from stepwise_contract.platform.settings import SettingsError
 
 
 def test_asyncio_by_default_and_uvloop_on_request() -> None:

@@ -81,7 +81,7 @@ def test_schema_checks_are_bounded() -> None:
 SCRIPT = """
 import sys
 import structlog
-from stepwise_contract.logs import configure_logging
+from stepwise_contract.platform.logs import configure_logging
 
 configure_logging(service="t", log_format=sys.argv[1])
 log = structlog.get_logger("t")

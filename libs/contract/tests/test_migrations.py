@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-from stepwise_contract.migrate import apply_migrations, load_migrations
+from stepwise_contract.platform.migrate import apply_migrations, load_migrations
 
 TABLES = {
     "tenants",

@@ -7,7 +7,7 @@ import math
 import msgspec
 import pytest
 from stepwise_contract import dsl
-from stepwise_contract.launch import priority_of
+from stepwise_contract.platform.launch import priority_of
 from stepwise_contract.priority import run_priority, valid_fairness_weight
 
 

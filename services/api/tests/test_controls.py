@@ -120,7 +120,7 @@ async def test_cancel_when_temporal_is_unreachable_changes_nothing(api, app_fact
 
 async def test_cancel_of_a_never_started_run(api, tenant, pool):
     """A row whose Temporal start never happened (crash between the two): cancel still works."""
-    from stepwise_contract.launch import NewRun, insert_run
+    from stepwise_contract.platform.launch import NewRun, insert_run
 
     wf = await api.create_published(tenant.headers())
     run_id = uuid.uuid4()

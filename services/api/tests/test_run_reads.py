@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from stepwise_cli.admin import set_redaction
 from stepwise_contract.enums import Role
-from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import TASK_QUEUE
+from stepwise_contract.platform.launch import NewRun, insert_run
 
 SECRET_INPUT = {
     "apiKey": "k-123",

@@ -17,8 +17,8 @@ import pytest
 from stepwise_cli.api_client import ApiClient, ApiConfig
 from stepwise_cli.runs_command import runs_list, runs_show
 from stepwise_contract.enums import Role
-from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import workflow_id_for
+from stepwise_contract.platform.launch import NewRun, insert_run
 from temporalio.client import Client, WorkflowExecutionStatus
 
 

@@ -16,7 +16,7 @@ from stepwise_cli.api_client import ApiClient, ApiConfig
 from stepwise_cli.runs_command import runs_list, runs_show
 from stepwise_contract import names
 from stepwise_contract.enums import Role
-from stepwise_contract.launch import NewRun, insert_run
+from stepwise_contract.platform.launch import NewRun, insert_run
 from stepwise_router.stream import dlq_stream_config
 
 

@@ -39,11 +39,11 @@ import nats
 from stepwise_cli.infra import nats_server, temporal_dev_server_headless
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract import names
-from stepwise_contract.claim_store import PostgresClaimStore
-from stepwise_contract.db import create_pool
-from stepwise_contract.migrate import migrate
 from stepwise_contract.payloads import EventSignal
-from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.migrate import migrate
+from stepwise_contract.platform.temporal import connect_temporal
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker

@@ -26,8 +26,8 @@ import pytest
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 from stepwise_contract import names
-from stepwise_contract.db import create_pool
 from stepwise_contract.payloads import EventSignal, HumanTaskSignal
+from stepwise_contract.platform.db import create_pool
 from stepwise_router.metrics import Metrics
 from stepwise_router.service import run_router
 from stepwise_router.settings import Settings
@@ -250,6 +250,40 @@ class Bus:
             await sub.unsubscribe()
         return got
 
+    async def redeliver(
+        self, tenant: str, event_type: str, payload: dict[str, Any], event_id: str
+    ) -> asyncpg.Record:
+        """The same event again, as after a crash before its row was finished; its processed row."""
+        await self.pool.execute(
+            "UPDATE workflow_runtime_events SET processed_at = NULL"
+            " WHERE tenant = $1 AND event_id = $2",
+            uuid.UUID(tenant), event_id,
+        )  # fmt: skip
+        # a fresh message id: JetStream would drop a repeated one as a duplicate
+        await self.publish(tenant, event_type, payload, event_id=event_id, msg_id=str(uuid.uuid4()))
+        return await self.processed(tenant, event_id)
+
+    async def runs(self, tenant: str) -> list[asyncpg.Record]:
+        """The tenant's runs, oldest first."""
+        rows: list[asyncpg.Record] = await self.pool.fetch(
+            "SELECT * FROM workflow_runs WHERE tenant = $1 ORDER BY started_at", uuid.UUID(tenant)
+        )
+        return rows
+
+    async def insert_unstarted_run(
+        self, tenant: str, workflow_id: uuid.UUID, event_id: str, *, priority: int = 3
+    ) -> uuid.UUID:
+        """The row a delivery that died before the Temporal start leaves (no Temporal run id)."""
+        run_id = uuid.uuid4()
+        await self.pool.execute(
+            "INSERT INTO workflow_runs (run_id, tenant, workflow_id, workflow_version, status,"
+            " input_json, trigger_type, trigger_fire_key, root_run_id, priority)"
+            " VALUES ($1, $2, $3, 1, 'RUNNING', '{}', 'event', $4, $1, $5)",
+            run_id, uuid.UUID(tenant), workflow_id,
+            names.trigger_fire_key(event_id, str(workflow_id)), priority,
+        )  # fmt: skip
+        return run_id
+
     async def add_workflow(
         self,
         tenant: str,
@@ -312,9 +346,12 @@ async def router_in_process(
     temporal_client: Client,
     *,
     database_url: str | None = None,
+    client: Client | None = None,
     **overrides: str,
 ) -> AsyncIterator[RunningRouter]:
-    """The real router (`run_router`) in this event loop; stopped gracefully on exit."""
+    """The real router (`run_router`) in this event loop; stopped gracefully on exit.
+
+    `client` replaces the session's Temporal client (e.g. one whose starts fail)."""
     env = {**service_env, **TEST_ENV, **overrides}
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -325,7 +362,9 @@ async def router_in_process(
     nc = await nats.connect(settings.common.nats_url, name="router-in-process")
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_router(settings, pool=pool, client=temporal_client, nc=nc, metrics=metrics, stop=stop)
+        run_router(
+            settings, pool=pool, client=client or temporal_client, nc=nc, metrics=metrics, stop=stop
+        )
     )
     try:
         await asyncio.sleep(0.2)

@@ -287,13 +287,6 @@ async def test_a_message_that_keeps_failing_goes_to_the_dlq_after_max_deliver(
 # -- triggers -----------------------------------------------------------------------------------
 
 
-async def _runs(bus: Any, tenant_id: str) -> list[Any]:
-    rows: list[Any] = await bus.pool.fetch(
-        "SELECT * FROM workflow_runs WHERE tenant = $1 ORDER BY started_at", uuid.UUID(tenant_id)
-    )
-    return rows
-
-
 async def test_trigger_starts_a_run_once_even_when_redelivered(
     router: Any, bus: Any, tenant_id: str, temporal_client: Any
 ) -> None:
@@ -308,7 +301,7 @@ async def test_trigger_starts_a_run_once_even_when_redelivered(
     )
     event_id = await bus.publish(tenant_id, "TICKET_CREATED", {"ticketId": "T-7"})
     row = await bus.processed(tenant_id, event_id)
-    [run] = await _runs(bus, tenant_id)
+    [run] = await bus.runs(tenant_id)
     assert row["started_run_ids"] == [run["run_id"]]
     assert row["matched_run_id"] == run["run_id"]
     assert run["input_json"] == {"ticket": {"id": "T-7"}, "key": "T-7"}
@@ -335,7 +328,7 @@ async def test_trigger_starts_a_run_once_even_when_redelivered(
     )
     again = await bus.processed(tenant_id, event_id)
     assert again["started_run_ids"] == [run["run_id"]]
-    assert [r["run_id"] for r in await _runs(bus, tenant_id)] == [run["run_id"]]
+    assert [r["run_id"] for r in await bus.runs(tenant_id)] == [run["run_id"]]
     await handle.terminate("test over")
 
 
@@ -351,7 +344,7 @@ async def test_triggered_runs_carry_the_definition_priority_and_tenant_weight(
     await bus.add_workflow(tenant_id, "URGENT_THING", priority=1)
     event_id = await bus.publish(tenant_id, "URGENT_THING", {})
     await bus.processed(tenant_id, event_id)
-    [run] = await _runs(bus, tenant_id)
+    [run] = await bus.runs(tenant_id)
     assert run["priority"] == 2
     handle = temporal_client.get_workflow_handle(names.workflow_id_for(str(run["run_id"])))
     started = (await handle.describe()).raw_description.workflow_execution_info.priority
@@ -366,17 +359,11 @@ async def test_a_run_whose_start_was_interrupted_is_started_on_redelivery(
     """A delivery died between the run row and the Temporal start: the next one starts that run."""
     workflow_id = await bus.add_workflow(tenant_id, "INTERRUPTED")
     event_id = str(uuid.uuid4())
-    run_id = uuid.uuid4()
-    await bus.pool.execute(
-        "INSERT INTO workflow_runs (run_id, tenant, workflow_id, workflow_version, status,"
-        " input_json, trigger_type, trigger_fire_key, root_run_id, priority)"
-        " VALUES ($1, $2, $3, 1, 'RUNNING', '{}', 'event', $4, $1, 5)",
-        run_id, uuid.UUID(tenant_id), workflow_id, names.trigger_fire_key(event_id, str(workflow_id)),
-    )  # fmt: skip
+    run_id = await bus.insert_unstarted_run(tenant_id, workflow_id, event_id, priority=5)
     await bus.publish(tenant_id, "INTERRUPTED", {}, event_id=event_id)
     row = await bus.processed(tenant_id, event_id)
     assert row["started_run_ids"] == [run_id]
-    [run] = await _runs(bus, tenant_id)
+    [run] = await bus.runs(tenant_id)
     assert run["temporal_run_id"] is not None
     handle = temporal_client.get_workflow_handle(names.workflow_id_for(str(run_id)))
     # started at the priority its row recorded
@@ -404,7 +391,7 @@ async def test_an_invalid_mapping_for_one_workflow_does_not_stop_the_others(
 
     event_id = await bus.publish(tenant_id, "DEAL_WON", {"dealId": "D-1", "amount": "lots"})
     row = await bus.processed(tenant_id, event_id)
-    runs = {r["workflow_id"]: r for r in await _runs(bus, tenant_id)}
+    runs = {r["workflow_id"]: r for r in await bus.runs(tenant_id)}
     assert set(runs) == {bad_mapping, bad_payload, good}
 
     assert row["started_run_ids"] == [runs[good]["run_id"]]
@@ -421,21 +408,12 @@ async def test_an_invalid_mapping_for_one_workflow_does_not_stop_the_others(
     assert router.sample("stepwise_router_trigger_failures_total") >= 2
 
     # redelivered: the failed runs stay failed (not started, not duplicated), the good one reused
-    await bus.pool.execute(
-        "UPDATE workflow_runtime_events SET processed_at = NULL WHERE tenant = $1 AND event_id = $2",
-        uuid.UUID(tenant_id), event_id,
-    )  # fmt: skip
-    await bus.publish(
-        tenant_id,
-        "DEAL_WON",
-        {"dealId": "D-1", "amount": "lots"},
-        event_id=event_id,
-        msg_id="again",
+    again = await bus.redeliver(
+        tenant_id, "DEAL_WON", {"dealId": "D-1", "amount": "lots"}, event_id
     )
-    again = await bus.processed(tenant_id, event_id)
     assert again["started_run_ids"] == [runs[good]["run_id"]]
     assert str(bad_mapping) in again["error_message"]
-    assert len(await _runs(bus, tenant_id)) == 3
+    assert len(await bus.runs(tenant_id)) == 3
     await temporal_client.get_workflow_handle(
         names.workflow_id_for(str(runs[good]["run_id"]))
     ).terminate("over")

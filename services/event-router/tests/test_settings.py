@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stepwise_contract.settings import SettingsError
+from stepwise_contract.platform.settings import SettingsError
 from stepwise_router.settings import DEFAULT_BACKOFF_S, DEFAULT_CORRELATION_PATHS, Settings
 
 

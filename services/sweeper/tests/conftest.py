@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from stepwise_contract.launch import NewRun, insert_run
+from stepwise_contract.platform.launch import NewRun, insert_run
 
 InsertRun = Callable[..., Awaitable[uuid.UUID]]
 

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from stepwise_cli.processes import free_port
 from stepwise_contract.names import workflow_id_for
-from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.platform.temporal import connect_temporal
 from stepwise_sweeper.jobs.cancel_enforcement import CancelEnforcementConfig, CancelEnforcementJob
 from temporalio.client import Client, WorkflowExecutionStatus
 

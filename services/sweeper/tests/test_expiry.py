@@ -10,7 +10,7 @@ import time
 import uuid
 
 import asyncpg
-from stepwise_contract.db import create_pool
+from stepwise_contract.platform.db import create_pool
 from stepwise_sweeper.jobs.expiry import ExpiryConfig, ExpiryJob
 
 INSERT_ROWS = """

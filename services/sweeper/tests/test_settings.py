@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stepwise_contract.settings import SettingsError
+from stepwise_contract.platform.settings import SettingsError
 from stepwise_sweeper.__main__ import main
 from stepwise_sweeper.settings import Intervals, Settings
 

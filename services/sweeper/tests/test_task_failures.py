@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 from stepwise_cli.processes import free_port
+from stepwise_contract.platform.temporal import connect_temporal
 from stepwise_contract.task_failures import decode_failure
-from stepwise_contract.temporal import connect_temporal
 from stepwise_sweeper.jobs.task_failures import PASS_LOCK, TaskFailuresConfig, TaskFailuresJob
 from stepwise_sweeper.metrics import SweeperMetrics
 from stepwise_sweeper.scheduler import ScheduledJob, Scheduler

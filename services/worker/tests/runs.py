@@ -2,7 +2,7 @@
 worker and the probe actions.
 
 The API owns publishing; tests of the worker insert the rows it would have written (tenant,
-definition, immutable version with its hash) and launch through `stepwise_contract.launch`, the
+definition, immutable version with its hash) and launch through `stepwise_contract.platform.launch`, the
 same code every launcher uses.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import asyncpg
 from stepwise_contract.actions import ActionDeclaration
 from stepwise_contract.hashing import definition_hash
-from stepwise_contract.launch import NewRun, insert_run, launch
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import RunInput, RunResult
+from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
 from stepwise_worker.actions.base import Action, ActionContext, ActionFailure, JSONObject
 from stepwise_worker.actions.registry import ActionRegistry

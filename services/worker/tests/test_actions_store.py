@@ -373,7 +373,7 @@ async def test_bad_input_is_a_validation_error_before_any_write(
 
 
 async def test_a_broken_database_is_a_transient_error(tenant_id: str, database_url: str) -> None:
-    from stepwise_contract.db import create_pool
+    from stepwise_contract.platform.db import create_pool
 
     closed = await create_pool(database_url, max_size=1)
     await closed.close()

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from stepwise_contract.secrets import encrypt_secret
+from stepwise_contract.platform.secrets import encrypt_secret
 from stepwise_worker.messages import EXECUTE_ACTION, ActionRequest
 from stepwise_worker.worker import WorkerOptions
 from temporalio import activity

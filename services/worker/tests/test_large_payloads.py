@@ -17,9 +17,9 @@ from stepwise_contract.claim_check import (
     claim_of,
     is_claim,
 )
-from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.converter import data_converter
-from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.temporal import connect_temporal
 from stepwise_worker.activities.legacy_blobs import LegacyBlobs
 from stepwise_worker.workflow.checkpoint import Checkpoints
 from temporalio.api.common.v1 import Payload

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 
 import asyncpg
-from stepwise_contract.launch import NewRun, insert_run
+from stepwise_contract.platform.launch import NewRun, insert_run
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.activities.projections import Projections
 from stepwise_worker.messages import RunDone, StepBatch, StepDone, StepStart

@@ -8,7 +8,7 @@ import json
 from urllib.parse import quote, quote_plus
 
 import pytest
-from stepwise_contract.secrets import SECRET_REDACTED
+from stepwise_contract.platform.secrets import SECRET_REDACTED
 from stepwise_worker.activities.secret_refs import Scrubber, declared_refs, redact, substitute
 from stepwise_worker.workflow.secret_positions import declared_secret_paths
 

@@ -1,4 +1,4 @@
-"""The production worker under the tracing interceptor (stepwise_contract.tracing): sandboxed
+"""The production worker under the tracing interceptor (stepwise_contract.platform.tracing): sandboxed
 interpreter, local projection activities and the action activity all join the caller's trace."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from stepwise_contract.temporal import connect_temporal
-from stepwise_contract.tracing import configure_tracing, temporal_interceptors
+from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.tracing import configure_tracing, temporal_interceptors
 
 from .runs import outcome, run_definition, running_worker
 

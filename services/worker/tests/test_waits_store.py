@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 from stepwise_contract.dsl import Filter
-from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import trigger_fire_key, workflow_id_for
+from stepwise_contract.platform.launch import NewRun, insert_run
 from stepwise_worker.activities.cancellation_store import CancellationStore
 from stepwise_worker.activities.child_run_store import ChildRunStore
 from stepwise_worker.activities.quota_store import QuotaStore

@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 from stepwise_contract.api_keys import generate_api_key, hash_api_key
-from stepwise_contract.db import create_pool
 from stepwise_contract.enums import Role
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.secrets import SecretKeyError, decrypt_secret, encrypt_secret
+from stepwise_contract.platform.settings import DEFAULT_DATABASE_URL
 from stepwise_contract.priority import (
     FAIRNESS_WEIGHT_MAX,
     FAIRNESS_WEIGHT_MIN,
     valid_fairness_weight,
 )
 from stepwise_contract.redaction import compile_key_pattern, parse_pointer
-from stepwise_contract.secrets import SecretKeyError, decrypt_secret, encrypt_secret
-from stepwise_contract.settings import DEFAULT_DATABASE_URL
 
 from stepwise_cli import adopt_command
 from stepwise_cli.dev_env import read_dev_env

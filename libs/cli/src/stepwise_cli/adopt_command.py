@@ -17,9 +17,14 @@ import sys
 from typing import Any
 
 import asyncpg
-from stepwise_contract.adoption import AdoptionError, describe, detect
-from stepwise_contract.migrate import applied_versions, apply_migrations, connect, plan_adoption
-from stepwise_contract.settings import DEFAULT_DATABASE_URL
+from stepwise_contract.platform.adoption import AdoptionError, describe, detect
+from stepwise_contract.platform.migrate import (
+    applied_versions,
+    apply_migrations,
+    connect,
+    plan_adoption,
+)
+from stepwise_contract.platform.settings import DEFAULT_DATABASE_URL
 
 
 async def adopt(dsn: str, dry_run: bool) -> tuple[dict[str, Any], str]:

@@ -23,7 +23,7 @@ from typing import Final
 
 import msgspec
 from stepwise_contract.api_keys import generate_api_key
-from stepwise_contract.settings import SettingsError, env_choice, env_str
+from stepwise_contract.platform.settings import SettingsError, env_choice, env_str
 
 from stepwise_cli.dev_env import DEV_ENV_FILE, format_dev_env
 from stepwise_cli.processes import StartAborted

@@ -22,7 +22,6 @@ import msgspec
 import nats
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
-from stepwise_contract.migrate import load_migrations
 from stepwise_contract.names import (
     DLQ_REASON_HEADER,
     DLQ_STREAM,
@@ -30,8 +29,9 @@ from stepwise_contract.names import (
     EVENTS_STREAM,
     TASK_QUEUE,
 )
+from stepwise_contract.platform.migrate import load_migrations
+from stepwise_contract.platform.temporal import connect_temporal
 from stepwise_contract.task_failures import FAILING_RUNS_QUERY
-from stepwise_contract.temporal import connect_temporal
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
@@ -113,7 +113,8 @@ class Doctor:
         except Exception as exc:
             fix = "start PostgreSQL or point DATABASE_URL at it (`make run` starts an embedded one)"
             if isinstance(exc, asyncpg.InvalidCatalogNameError):
-                fix = "create the database and migrate it (python -m stepwise_contract.migrate),"
+                fix = "create the database and migrate it"
+                fix += " (python -m stepwise_contract.platform.migrate),"
                 fix += " or point DATABASE_URL at the right one"
             return [
                 Check(
@@ -138,7 +139,7 @@ class Doctor:
 
     async def _migrations(self, conn: asyncpg.Connection) -> Check:
         known = [m.version for m in load_migrations()]
-        fix = "apply them: DATABASE_URL=… python -m stepwise_contract.migrate"
+        fix = "apply them: DATABASE_URL=… python -m stepwise_contract.platform.migrate"
         try:
             rows = await conn.fetch("SELECT version FROM schema_migrations")
         except asyncpg.UndefinedTableError:

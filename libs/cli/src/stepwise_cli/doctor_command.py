@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import msgspec
-from stepwise_contract.settings import CommonSettings, SettingsError
+from stepwise_contract.platform.settings import CommonSettings, SettingsError
 
 if TYPE_CHECKING:
     # imported when the command runs: Temporal's SDK is slow to import for every other command

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
-from stepwise_contract.db import init_connection
+from stepwise_contract.platform.db import init_connection
 
 SUM_DEFINITION_STEPS: list[dict[str, Any]] = [
     {

@@ -30,9 +30,9 @@ from typing import Any, Final, TypeVar
 
 import asyncpg
 from stepwise_contract.api_keys import generate_api_key, hash_api_key
-from stepwise_contract.db import create_pool
 from stepwise_contract.enums import Role
-from stepwise_contract.migrate import migrate
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.migrate import migrate
 
 from stepwise_cli.admin import AdminError, create_key, create_tenant
 from stepwise_cli.infra import (

@@ -17,7 +17,7 @@ commands, or a retried activity, adds nothing. Decoded payloads are kept in a bo
 LRU cache (`ClaimCache`), so a replaying worker does not fetch a blob once per activation.
 
 This module is wire-side: it loads no database driver. The Postgres store is
-`stepwise_contract.claim_store`, built by the services' plumbing.
+`stepwise_contract.platform.claim_store`, built by the services' plumbing.
 """
 
 from __future__ import annotations

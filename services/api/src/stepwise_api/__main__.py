@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from stepwise_contract.ops import run_service
+from stepwise_contract.platform.ops import run_service
 
 from stepwise_api.service import serve
 from stepwise_api.settings import Settings

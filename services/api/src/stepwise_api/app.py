@@ -8,17 +8,14 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 import nats
 from aiohttp import web
-from stepwise_contract.claim_store import PostgresClaimStore
-from stepwise_contract.db import create_pool
-from stepwise_contract.ops import ReadinessCheck, add_ops_routes
-from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
-from stepwise_contract.temporal import connect_temporal
-from stepwise_contract.tracing import (
-    TracerProvider,
-    temporal_interceptors,
-    traced_jetstream,
-    tracing_middlewares,
-)
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.http_tracing import tracing_middlewares
+from stepwise_contract.platform.nats_tracing import traced_jetstream
+from stepwise_contract.platform.ops import ReadinessCheck, add_ops_routes
+from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
+from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.tracing import TracerProvider, temporal_interceptors
 
 from stepwise_api.codec_cors import codec_cors_middleware
 from stepwise_api.deps import DEPS, Deps
@@ -27,8 +24,8 @@ from stepwise_api.key_cache import KeyCache
 from stepwise_api.launcher import Launcher
 from stepwise_api.metrics import metrics_middleware
 from stepwise_api.openapi import OPENAPI_PATH, build_document
+from stepwise_api.route_table import add_routes
 from stepwise_api.routes import api_routes
-from stepwise_api.routing import add_routes
 from stepwise_api.settings import Settings
 from stepwise_api.studio_routes import add_studio_routes
 

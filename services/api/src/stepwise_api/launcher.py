@@ -3,7 +3,7 @@
 Order of checks: idempotent repeat → workflow/version → pause → payload schema → priority (an
 override more urgent than the definition's needs an admin key) → tenant rate limit → concurrency
 limit (under a row lock on the definition, so replicas cannot overshoot) →
-run row + log line (one transaction) → Temporal start. The row comes first (the contract's
+run row + log line (one statement) → Temporal start. The row comes first (the platform's
 `insert_run`): a crash before the start leaves a `RUNNING` row without `temporal_run_id` that the
 sweeper's reconciliation starts; a start that fails marks the run `FAILED` (`stage: "launch"`)
 and answers 503 — never an accepted run that nothing executes.
@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from stepwise_contract.enums import LogLevel
+from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.hashing import sha256_hex
-from stepwise_contract.launch import NewRun, launch, run_input_for
-from stepwise_contract.priority import DEFAULT_PRIORITY, run_priority
+from stepwise_contract.platform.launch import NewRun, insert_run, launch
+from stepwise_contract.platform.run_logs import LogLine
+from stepwise_contract.priority import DEFAULT_PRIORITY
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
 
 from stepwise_api import ratelimit
 from stepwise_api.db import Tx
 from stepwise_api.errors import ApiError
-from stepwise_api.run_logs import INSERT_RUN_WITH_LOGS, LogLine, log_rows
 
 _TARGET = """
 SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
@@ -147,30 +147,27 @@ class Launcher:
             message="Run started",
             context={"workflowVersion": version, "source": "api", "priority": priority},
         )
-        args = [
-            *NewRun(
-                run_id=run_id,
-                tenant=spec.tenant,
-                workflow_id=spec.workflow_id,
-                workflow_version=version,
-                input_json=spec.payload,
-                definition_hash=target["definition_hash"],
-                trigger_metadata=spec.trigger_metadata,
-                event_type=spec.event_type,
-                idempotency_key=spec.idempotency_key,
-                idempotency_hash=spec.idempotency_hash() if spec.idempotency_key else None,
-                priority=priority,
-            ).args(),
-            log_rows([started, *spec.logs]),
-        ]
+        run = NewRun(
+            run_id=run_id,
+            tenant=spec.tenant,
+            workflow_id=spec.workflow_id,
+            workflow_version=version,
+            input_json=spec.payload,
+            definition_hash=target["definition_hash"],
+            trigger_metadata=spec.trigger_metadata,
+            event_type=spec.event_type,
+            idempotency_key=spec.idempotency_key,
+            idempotency_hash=spec.idempotency_hash() if spec.idempotency_key else None,
+            priority=priority,
+        )
+        logs = [started, *spec.logs]
         try:
             if target["concurrency_limit"] is None:
-                # one statement: the row and its log lines commit together
-                await self._pool.execute(INSERT_RUN_WITH_LOGS, *args)
+                await insert_run(self._pool, run, logs=logs, source=LogSource.API)
             else:
                 async with self._pool.acquire() as conn, conn.transaction():
                     await _check_concurrency(conn, spec)
-                    await conn.execute(INSERT_RUN_WITH_LOGS, *args)
+                    await insert_run(conn, run, logs=logs, source=LogSource.API)
         except asyncpg.UniqueViolationError:
             # A concurrent request with the same Idempotency-Key won the insert.
             repeat = await self._existing(spec)
@@ -181,23 +178,8 @@ class Launcher:
             # TEST-ONLY fault hook (STEPWISE_FAULT_CRASH_AFTER_RUN_ROW): die between the row and
             # the Temporal start, as a crashed replica would.
             os._exit(137)
-        run_input = run_input_for(
-            {
-                "run_id": run_id,
-                "tenant": spec.tenant,
-                "workflow_id": spec.workflow_id,
-                "workflow_version": version,
-                "trigger_type": None,
-                "trigger_fire_key": None,
-                "idempotency_key": spec.idempotency_key,
-                "parent_run_id": None,
-                "root_run_id": run_id,
-            }
-        )
-        fairness = run_priority(
-            tenant=str(spec.tenant), priority=priority, fairness_weight=target["fairness_weight"]
-        )
-        if await launch(self._pool, self._client, run_input, fairness) is None:
+        fairness = run.temporal_priority(target["fairness_weight"])
+        if await launch(self._pool, self._client, run.run_input(), fairness) is None:
             raise ApiError(
                 503,
                 "WORKFLOW_LAUNCH_FAILED",

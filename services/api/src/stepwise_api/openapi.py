@@ -12,7 +12,7 @@ from stepwise_contract.names import EVENT_NAME_PATTERN, MAX_EVENT_NAME
 
 from stepwise_api import api_schemas as s
 from stepwise_api.definition_store import INT32_MAX
-from stepwise_api.routing import Route
+from stepwise_api.route_table import Route
 from stepwise_api.run_controls import REASON_PATTERN
 
 OPENAPI_PATH = "/api/openapi.json"

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
+from stepwise_contract.platform.secrets import SECRET_REDACTED
 from stepwise_contract.redaction import (
     REDACTED,
     SENSITIVE_KEY,
     compile_key_pattern,
     parse_pointer,
 )
-from stepwise_contract.secrets import SECRET_REDACTED
 
 MAX_READ_DEPTH: Final = 128
 TOO_DEEP: Final = f"[TRUNCATED: nested deeper than {MAX_READ_DEPTH} levels]"

@@ -12,9 +12,10 @@ from typing import Any
 
 import asyncpg
 import structlog
-from stepwise_contract.enums import LogLevel, Role, RunStatus
+from stepwise_contract.enums import LogLevel, LogSource, Role, RunStatus
 from stepwise_contract.names import SIGNAL_QUOTA_RESUME, workflow_id_for
 from stepwise_contract.payloads import QuotaResumeSignal
+from stepwise_contract.platform.run_logs import LogLine, write_run_log
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,8 +23,7 @@ from stepwise_api import run_store
 from stepwise_api.auth import Principal
 from stepwise_api.errors import ApiError
 from stepwise_api.launcher import Launched, Launcher, LaunchSpec
-from stepwise_api.run_logs import LogLine, insert_logs
-from stepwise_api.signals import signal_run
+from stepwise_api.run_signals import signal_run
 
 log = structlog.get_logger("stepwise_api.controls")
 RPC_TIMEOUT = timedelta(seconds=5)
@@ -108,11 +108,14 @@ async def cancel_run(
             tenant,
             run_id,
         )
-        await insert_logs(
+        await write_run_log(
             conn,
-            tenant,
-            run_id,
-            [LogLine(LogLevel.WARN, "Run canceled by operator", {"reason": reason, "by": actor})],
+            LogSource.API,
+            tenant=tenant,
+            run_id=run_id,
+            level=LogLevel.WARN,
+            message="Run canceled by operator",
+            context={"reason": reason, "by": actor},
         )
     if never_started:
         # A reconciliation start racing with us would have created the workflow just now.
@@ -168,14 +171,14 @@ async def replay_run(
             may_raise_priority=principal.role is Role.ADMIN,
             logs=(
                 LogLine(
-                    LogLevel.INFO,
-                    "Run replayed from previous run",
-                    {"sourceRunId": str(run_id), "reason": reason},
+                    level=LogLevel.INFO,
+                    message="Run replayed from previous run",
+                    context={"sourceRunId": str(run_id), "reason": reason},
                 ),
                 LogLine(
-                    LogLevel.INFO,
-                    "Run replay created",
-                    {"newRunId": str(new_run_id), "reason": reason},
+                    level=LogLevel.INFO,
+                    message="Run replay created",
+                    context={"newRunId": str(new_run_id), "reason": reason},
                     run_id=run_id,
                 ),
             ),
@@ -239,17 +242,14 @@ async def quota_resume(
             tenant,
             run_id,
         )
-        await insert_logs(
+        await write_run_log(
             conn,
-            tenant,
-            run_id,
-            [
-                LogLine(
-                    LogLevel.INFO,
-                    "Quota-paused run resumed by operator",
-                    {"waitId": str(wait_id), "reason": reason, "by": actor},
-                )
-            ],
+            LogSource.API,
+            tenant=tenant,
+            run_id=run_id,
+            level=LogLevel.INFO,
+            message="Quota-paused run resumed by operator",
+            context={"waitId": str(wait_id), "reason": reason, "by": actor},
         )
         await signal_run(
             client,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import structlog
 from aiohttp import web
-from stepwise_contract.logs import configure_logging
-from stepwise_contract.ops import stop_event_on_signals
-from stepwise_contract.tracing import configure_tracing
+from stepwise_contract.platform.logs import configure_logging
+from stepwise_contract.platform.ops import stop_event_on_signals
+from stepwise_contract.platform.tracing import configure_tracing
 
 from stepwise_api.app import create_app
 from stepwise_api.parser_errors import ProblemAppRunner

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import msgspec
-from stepwise_contract.settings import (
+from stepwise_contract.platform.settings import (
     CommonSettings,
     env_bool,
     env_float,

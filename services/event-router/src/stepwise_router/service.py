@@ -14,17 +14,17 @@ import asyncpg
 import nats
 import structlog
 from nats.aio.client import Client as NATS
-from stepwise_contract.claim_store import PostgresClaimStore
-from stepwise_contract.db import create_pool
-from stepwise_contract.logs import configure_logging
-from stepwise_contract.ops import ops_server, stop_event_on_signals
-from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
-from stepwise_contract.temporal import connect_temporal
-from stepwise_contract.tracing import (
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.logs import configure_logging
+from stepwise_contract.platform.nats_tracing import traced_message_handler
+from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
+from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
+from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.tracing import (
     TracerProvider,
     configure_tracing,
     temporal_interceptors,
-    traced_message_handler,
 )
 from temporalio.client import Client
 
@@ -32,13 +32,13 @@ from stepwise_router.abandoned import AbandonedWatcher
 from stepwise_router.consumer import EventConsumer
 from stepwise_router.correlation import Correlation
 from stepwise_router.dlq import DeadLetters
-from stepwise_router.ledger import Ledger
+from stepwise_router.event_ledger import Ledger
+from stepwise_router.event_router import EventRouter
 from stepwise_router.metrics import Metrics
-from stepwise_router.routing import EventRouter
 from stepwise_router.settings import Settings
-from stepwise_router.signals import WaitSignaller
 from stepwise_router.stream import ensure_topology
 from stepwise_router.triggers import TriggerLauncher
+from stepwise_router.wait_signaller import WaitSignaller
 
 log = structlog.get_logger("stepwise_router")
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Final
 
 import msgspec
-from stepwise_contract.settings import (
+from stepwise_contract.platform.settings import (
     CommonSettings,
     SettingsError,
     env_float,

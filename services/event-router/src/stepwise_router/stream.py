@@ -7,10 +7,11 @@
   so a dead letter is never routed again; kept 30 days.
 - The durable pull consumer shared by every router replica: explicit acks, `ack_wait`,
   `max_deliver`. The retry backoff is the router's: each nak carries the delay of its delivery
-  (`STEPWISE_ROUTER_BACKOFF_S`, see `routing.py`). The consumer's own `backoff` list is deliberately
-  not set: JetStream then takes `backoff[0]` as the ack wait and measures a nak's delay from the
-  backoff entry of the delivery, so a nak of delivery n would wait `backoff[n] - backoff[0] + delay`
-  (a 0.2 s nak took 5 s in our test) — the two schedules cannot be combined.
+  (`STEPWISE_ROUTER_BACKOFF_S`, see `event_router.py`). The consumer's own `backoff` list is
+  deliberately not set: JetStream then takes `backoff[0]` as the ack wait and measures a nak's
+  delay from the backoff entry of the delivery, so a nak of delivery n would wait
+  `backoff[n] - backoff[0] + delay` (a 0.2 s nak took 5 s in our test) — the two schedules cannot
+  be combined.
 
 Several replicas starting at once may race to create a stream: whoever loses updates instead.
 """

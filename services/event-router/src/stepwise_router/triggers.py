@@ -13,9 +13,10 @@ mapping or validation failure becomes a `FAILED` run (`stage: "launch"`, categor
 `ValidationError`, `errors`), written in the same transaction as its row so a redelivery never
 mistakes it for a run to start; it is reported, and the other workflows still start.
 
-A Temporal start that fails raises (the message is redelivered); the run row stays `RUNNING` with
-no Temporal run id, which the next delivery — or, past the last one, the sweeper's launch
-reconciliation — starts. Nothing is stranded and a Temporal blip does not fail runs.
+The row and the start go through the platform's `insert_run` and `launch`, as the API's launches
+do: a Temporal start that fails marks the run `FAILED` (`stage: "launch"`) at once and is reported
+like a validation failure. A router that dies between the row and the start leaves the row to the
+next delivery or, past the last one, to the sweeper's launch reconciliation.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from stepwise_contract import names
+from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.envelope import EventEnvelope
 from stepwise_contract.expressions import (
     UNDEFINED,
@@ -35,20 +37,17 @@ from stepwise_contract.expressions import (
     expression_context,
     resolve_value,
 )
-from stepwise_contract.launch import (
+from stepwise_contract.platform.launch import (
     NewRun,
     insert_run,
+    launch,
     mark_launch_failed,
     priority_of,
-    record_started,
     run_input_for,
-    start_run,
 )
-from stepwise_contract.payloads import RunInput
-from stepwise_contract.priority import run_priority
+from stepwise_contract.platform.run_logs import LogLine
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
-from temporalio.common import Priority
 
 TRIGGERED = """
 SELECT d.workflow_id, v.version, v.definition_json -> 'trigger' AS trigger,
@@ -75,6 +74,10 @@ SELECT r.run_id, r.tenant, r.workflow_id, r.workflow_version, r.status, r.tempor
 FROM workflow_runs r LEFT JOIN tenants t ON t.tenant = r.tenant
 WHERE r.tenant = $1 AND r.trigger_fire_key = $2
 """
+
+
+# `launch` logged the cause and recorded it in the run's `error_json`.
+START_FAILED = "the Temporal start failed; the run is FAILED (stage launch)"
 
 
 class Triggered(msgspec.Struct, frozen=True, kw_only=True):
@@ -199,29 +202,37 @@ class TriggerLauncher:
             if issues
             else None
         )
+        run = NewRun(
+            run_id=run_id,
+            tenant=tenant,
+            workflow_id=wf.workflow_id,
+            workflow_version=wf.version,
+            input_json=payload,
+            definition_hash=wf.definition_hash,
+            trigger_type="event",
+            trigger_metadata={
+                "eventId": env.event_id,
+                "eventName": env.name,
+                "eventType": env.event_type,
+                "correlationKey": primary,
+            },
+            trigger_fire_key=fire_key,
+            event_type=env.event_type,
+            priority=wf.priority,
+        )
+        started = LogLine(
+            level=LogLevel.INFO,
+            message="Run started",
+            context={
+                "workflowVersion": wf.version,
+                "source": "event",
+                "eventId": env.event_id,
+                "priority": wf.priority,
+            },
+        )
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                await insert_run(
-                    conn,
-                    NewRun(
-                        run_id=run_id,
-                        tenant=tenant,
-                        workflow_id=wf.workflow_id,
-                        workflow_version=wf.version,
-                        input_json=payload,
-                        definition_hash=wf.definition_hash,
-                        trigger_type="event",
-                        trigger_metadata={
-                            "eventId": env.event_id,
-                            "eventName": env.name,
-                            "eventType": env.event_type,
-                            "correlationKey": primary,
-                        },
-                        trigger_fire_key=fire_key,
-                        event_type=env.event_type,
-                        priority=wf.priority,
-                    ),
-                )
+                await insert_run(conn, run, logs=[started], source=LogSource.ROUTER)
                 if message is not None:
                     await mark_launch_failed(
                         conn, run_id, message, category="ValidationError", extra={"errors": issues}
@@ -230,25 +241,11 @@ class TriggerLauncher:
             return await self._resume_existing(tenant, fire_key)
         if message is not None:
             return run_id, message
-        await self._start(
-            run_input_for(
-                {
-                    "run_id": run_id,
-                    "tenant": tenant,
-                    "workflow_id": wf.workflow_id,
-                    "workflow_version": wf.version,
-                    "trigger_type": "event",
-                    "trigger_fire_key": fire_key,
-                    "idempotency_key": None,
-                    "parent_run_id": None,
-                    "root_run_id": run_id,
-                }
-            ),
-            run_priority(
-                tenant=str(tenant), priority=wf.priority, fairness_weight=wf.fairness_weight
-            ),
-        )
-        return run_id, None
+        if await launch(
+            self._pool, self._client, run.run_input(), run.temporal_priority(wf.fairness_weight)
+        ):
+            return run_id, None
+        return run_id, START_FAILED
 
     async def _resume_existing(
         self, tenant: uuid.UUID, fire_key: str
@@ -259,10 +256,9 @@ class TriggerLauncher:
         error = row["error_json"] if isinstance(row["error_json"], dict) else {}
         if row["status"] == "FAILED" and error.get("stage") == "launch":
             return row["run_id"], str(error.get("message") or "failed at launch")
-        if row["temporal_run_id"] is None and row["status"] in ("RUNNING", "WAITING"):
-            await self._start(run_input_for(row), priority_of(row))
+        unstarted = row["temporal_run_id"] is None and row["status"] in ("RUNNING", "WAITING")
+        if unstarted and not await launch(
+            self._pool, self._client, run_input_for(row), priority_of(row)
+        ):
+            return row["run_id"], START_FAILED
         return row["run_id"], None
-
-    async def _start(self, run_input: RunInput, priority: Priority) -> None:
-        temporal_run_id = await start_run(self._client, run_input, priority)
-        await record_started(self._pool, uuid.UUID(run_input.run_id), temporal_run_id)

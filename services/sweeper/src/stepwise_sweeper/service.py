@@ -12,13 +12,13 @@ import contextlib
 
 import asyncpg
 import structlog
-from stepwise_contract.claim_store import PostgresClaimStore
-from stepwise_contract.db import create_pool
-from stepwise_contract.logs import configure_logging
-from stepwise_contract.ops import ops_server, stop_event_on_signals
-from stepwise_contract.readiness import postgres_check, temporal_check
-from stepwise_contract.temporal import connect_temporal
-from stepwise_contract.tracing import configure_tracing, temporal_interceptors
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.logs import configure_logging
+from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
+from stepwise_contract.platform.readiness import postgres_check, temporal_check
+from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.tracing import configure_tracing, temporal_interceptors
 from temporalio.client import Client
 
 from stepwise_sweeper.jobs.buffer import BufferJob

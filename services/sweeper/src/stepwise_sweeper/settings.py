@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import msgspec
-from stepwise_contract.settings import (
+from stepwise_contract.platform.settings import (
     CommonSettings,
     SettingsError,
     env_float,

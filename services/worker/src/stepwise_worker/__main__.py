@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from stepwise_contract.ops import run_service
+from stepwise_contract.platform.ops import run_service
 
 from stepwise_worker.service import serve
 from stepwise_worker.settings import Settings

@@ -14,13 +14,14 @@ import contextlib
 
 import nats
 import structlog
-from stepwise_contract.claim_store import PostgresClaimStore
-from stepwise_contract.db import create_pool
-from stepwise_contract.logs import configure_logging
-from stepwise_contract.ops import ops_server, stop_event_on_signals
-from stepwise_contract.readiness import nats_check, postgres_check, temporal_check
-from stepwise_contract.temporal import connect_temporal
-from stepwise_contract.tracing import configure_tracing, temporal_interceptors, traced_jetstream
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.logs import configure_logging
+from stepwise_contract.platform.nats_tracing import traced_jetstream
+from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
+from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
+from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.tracing import configure_tracing, temporal_interceptors
 
 from stepwise_worker.actions.base import ActionSettings
 from stepwise_worker.actions.events import jetstream_publisher

@@ -21,9 +21,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import msgspec
-from stepwise_contract.claim_store import PostgresClaimStore
-from stepwise_contract.db import create_pool
-from stepwise_contract.temporal import connect_temporal
+from stepwise_contract.platform.claim_store import PostgresClaimStore
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.temporal import connect_temporal
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.worker import Worker

@@ -24,7 +24,13 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from stepwise_contract.launch import NewRun, insert_run, record_started, run_input_for, start_run
+from stepwise_contract.platform.launch import (
+    NewRun,
+    insert_run,
+    record_started,
+    run_input_for,
+    start_run,
+)
 from temporalio.client import Client
 from temporalio.common import Priority
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stepwise_api.route_table import Route
 from stepwise_api.routes import (
     codec,
     controls,
@@ -12,7 +13,6 @@ from stepwise_api.routes import (
     schemas,
     tasks,
 )
-from stepwise_api.routing import Route
 from stepwise_api.settings import Settings
 
 

@@ -21,7 +21,7 @@ from stepwise_api.auth import Principal
 from stepwise_api.deps import deps_of
 from stepwise_api.errors import ApiError
 from stepwise_api.responses import json_response
-from stepwise_api.routing import Reply, Route
+from stepwise_api.route_table import Reply, Route
 
 CODEC_PREFIX = "/api/codec"
 

@@ -14,7 +14,7 @@ from stepwise_api.bodies import typed_body
 from stepwise_api.deps import deps_of
 from stepwise_api.params import path_uuid
 from stepwise_api.responses import json_response
-from stepwise_api.routing import Reply, Route
+from stepwise_api.route_table import Reply, Route
 
 RUN = {"runId": {"type": "string", "format": "uuid"}}
 

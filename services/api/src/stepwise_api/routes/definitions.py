@@ -27,7 +27,7 @@ from stepwise_api.params import (
     time_id_cursor,
 )
 from stepwise_api.responses import json_response, rows
-from stepwise_api.routing import Param, Reply, Route
+from stepwise_api.route_table import Param, Reply, Route
 
 WF = {"workflowId": {"type": "string", "format": "uuid"}}
 PAGE = (

@@ -21,7 +21,7 @@ from stepwise_api.params import (
     time_id_cursor,
 )
 from stepwise_api.responses import json_response
-from stepwise_api.routing import Param, Reply, Route
+from stepwise_api.route_table import Param, Reply, Route
 from stepwise_api.settings import Settings
 
 

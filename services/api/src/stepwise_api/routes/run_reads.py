@@ -17,7 +17,7 @@ from stepwise_api.deps import deps_of
 from stepwise_api.errors import ApiError
 from stepwise_api.params import limit, make_time_id_cursor, path_uuid, query_list, time_id_cursor
 from stepwise_api.responses import json_response
-from stepwise_api.routing import Param, Reply, Route
+from stepwise_api.route_table import Param, Reply, Route
 
 RUN = {"runId": {"type": "string", "format": "uuid"}}
 

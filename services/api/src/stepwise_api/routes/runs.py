@@ -28,7 +28,7 @@ from stepwise_api.params import (
     time_id_cursor,
 )
 from stepwise_api.responses import json_response
-from stepwise_api.routing import Param, Reply, Route
+from stepwise_api.route_table import Param, Reply, Route
 
 CSV_COLUMNS = (
     "run_id", "workflow_name", "workflow_id", "workflow_version", "status", "tenant",

@@ -16,7 +16,7 @@ from stepwise_api.deps import deps_of
 from stepwise_api.errors import ApiError
 from stepwise_api.params import decode_cursor, encode_cursor, limit
 from stepwise_api.responses import json_response, row, rows
-from stepwise_api.routing import Param, Reply, Route
+from stepwise_api.route_table import Param, Reply, Route
 
 SCHEMA_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 REF_PARAM = {"type": "string", "pattern": SCHEMA_REF.pattern}

@@ -20,8 +20,8 @@ from stepwise_api.deps import deps_of
 from stepwise_api.errors import ApiError
 from stepwise_api.params import limit, make_time_id_cursor, path_uuid, query_uuid, time_id_cursor
 from stepwise_api.responses import json_response
-from stepwise_api.routing import Param, Reply, Route
-from stepwise_api.signals import signal_run
+from stepwise_api.route_table import Param, Reply, Route
+from stepwise_api.run_signals import signal_run
 
 REDACTED_FIELDS = ("context_data", "response_json")
 

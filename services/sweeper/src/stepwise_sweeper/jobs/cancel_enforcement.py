@@ -24,13 +24,13 @@ from datetime import timedelta
 import asyncpg
 import msgspec
 import structlog
-from stepwise_contract.enums import LogLevel
+from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.names import workflow_id_for
+from stepwise_contract.platform.run_logs import write_run_log
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from stepwise_sweeper.connections import PooledConnection
 from stepwise_sweeper.job import PassResult
-from stepwise_sweeper.run_logs import write_run_log
 from stepwise_sweeper.temporal_errors import describe_error, is_not_found
 
 log = structlog.get_logger("stepwise_sweeper.cancel_enforcement")
@@ -132,7 +132,8 @@ class CancelEnforcementJob:
         await conn.execute(RECORD_TERMINATION, run_id, detail)
         await conn.execute(SETTLE, run_id)
         await write_run_log(
-            conn, tenant=row["tenant"], run_id=run_id, level=LogLevel.ERROR,
+            conn, LogSource.SWEEPER,
+            tenant=row["tenant"], run_id=run_id, level=LogLevel.ERROR,
             message="Temporal workflow terminated: it did not close within "
             f"{self._config.grace_s:g} s of the run's cancel",
             context=detail,

@@ -28,14 +28,14 @@ from datetime import timedelta
 import asyncpg
 import msgspec
 import structlog
-from stepwise_contract.enums import LogLevel
+from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.names import SIGNAL_QUOTA_RESUME, workflow_id_for
 from stepwise_contract.payloads import QuotaResumeSignal
+from stepwise_contract.platform.run_logs import write_run_log
 from temporalio.client import Client
 
 from stepwise_sweeper.connections import PooledConnection
 from stepwise_sweeper.job import PassResult
-from stepwise_sweeper.run_logs import write_run_log
 from stepwise_sweeper.temporal_errors import describe_error, is_not_found
 
 log = structlog.get_logger("stepwise_sweeper.quota")
@@ -179,7 +179,8 @@ class QuotaJob:
                 await conn.execute(RESUME_RUNS, [row["run_id"] for row in resumed])
                 for row in resumed:
                     await write_run_log(
-                        conn, tenant=tenant, run_id=row["run_id"], level=LogLevel.INFO,
+                        conn, LogSource.SWEEPER,
+                        tenant=tenant, run_id=row["run_id"], level=LogLevel.INFO,
                         message="Quota wait resolved by the sweeper's scan: capacity available",
                         context={"waitId": str(row["wait_id"]), "resumedBy": RESUMED_BY},
                         step_path=row["step_path"],

@@ -1,11 +1,11 @@
 """Launch reconciliation: the guard behind "every accepted run is executed, or visibly fails".
 
-A run row is written before its Temporal start (`stepwise_contract.launch`), so a crash between
-the two leaves a `RUNNING` row with `temporal_run_id IS NULL`. Each pass:
+A run row is written before its Temporal start (`stepwise_contract.platform.launch`), so a crash
+between the two leaves a `RUNNING` row with `temporal_run_id IS NULL`. Each pass:
 
 1. **Unstarted runs** older than the grace period are claimed one by one (`FOR UPDATE SKIP LOCKED`,
    one short transaction each, so replicas never try the same run at once) and started with the
-   contract's idempotent `start_run` (same workflow id: a start that did happen is found, not
+   platform's idempotent `start_run` (same workflow id: a start that did happen is found, not
    duplicated), then `record_started`. Each try increments `launch_attempts`. A start the server
    rejects outright, or one still failing past the deadline, marks the run `FAILED` with
    `stage: "launch"`, a run log row and a log line. After one transient failure the pass stops
@@ -34,21 +34,21 @@ from typing import Any
 import asyncpg
 import msgspec
 import structlog
-from stepwise_contract.enums import ErrorCategory, LogLevel
-from stepwise_contract.launch import (
+from stepwise_contract.enums import ErrorCategory, LogLevel, LogSource
+from stepwise_contract.names import workflow_id_for
+from stepwise_contract.platform.launch import (
     mark_launch_failed,
     priority_of,
     record_started,
     run_input_for,
     start_run,
 )
-from stepwise_contract.names import workflow_id_for
+from stepwise_contract.platform.run_logs import write_run_log
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 
 from stepwise_sweeper.connections import PooledConnection
 from stepwise_sweeper.job import PassResult
-from stepwise_sweeper.run_logs import write_run_log
 from stepwise_sweeper.temporal_errors import describe_error, is_not_found, is_permanent
 
 log = structlog.get_logger("stepwise_sweeper.reconcile")
@@ -194,7 +194,8 @@ class ReconcileJob:
             else:
                 await record_started(conn, run_id, temporal_run_id)
                 await write_run_log(
-                    conn, tenant=row["tenant"], run_id=run_id, level=LogLevel.WARN,
+                    conn, LogSource.SWEEPER,
+                    tenant=row["tenant"], run_id=run_id, level=LogLevel.WARN,
                     message="Run started by launch reconciliation (it had no Temporal start)",
                     context={"launchAttempts": attempts, "ageSeconds": round(age_s, 1),
                              "temporalRunId": temporal_run_id},
@@ -251,7 +252,8 @@ class ReconcileJob:
             extra={"source": "sweeper"},
         )
         await write_run_log(
-            conn, tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.ERROR,
+            conn, LogSource.SWEEPER,
+            tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.ERROR,
             message=message, context={"stage": "launch", **context},
         )  # fmt: skip
         log.error("run_launch_failed", reason=message, attempts=attempts,
@@ -333,7 +335,8 @@ class ReconcileJob:
                 return "checked"
             await conn.execute(FAIL_RUN, row["run_id"], error)
             await write_run_log(
-                conn, tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.ERROR,
+                conn, LogSource.SWEEPER,
+                tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.ERROR,
                 message=message, context={"stage": stage, **details},
             )  # fmt: skip
         log.error("run_lost", stage=stage, reason=message, previous_status=row["status"], **details)

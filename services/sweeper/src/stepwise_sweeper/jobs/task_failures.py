@@ -25,8 +25,9 @@ from datetime import timedelta
 import asyncpg
 import msgspec
 import structlog
-from stepwise_contract.enums import LogLevel
+from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.names import run_id_from_workflow_id
+from stepwise_contract.platform.run_logs import write_run_log
 from stepwise_contract.task_failures import (
     FAILING_RUNS_QUERY,
     WorkflowTaskFailure,
@@ -36,7 +37,6 @@ from temporalio.client import Client
 
 from stepwise_sweeper.connections import PooledConnection
 from stepwise_sweeper.job import PassResult
-from stepwise_sweeper.run_logs import write_run_log
 from stepwise_sweeper.task_probe import TaskProbe
 from stepwise_sweeper.temporal_errors import describe_error, is_not_found
 
@@ -146,7 +146,8 @@ class TaskFailuresJob:
         for row in cleared:
             if row["status"] in ("RUNNING", "WAITING"):
                 await write_run_log(
-                    self._pool, tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.INFO,
+                    self._pool, LogSource.SWEEPER,
+                    tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.INFO,
                     message="Workflow task recovered: the run's workflow tasks complete again",
                 )  # fmt: skip
                 log.info("workflow_task_recovered", run_id=str(row["run_id"]))
@@ -205,7 +206,8 @@ class TaskFailuresJob:
             if await conn.fetchval(RECORD, row["run_id"], failure) is None:
                 return  # the run ended meanwhile
             await write_run_log(
-                conn, tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.WARN,
+                conn, LogSource.SWEEPER,
+                tenant=row["tenant"], run_id=row["run_id"], level=LogLevel.WARN,
                 message=f"Workflow task failing (attempt {failure.attempts}): {failure.message}",
                 context={"attempts": failure.attempts, "since": failure.since.isoformat(),
                          "cause": failure.cause},

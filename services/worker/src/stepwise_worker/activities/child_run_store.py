@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 import asyncpg
-from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import workflow_id_for
+from stepwise_contract.platform.launch import NewRun, insert_run
 from stepwise_contract.priority import DEFAULT_PRIORITY
 from temporalio import activity
 from temporalio.exceptions import ApplicationError

@@ -18,6 +18,7 @@ import structlog
 from stepwise_contract import dsl
 from stepwise_contract.actions import ActionCatalog
 from stepwise_contract.enums import ErrorCategory, LogSource
+from stepwise_contract.platform.run_logs import insert_logs_sql
 from temporalio import activity
 
 from stepwise_worker import metrics
@@ -52,12 +53,7 @@ done AS (
     WHERE s.tenant = $1 AND s.step_id = d.step_id AND s.status = 'STARTED'
     RETURNING s.step_type, s.status, s.duration_ms
 ), logged AS (
-    INSERT INTO workflow_run_logs (
-        log_id, tenant, run_id, step_path, level, message, context_json, source
-    )
-    SELECT gen_random_uuid(), $1, $2, l.step_path, l.level, l.message, l.context,
-           '{LogSource.RUNTIME.value}'
-    FROM jsonb_to_recordset($4::jsonb) AS l(step_path text, level text, message text, context jsonb)
+    {insert_logs_sql(tenant="$1", run_id="$2", lines="$4", source=LogSource.RUNTIME)}
     RETURNING 1
 )"""
 

@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 from stepwise_contract.expressions import is_secret_ref
 from stepwise_contract.json_limits import MAX_JSON_DEPTH
-from stepwise_contract.secrets import SECRET_REDACTED, SecretKeyError, decrypt_secret
+from stepwise_contract.platform.secrets import SECRET_REDACTED, SecretKeyError, decrypt_secret
 
 SELECT_SECRETS = """
 SELECT name, value_encrypted FROM tenant_secrets WHERE tenant = $1 AND name = ANY($2::text[])

@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stepwise_contract.settings import SettingsError
+from stepwise_contract.platform.settings import SettingsError
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 

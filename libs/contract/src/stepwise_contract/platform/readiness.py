@@ -1,12 +1,19 @@
-"""Readiness checks of the real dependencies, shared by every service's `/readyz`."""
+"""Readiness checks of the real dependencies, shared by every service's `/readyz`.
+
+The clients are only annotated here: a check calls the client its service already built, so a
+service without NATS (the sweeper) never imports nats-py through this module.
+"""
 
 from __future__ import annotations
 
-import asyncpg
-from nats.aio.client import Client as NATS
-from temporalio.client import Client
+from typing import TYPE_CHECKING
 
-from stepwise_contract.ops import ReadinessCheck
+from stepwise_contract.platform.ops import ReadinessCheck
+
+if TYPE_CHECKING:
+    import asyncpg
+    from nats.aio.client import Client as NATS
+    from temporalio.client import Client
 
 
 def postgres_check(pool: asyncpg.Pool) -> ReadinessCheck:

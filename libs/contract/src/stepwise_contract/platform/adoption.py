@@ -183,9 +183,8 @@ async def prepare(conn: asyncpg.Connection, target: Target) -> None:
     await _check(conn, target)
     # read by the numbered migrations that would retype a reference column on a fresh database
     await conn.execute(f"SELECT set_config('{ADOPTING_SETTING}', 'on', true)")
-    await conn.execute(
-        (resources.files("stepwise_contract") / "adopt_reference.sql").read_text(encoding="utf-8")
-    )
+    sql = resources.files("stepwise_contract.platform") / "adopt_reference.sql"
+    await conn.execute(sql.read_text(encoding="utf-8"))
     if not target.host_tables:
         return
     home = _ident(target.schema)

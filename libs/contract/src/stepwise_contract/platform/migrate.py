@@ -8,7 +8,7 @@ database the schema `stepwise` exists, so a table a migration creates lands ther
 `CREATE TABLE IF NOT EXISTS` of a table that already exists in `public` would make a second one:
 a migration after 0001 creates only new tables and alters existing ones by name.
 
-Usage: `python -m stepwise_contract.migrate [DATABASE_URL]` (default: `$DATABASE_URL`).
+Usage: `python -m stepwise_contract.platform.migrate [DATABASE_URL]` (default: `$DATABASE_URL`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from importlib import resources
 
 import asyncpg
 
-from stepwise_contract import adoption
+from stepwise_contract.platform import adoption
 
 # Concurrent `migrate` runs (several replicas starting at once) serialise on this lock.
 _LOCK_KEY = 0x5E_7701_5E

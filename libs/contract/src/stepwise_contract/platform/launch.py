@@ -9,9 +9,10 @@ fails outright marks the run `FAILED` at once. Either way no accepted run is sil
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import structlog
@@ -19,6 +20,7 @@ from temporalio.client import Client
 from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from stepwise_contract.enums import LogSource
 from stepwise_contract.names import (
     DEFAULT_EXECUTION_TIMEOUT_S,
     TASK_QUEUE,
@@ -26,17 +28,11 @@ from stepwise_contract.names import (
     workflow_id_for,
 )
 from stepwise_contract.payloads import RunInput
+from stepwise_contract.platform.db import Executor
+from stepwise_contract.platform.run_logs import LogLine, insert_logs_sql
 from stepwise_contract.priority import DEFAULT_PRIORITY, run_priority
 
-if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
 log = structlog.get_logger("stepwise.launch")
-
-# Where a launch statement may run: a pool, a connection, or a pooled connection inside a
-# transaction (`async with pool.acquire() as conn`). A string: the proxy is not subscriptable at
-# runtime.
-Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
 
 INSERT_RUN = """
 INSERT INTO workflow_runs (
@@ -46,6 +42,14 @@ INSERT INTO workflow_runs (
 ) VALUES ($1, $2, $3, $4, 'RUNNING', $5, 'temporal', $6, $7, $8, $9, $10, $11, $12, $13, $14,
           $15, NULL, $16)
 """
+
+# The row and its first log lines in one statement: atomic without a transaction block, one round
+# trip. `INSERT_RUN`'s $1 (run id) and $2 (tenant), the lines as a jsonb array in $17.
+_INSERT_RUN_WITH_LOGS: dict[LogSource, str] = {
+    source: f"WITH run AS ({INSERT_RUN.strip()} RETURNING 1)"
+    + insert_logs_sql(tenant="$2", run_id="$1", lines="$17", source=source)
+    for source in LogSource
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,23 +82,76 @@ class NewRun:
             self.priority,
         ]  # fmt: skip
 
+    def run_input(self) -> RunInput:
+        """The interpreter workflow's input for this run."""
+        return _run_input(
+            run_id=self.run_id,
+            tenant=self.tenant,
+            workflow_id=self.workflow_id,
+            workflow_version=self.workflow_version,
+            trigger_type=self.trigger_type,
+            execution_key=self.trigger_fire_key or self.idempotency_key,
+            parent_run_id=self.parent_run_id,
+            root_run_id=self.root_run_id or self.run_id,
+        )
 
-async def insert_run(conn: Executor, run: NewRun) -> None:
-    await conn.execute(INSERT_RUN, *run.args())
+    def temporal_priority(self, fairness_weight: float) -> Priority:
+        """The Temporal priority of this run in a tenant of `fairness_weight`."""
+        return run_priority(
+            tenant=str(self.tenant), priority=self.priority, fairness_weight=fairness_weight
+        )
+
+
+async def insert_run(
+    conn: Executor,
+    run: NewRun,
+    *,
+    logs: Sequence[LogLine] = (),
+    source: LogSource | None = None,
+) -> None:
+    """Write the run row, with its first log lines (written by `source`) when there are any."""
+    if not logs:
+        await conn.execute(INSERT_RUN, *run.args())
+        return
+    if source is None:
+        raise ValueError("log lines need the source that writes them")
+    await conn.execute(_INSERT_RUN_WITH_LOGS[source], *run.args(), list(logs))
 
 
 def run_input_for(row: asyncpg.Record | dict[str, Any]) -> RunInput:
-    """The workflow input of a run row (also used by reconciliation)."""
-    parent = row["parent_run_id"]
-    return RunInput(
-        run_id=str(row["run_id"]),
-        tenant_id=str(row["tenant"]),
-        workflow_id=str(row["workflow_id"]),
-        workflow_version=int(row["workflow_version"]),
+    """The workflow input of a run row (a run found in the table, e.g. by reconciliation)."""
+    return _run_input(
+        run_id=row["run_id"],
+        tenant=row["tenant"],
+        workflow_id=row["workflow_id"],
+        workflow_version=row["workflow_version"],
         trigger_type=row["trigger_type"],
         execution_key=row["trigger_fire_key"] or row["idempotency_key"],
-        parent_run_id=str(parent) if parent else None,
-        root_run_id=str(row["root_run_id"]) if row["root_run_id"] else None,
+        parent_run_id=row["parent_run_id"],
+        root_run_id=row["root_run_id"],
+    )
+
+
+def _run_input(
+    *,
+    run_id: uuid.UUID,
+    tenant: uuid.UUID,
+    workflow_id: uuid.UUID,
+    workflow_version: int,
+    trigger_type: str | None,
+    execution_key: str | None,
+    parent_run_id: uuid.UUID | None,
+    root_run_id: uuid.UUID | None,
+) -> RunInput:
+    return RunInput(
+        run_id=str(run_id),
+        tenant_id=str(tenant),
+        workflow_id=str(workflow_id),
+        workflow_version=int(workflow_version),
+        trigger_type=trigger_type,
+        execution_key=execution_key,
+        parent_run_id=str(parent_run_id) if parent_run_id else None,
+        root_run_id=str(root_run_id) if root_run_id else None,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Final
 
 import msgspec
 
-from stepwise_contract.tracing import OtelSettings, TracingConfigError
+from stepwise_contract.platform.otel_settings import OtelSettings, TracingConfigError
 
 DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/stepwise"
 DEFAULT_TEMPORAL_ADDRESS: Final = "127.0.0.1:7233"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import msgspec
 
-from stepwise_contract.adoption import SEARCH_PATH
+from stepwise_contract.platform.adoption import SEARCH_PATH
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+# Where a statement may run: a pool, a connection, or a pooled connection inside a transaction
+# (`async with pool.acquire() as conn`). A string: the proxy is not subscriptable at runtime.
+Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode

@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from stepwise_api.errors import ApiError
 
-log = structlog.get_logger("stepwise_api.signals")
+log = structlog.get_logger("stepwise_api.run_signals")
 RPC_TIMEOUT = timedelta(seconds=5)
 
 

@@ -40,12 +40,12 @@ from stepwise_contract.envelope import EnvelopeError, EventEnvelope, decode_enve
 
 from stepwise_router.correlation import Correlation
 from stepwise_router.dlq import DeadLetters, one_line, subject_tenant
-from stepwise_router.ledger import Ledger, Outcome, Recorded
+from stepwise_router.event_ledger import Ledger, Outcome, Recorded
 from stepwise_router.metrics import Metrics
-from stepwise_router.signals import WaitSignaller
 from stepwise_router.triggers import TriggerLauncher
+from stepwise_router.wait_signaller import WaitSignaller
 
-log = structlog.get_logger("stepwise_router.routing")
+log = structlog.get_logger("stepwise_router.event_router")
 
 
 class Result(msgspec.Struct, frozen=True, kw_only=True):
