@@ -40,7 +40,7 @@ class Metrics:
         )
         self.trigger_failures = Counter(
             "stepwise_router_trigger_failures_total",
-            "Triggered runs that failed at launch (payload mapping, validation or Temporal start).",
+            "Triggered runs that failed at launch (payload mapping or validation).",
             registry=registry,
         )
         self.dlq = Counter(

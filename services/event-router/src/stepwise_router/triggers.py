@@ -13,10 +13,11 @@ mapping or validation failure becomes a `FAILED` run (`stage: "launch"`, categor
 `ValidationError`, `errors`), written in the same transaction as its row so a redelivery never
 mistakes it for a run to start; it is reported, and the other workflows still start.
 
-The row and the start go through the platform's `insert_run` and `launch`, as the API's launches
-do: a Temporal start that fails marks the run `FAILED` (`stage: "launch"`) at once and is reported
-like a validation failure. A router that dies between the row and the start leaves the row to the
-next delivery or, past the last one, to the sweeper's launch reconciliation.
+The row and the start go through the platform's `insert_run` and `start_recorded`, as the API's
+launches do. Unlike an API launch (whose caller is waiting and gets the error), a Temporal start
+that fails here raises: the message is redelivered with backoff and the run row stays `RUNNING`
+with no Temporal run id, which the next delivery — or, past the last one, the sweeper's launch
+reconciliation — starts. Nothing is stranded and a Temporal blip does not fail runs.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ from stepwise_contract.expressions import (
 from stepwise_contract.platform.launch import (
     NewRun,
     insert_run,
-    launch,
     mark_launch_failed,
     priority_of,
     run_input_for,
+    start_recorded,
 )
 from stepwise_contract.platform.run_logs import LogLine
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
@@ -74,10 +75,6 @@ SELECT r.run_id, r.tenant, r.workflow_id, r.workflow_version, r.status, r.tempor
 FROM workflow_runs r LEFT JOIN tenants t ON t.tenant = r.tenant
 WHERE r.tenant = $1 AND r.trigger_fire_key = $2
 """
-
-
-# `launch` logged the cause and recorded it in the run's `error_json`.
-START_FAILED = "the Temporal start failed; the run is FAILED (stage launch)"
 
 
 class Triggered(msgspec.Struct, frozen=True, kw_only=True):
@@ -241,11 +238,10 @@ class TriggerLauncher:
             return await self._resume_existing(tenant, fire_key)
         if message is not None:
             return run_id, message
-        if await launch(
+        await start_recorded(
             self._pool, self._client, run.run_input(), run.temporal_priority(wf.fairness_weight)
-        ):
-            return run_id, None
-        return run_id, START_FAILED
+        )
+        return run_id, None
 
     async def _resume_existing(
         self, tenant: uuid.UUID, fire_key: str
@@ -256,9 +252,6 @@ class TriggerLauncher:
         error = row["error_json"] if isinstance(row["error_json"], dict) else {}
         if row["status"] == "FAILED" and error.get("stage") == "launch":
             return row["run_id"], str(error.get("message") or "failed at launch")
-        unstarted = row["temporal_run_id"] is None and row["status"] in ("RUNNING", "WAITING")
-        if unstarted and not await launch(
-            self._pool, self._client, run_input_for(row), priority_of(row)
-        ):
-            return row["run_id"], START_FAILED
+        if row["temporal_run_id"] is None and row["status"] in ("RUNNING", "WAITING"):
+            await start_recorded(self._pool, self._client, run_input_for(row), priority_of(row))
         return row["run_id"], None

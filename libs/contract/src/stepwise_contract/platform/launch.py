@@ -214,20 +214,27 @@ async def mark_launch_failed(
     )  # fmt: skip
 
 
+async def start_recorded(
+    pool: asyncpg.Pool, client: Client, run_input: RunInput, priority: Priority
+) -> str:
+    """Start an already-inserted run and record its Temporal run id; a failed start raises and
+    leaves the row unstarted (the caller decides: fail the run, or retry the start later)."""
+    temporal_run_id = await start_run(client, run_input, priority)
+    await record_started(pool, uuid.UUID(run_input.run_id), temporal_run_id)
+    return temporal_run_id
+
+
 async def launch(
     pool: asyncpg.Pool, client: Client, run_input: RunInput, priority: Priority
 ) -> str | None:
-    """Start an already-inserted run and record its Temporal run id; on failure, FAIL the run.
+    """`start_recorded`, for a caller with no one to retry: a failed start FAILS the run.
 
     Returns the Temporal run id, or None when the start failed (the run is then FAILED).
     """
-    run_id = uuid.UUID(run_input.run_id)
     try:
-        temporal_run_id = await start_run(client, run_input, priority)
+        return await start_recorded(pool, client, run_input, priority)
     except Exception as exc:
         log.error("run_launch_failed", run_id=run_input.run_id, tenant=run_input.tenant_id,
                   error=str(exc))  # fmt: skip
-        await mark_launch_failed(pool, run_id, f"Temporal start failed: {exc}")
+        await mark_launch_failed(pool, uuid.UUID(run_input.run_id), f"Temporal start failed: {exc}")
         return None
-    await record_started(pool, run_id, temporal_run_id)
-    return temporal_run_id
