@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 from stepwise_contract import names
 from stepwise_contract.db import create_pool
+from stepwise_contract.nats_connection import connect_nats
 from stepwise_contract.payloads import EventSignal, HumanTaskSignal
 from stepwise_router.metrics import Metrics
 from stepwise_router.service import run_router
@@ -322,7 +323,7 @@ async def router_in_process(
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     pool = await create_pool(settings.common.database_url, max_size=settings.concurrency + 2)
-    nc = await nats.connect(settings.common.nats_url, name="router-in-process")
+    nc = await connect_nats(settings.common.nats, name="router-in-process")
     stop = asyncio.Event()
     task = asyncio.create_task(
         run_router(settings, pool=pool, client=temporal_client, nc=nc, metrics=metrics, stop=stop)

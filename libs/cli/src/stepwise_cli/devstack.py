@@ -23,6 +23,8 @@ from typing import Final
 
 import msgspec
 from stepwise_contract.api_keys import generate_api_key
+from stepwise_contract.connection_config import ConnectionConfigError
+from stepwise_contract.nats_connection import parse_nats_urls
 from stepwise_contract.settings import SettingsError, env_choice, env_str
 
 from stepwise_cli.dev_env import DEV_ENV_FILE, format_dev_env
@@ -46,8 +48,11 @@ class DevSettings(msgspec.Struct, frozen=True, kw_only=True):
         if database_url and not database_url.startswith(("postgres://", "postgresql://")):
             raise SettingsError(f"DATABASE_URL={database_url!r} must be a postgresql:// URL")
         nats_url = env_str(environ, "NATS_URL", "") or None
-        if nats_url and not nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
-            raise SettingsError(f"NATS_URL={nats_url!r} must be a nats:// URL")
+        if nats_url:
+            try:
+                parse_nats_urls(nats_url)
+            except ConnectionConfigError as exc:
+                raise SettingsError(str(exc)) from None
         return cls(
             home=env_str(environ, "STEPWISE_HOME", ".stepwise"),
             database_url=database_url,

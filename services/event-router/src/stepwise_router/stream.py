@@ -36,8 +36,9 @@ EVENTS_MAX_AGE_S: Final = 7 * 24 * 3600.0
 DLQ_MAX_AGE_S: Final = 30 * 24 * 3600.0
 
 
-def events_stream_config() -> StreamConfig:
+def events_stream_config(replicas: int = 1) -> StreamConfig:
     return StreamConfig(
+        num_replicas=replicas,
         name=names.EVENTS_STREAM,
         subjects=[names.EVENTS_SUBJECTS],
         storage=StorageType.FILE,
@@ -47,8 +48,9 @@ def events_stream_config() -> StreamConfig:
     )
 
 
-def dlq_stream_config() -> StreamConfig:
+def dlq_stream_config(replicas: int = 1) -> StreamConfig:
     return StreamConfig(
+        num_replicas=replicas,
         name=names.DLQ_STREAM,
         subjects=[names.DLQ_SUBJECTS],
         storage=StorageType.FILE,
@@ -83,12 +85,20 @@ async def _upsert_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_topology(
-    js: JetStreamContext, *, max_deliver: int, ack_wait_s: float, max_ack_pending: int = 1000
+    js: JetStreamContext,
+    *,
+    max_deliver: int,
+    ack_wait_s: float,
+    max_ack_pending: int = 1000,
+    replicas: int = 1,
 ) -> None:
     """Create or update both streams and the durable consumer (creating a durable that exists
-    updates its editable fields: ack wait, max deliver, max ack pending)."""
-    await _upsert_stream(js, events_stream_config())
-    await _upsert_stream(js, dlq_stream_config())
+    updates its editable fields: ack wait, max deliver, max ack pending). `replicas`
+    (`STEPWISE_NATS_STREAM_REPLICAS`): copies of each stream on a JetStream cluster; updating
+    it on an existing stream makes the cluster add or drop copies (the consumer follows the
+    stream's count)."""
+    await _upsert_stream(js, events_stream_config(replicas))
+    await _upsert_stream(js, dlq_stream_config(replicas))
     await js.add_consumer(
         names.EVENTS_STREAM,
         consumer_config(

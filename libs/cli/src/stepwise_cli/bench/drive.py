@@ -20,6 +20,7 @@ from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from stepwise_contract.envelope import EventEnvelope, encode_envelope
 from stepwise_contract.names import MSG_ID_HEADER, event_subject
+from stepwise_contract.nats_connection import parse_nats_urls
 
 T = TypeVar("T")
 
@@ -180,7 +181,10 @@ class EventPublisher:
     @classmethod
     async def connect(cls, nats_url: str, tenant: str) -> EventPublisher:
         # Keep trying to reconnect for as long as a test may restart the server.
-        nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        # `nats_url`: one URL or a cluster's comma-separated list
+        nc = await nats.connect(
+            list(parse_nats_urls(nats_url)), max_reconnect_attempts=-1, reconnect_time_wait=0.2
+        )
         return cls(nc, nc.jetstream(), tenant)
 
     async def publish(
