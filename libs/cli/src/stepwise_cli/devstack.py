@@ -121,7 +121,14 @@ def _signals_request_stop(stack: Stack, stop: threading.Event) -> Iterator[None]
             signal.signal(sig, handler)
 
 
-def run_dev(environ: Mapping[str, str]) -> int:
+def run_dev(
+    environ: Mapping[str, str],
+    *,
+    replicas: Mapping[str, int] | None = None,
+    nats_nodes: int = 1,
+) -> int:
+    """`replicas` / `nats_nodes`: `stepwise dev --replicas … --nats-nodes …` (default: one of
+    everything, as `make run`)."""
     try:
         settings = DevSettings.from_env(environ)
         home = Path(settings.home).resolve()
@@ -145,6 +152,8 @@ def run_dev(environ: Mapping[str, str]) -> int:
         secret_key=secret_key,
         extra_env={"STEPWISE_LOG_FORMAT": settings.log_format},
         progress=_progress,
+        replicas=replicas,
+        nats_nodes=1 if settings.nats_url else nats_nodes,
     )
     _say(f"Stepwise dev stack in {home}")
     _say(f"  logs: {home / 'logs'}/<name>.log (temporal, nats, postgres, api, worker, …)")
@@ -192,6 +201,8 @@ def run_dev(environ: Mapping[str, str]) -> int:
             _write_private(dev_env, format_dev_env(values))
             _say(f"Stepwise is ready ({time.monotonic() - started:.1f} s).")
             _say(f"  API          {stack.api_url}")
+            for url in stack.service_urls("api")[1:]:
+                _say(f"  API replica  {url}")
             _say(f"  Run Studio   {stack.api_url}/studio/")
             _say(f"  Temporal UI  {stack.temporal_ui_url}")
             _say(f"  API key      {api_key}  (admin of dev tenant {stack.tenant_id})")
