@@ -39,10 +39,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 import msgspec
-import nats.errors
 import pytest
-from nats.js.errors import NoStreamResponseError
 from stepwise_cli.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
+from stepwise_cli.bench.figures import wait_definition
 from stepwise_cli.scratch import scratch_database
 from stepwise_cli.stack import Stack
 from stepwise_contract.names import DLQ_STREAM, EVENTS_STREAM, dlq_subject
@@ -157,20 +156,6 @@ async def _launch_many(
     out.extend(await asyncio.gather(*(one(i, p) for i, p in enumerate(payloads))))
 
 
-async def _publish(publisher: EventPublisher, name: str, payload: Any, key: str | None) -> str:
-    """Until JetStream acks, always with the same event id (a lost ack is deduplicated)."""
-    event_id = str(uuid.uuid4())
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            await publisher.publish(name, payload, key=key, event_id=event_id, timeout_s=2)
-            return event_id
-        except (nats.errors.Error, NoStreamResponseError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def _when(probe: Callable[[], Awaitable[int]], threshold: int, what: str) -> None:
     async def reached() -> int | None:
         value = await probe()
@@ -223,28 +208,6 @@ def _counter_definition(namespace: str) -> dict[str, Any]:
 
 
 COUNTER_ACTIONS = 3  # invocations per counter run: a, echo, b
-
-
-def _wait_definition(event_name: str) -> dict[str, Any]:
-    return {
-        "name": _name("scale-wait"),
-        "steps": [
-            {
-                "id": "wait",
-                "type": "event.wait",
-                "config": {
-                    "eventName": event_name,
-                    "correlationKey": {"$expr": "payload.key"},
-                    "timeoutMs": 600_000,
-                },
-            },
-            {
-                "id": "got",
-                "type": "transform.assign",
-                "config": {"assign": {"vars.seq": {"$expr": "vars.event.seq"}}},
-            },
-        ],
-    }
 
 
 async def _parked(db: asyncpg.Pool, tenant: uuid.UUID, run_ids: Sequence[str]) -> int:
@@ -338,7 +301,7 @@ async def test_replicas_and_a_nats_cluster_survive_one_kill_of_each(
     assert len(info.cluster.replicas or []) == 2, info.cluster  # a leader and two followers
 
     counter_wf = await apis[0].publish_definition(_counter_definition(namespace))
-    wait_wf = await apis[1].publish_definition(_wait_definition(wait_event))
+    wait_wf = await apis[1].publish_definition(wait_definition(_name("scale-wait"), wait_event))
     trigger_wf = await apis[0].publish_definition(
         {
             "name": _name("scale-trigger"),
@@ -363,9 +326,9 @@ async def test_replicas_and_a_nats_cluster_survive_one_kill_of_each(
     async def produce_noise() -> None:
         for seq in range(noise_count):
             if seq % (noise_count // TRIGGERS) == 0 and len(triggers) < TRIGGERS:
-                triggers.append(await _publish(publisher, trigger_event, {"seq": seq}, None))
+                triggers.append(await publisher.publish_reliably(trigger_event, {"seq": seq}, None))
             else:
-                noise.append(await _publish(publisher, wait_event, {"seq": seq}, f"u-{seq}"))
+                noise.append(await publisher.publish_reliably(wait_event, {"seq": seq}, f"u-{seq}"))
 
     first_half = [{"n": str(n)} for n in range(COUNTERS // 2)]
     waits = [{"key": f"k-{i}"} for i in range(WAITING)]
@@ -398,7 +361,7 @@ async def test_replicas_and_a_nats_cluster_survive_one_kill_of_each(
 
     async def produce_matching() -> None:
         for i in range(WAITING):
-            matching[f"k-{i}"] = await _publish(publisher, wait_event, {"seq": -i}, f"k-{i}")
+            matching[f"k-{i}"] = await publisher.publish_reliably(wait_event, {"seq": -i}, f"k-{i}")
 
     second_half = [{"n": str(n)} for n in range(COUNTERS // 2, COUNTERS)]
     launching2 = asyncio.create_task(_launch_many(apis, counter_wf, second_half, counter_ids))
@@ -558,7 +521,7 @@ async def test_router_rides_out_the_kill_of_the_stream_leader(
     lead, the routers' pull consumer follows it, and every event is recorded once."""
     tenant = uuid.UUID(cluster.tenant_id)
     event_name = f"SCALE_LEADER_{uuid.uuid4().hex[:6].upper()}"
-    wait_wf = await apis[0].publish_definition(_wait_definition(event_name))
+    wait_wf = await apis[0].publish_definition(wait_definition(_name("scale-leader"), event_name))
     run_ids: list[str] = []
     await _launch_many(apis, wait_wf, [{"key": f"k-{i}"} for i in range(30)], run_ids)
     await eventually(lambda: _at_least(_parked(db, tenant, run_ids), 30), "30 parked", 120)
@@ -571,7 +534,7 @@ async def test_router_rides_out_the_kill_of_the_stream_leader(
     async def produce() -> None:
         for seq in range(300):
             key = f"k-{seq // 10}" if seq % 10 == 0 else f"u-{seq}"
-            event_id = await _publish(publisher, event_name, {"seq": seq}, key)
+            event_id = await publisher.publish_reliably(event_name, {"seq": seq}, key)
             if seq % 10 == 0:
                 matching[key] = event_id
             published.append(event_id)
