@@ -39,7 +39,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 import msgspec
+import nats.errors
 import pytest
+from nats.js.api import ClusterInfo
 from stepwise_cli.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
 from stepwise_cli.bench.figures import wait_definition
 from stepwise_cli.scratch import scratch_database
@@ -513,6 +515,20 @@ async def _check_sweepers(
     return len(logs)
 
 
+async def _stream_cluster(publisher: EventPublisher) -> ClusterInfo:
+    """The events stream's cluster info, asked until the cluster answers (right after a node's
+    kill the JetStream API times out while the stream elects a leader)."""
+
+    async def probe() -> ClusterInfo | None:
+        try:
+            info = await publisher.js.stream_info(EVENTS_STREAM)
+        except nats.errors.Error:
+            return None
+        return info.cluster if info.cluster and info.cluster.leader else None
+
+    return await eventually(probe, "the events stream to have a leader", 60, interval_s=0.5)
+
+
 async def test_router_rides_out_the_kill_of_the_stream_leader(
     cluster: Stack, apis: list[StackApi], publisher: EventPublisher, db: asyncpg.Pool
 ) -> None:
@@ -526,8 +542,8 @@ async def test_router_rides_out_the_kill_of_the_stream_leader(
     await _launch_many(apis, wait_wf, [{"key": f"k-{i}"} for i in range(30)], run_ids)
     await eventually(lambda: _at_least(_parked(db, tenant, run_ids), 30), "30 parked", 120)
 
-    leader = (await publisher.js.stream_info(EVENTS_STREAM)).cluster
-    assert leader is not None and leader.leader is not None
+    leader = await _stream_cluster(publisher)
+    assert leader.leader is not None
     published: list[str] = []
     matching: dict[str, str] = {}
 
@@ -543,8 +559,7 @@ async def test_router_rides_out_the_kill_of_the_stream_leader(
     await _when(lambda: _recorded(db, tenant, [event_name]), 60, "60 events routed")
     await _kill_and_bring_back(cluster, leader.leader, pause_s=2.0)
     await producing
-    after = (await publisher.js.stream_info(EVENTS_STREAM)).cluster
-    assert after is not None
+    after = await _stream_cluster(publisher)
     rows = await _events(db, tenant, published, timeout_s=120)
     await _all_succeeded(apis[1], wait_wf, 30)
     by_key = {f"k-{i}": run for i, run in enumerate(run_ids)}
