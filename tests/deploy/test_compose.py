@@ -14,6 +14,8 @@ from .conftest import DEPLOY, FORBIDDEN, ROOT, Component, Documented
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 INFRASTRUCTURE = {"postgres", "temporal-db", "temporal", "temporal-ui", "nats"}
+# the `nats-cluster` profile: three JetStream nodes in one cluster
+NATS_CLUSTER = {"nats-1", "nats-2", "nats-3"}
 LONG_RUNNING_RESTART = {"always", "unless-stopped", "on-failure"}
 # `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME}`
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -63,7 +65,7 @@ def _strings(node: object) -> list[str]:
 def test_compose_has_the_infrastructure_the_migrate_job_and_every_service(
     services: dict[str, dict[str, Any]], components: list[Component]
 ) -> None:
-    expected = INFRASTRUCTURE | {"migrate"} | {c.name for c in components}
+    expected = INFRASTRUCTURE | NATS_CLUSTER | {"migrate"} | {c.name for c in components}
     assert set(services) == expected
 
 
@@ -275,3 +277,35 @@ def test_temporal_runs_with_task_queue_fairness(services: dict[str, dict[str, An
     # fairness keys need Temporal 1.29 or newer
     version = temporal["image"].split(":")[1]
     assert tuple(int(p) for p in version.split(".")[:2]) >= (1, 29)
+
+
+def _flag(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_the_nats_cluster_profile_is_three_routed_jetstream_nodes(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]], env_example: dict[str, str]
+) -> None:
+    nodes = {name: services[name] for name in sorted(NATS_CLUSTER)}
+    route_port = {
+        name: _flag(n["command"], "--cluster").rsplit(":", 1)[1] for name, n in nodes.items()
+    }
+    expected_routes = {f"nats://{name}:{port}" for name, port in route_port.items()}
+    stores = set()
+    for name, node in nodes.items():
+        command = node["command"]
+        assert node["profiles"] == ["nats-cluster"], name
+        assert "-js" in command and _flag(command, "--name") == name
+        assert _flag(command, "--cluster_name") == "stepwise"
+        assert set(_flag(command, "--routes").split(",")) == expected_routes
+        (volume,) = node["volumes"]
+        source, target = str(volume).split(":")
+        assert source in compose["volumes"] and Path(_flag(command, "-sd")).is_relative_to(target)
+        stores.add(source)
+        assert "healthz" in " ".join(node["healthcheck"]["test"])
+    assert len(stores) == 3, "each node keeps its own JetStream store"
+    # the services are pointed at it from .env (documented there), not by default
+    assert env_example["NATS_URL"] == "nats://nats:4222"
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert "NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222" in text
+    assert "STEPWISE_NATS_STREAM_REPLICAS=3" in text

@@ -323,3 +323,130 @@ def test_the_temporal_dynamic_config_is_rendered_for_the_cluster(manifests: list
     assert not [
         m for m in of_kind(render(values), "ConfigMap") if "dynamic" in m["metadata"]["name"]
     ]
+
+
+def _container(manifests: list[Manifest], component: str) -> Manifest:
+    (container,) = deployment_of(manifests, component)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+EXTERNAL_CLUSTERS: dict[str, Any] = {
+    **REQUIRED,
+    "temporal": {
+        "address": "prod.abc12.tmprl.cloud:7233",
+        "namespace": "prod.abc12",
+        "tls": {
+            "existingSecret": "temporal-client-tls",
+            "caKey": "ca.crt",
+            "certKey": "tls.crt",
+            "keyKey": "tls.key",
+            "serverName": "frontend.internal",
+        },
+        "apiKey": "temporal-api-key",
+    },
+    "nats": {
+        "urls": ["tls://nats-0.nats:4222", "tls://nats-1.nats:4222", "tls://nats-2.nats:4222"],
+        "streamReplicas": 3,
+        "credentials": {"existingSecret": "nats-user", "key": "stepwise.creds"},
+        "tls": {"existingSecret": "nats-client-tls", "caKey": "ca.crt"},
+    },
+    "database": {"url": DATABASE_URL, "tls": {"existingSecret": "pg-ca"}},
+    "api": {"env": {"STEPWISE_API_DB_POOL_SIZE": 8}},
+}
+
+
+def test_external_temporal_nats_and_postgres_reach_every_service() -> None:
+    rendered = render(EXTERNAL_CLUSTERS)
+    for version in KUBE_VERSIONS:
+        for manifest in rendered:
+            kubernetes_validate.validate(manifest, version, strict=True)
+    config = named(rendered, "ConfigMap", f"{RELEASE}-stepwise")["data"]
+    assert config["NATS_URL"] == (
+        "tls://nats-0.nats:4222,tls://nats-1.nats:4222,tls://nats-2.nats:4222"
+    )
+    assert config["STEPWISE_NATS_STREAM_REPLICAS"] == "3"
+    assert config["NATS_CREDS"] == "/etc/stepwise/nats-creds/stepwise.creds"
+    assert config["NATS_CA"] == "/etc/stepwise/nats-tls/ca.crt"
+    assert config["NATS_CERT"] == config["NATS_KEY"] == ""
+    assert config["TEMPORAL_TLS_CA"] == "/etc/stepwise/temporal-tls/ca.crt"
+    assert config["TEMPORAL_TLS_CERT"] == "/etc/stepwise/temporal-tls/tls.crt"
+    assert config["TEMPORAL_TLS_KEY"] == "/etc/stepwise/temporal-tls/tls.key"
+    assert config["TEMPORAL_TLS_SERVER_NAME"] == "frontend.internal"
+    (secret,) = [
+        s for s in of_kind(rendered, "Secret") if s["metadata"]["name"].endswith("stepwise")
+    ]
+    assert base64.b64decode(secret["data"]["TEMPORAL_API_KEY"]) == b"temporal-api-key"
+    for component in ("api", "worker", "event-router", "sweeper"):
+        pod = deployment_of(rendered, component)["spec"]["template"]["spec"]
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in pod["volumes"]}
+        for directory, secret_name in {
+            "temporal-tls": "temporal-client-tls",
+            "nats-creds": "nats-user",
+            "nats-tls": "nats-client-tls",
+            "postgres-tls": "pg-ca",
+        }.items():
+            assert mounts[f"/etc/stepwise/{directory}"] == directory, component
+            assert volumes[directory] == secret_name, component
+        api_key = {e["name"]: e for e in pod["containers"][0]["env"]}["TEMPORAL_API_KEY"]
+        assert api_key["valueFrom"]["secretKeyRef"]["optional"] is True
+    env = {e["name"]: e.get("value") for e in _container(rendered, "api")["env"]}
+    assert env["STEPWISE_API_DB_POOL_SIZE"] == "8"
+    # the migrate Job reaches Postgres over TLS too, and gets nothing else
+    (job,) = of_kind(rendered, "Job")
+    job_pod = job["spec"]["template"]["spec"]
+    assert [v["name"] for v in job_pod["volumes"]] == ["postgres-tls"]
+    assert job_pod["containers"][0]["volumeMounts"][0]["mountPath"] == "/etc/stepwise/postgres-tls"
+
+
+def test_by_default_nothing_is_mounted_and_the_cluster_settings_are_empty(
+    manifests: list[Manifest],
+) -> None:
+    config = named(manifests, "ConfigMap", f"{RELEASE}-stepwise")["data"]
+    for name in ("NATS_CREDS", "NATS_CA", "TEMPORAL_TLS", "TEMPORAL_TLS_CA", "TEMPORAL_API_KEY"):
+        assert config.get(name, "") == ""
+    for component in ("api", "worker"):
+        pod = deployment_of(manifests, component)["spec"]["template"]["spec"]
+        assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    (job,) = of_kind(manifests, "Job")
+    assert "volumes" not in job["spec"]["template"]["spec"]
+
+
+def test_worker_hpa_scales_on_the_task_queue_backlog_when_asked(
+    manifests: list[Manifest],
+) -> None:
+    from stepwise_contract.names import TASK_QUEUE
+
+    def worker_hpa(rendered: list[Manifest]) -> Manifest:
+        (hpa,) = [
+            h
+            for h in of_kind(rendered, "HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"]["name"].endswith("-worker")
+        ]
+        return hpa
+
+    assert [m["type"] for m in worker_hpa(manifests)["spec"]["metrics"]] == ["Resource"]
+    values = {
+        **REQUIRED,
+        "worker": {
+            "autoscaling": {
+                "backlog": {
+                    "enabled": True,
+                    "selector": {"namespace": "prod"},
+                    "averageValue": "50",
+                }
+            }
+        },
+    }
+    rendered = render(values)
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(worker_hpa(rendered), version, strict=True)
+    cpu, backlog = worker_hpa(rendered)["spec"]["metrics"]
+    assert cpu["type"] == "Resource" and backlog["type"] == "External"
+    metric = backlog["external"]["metric"]
+    assert metric["name"] == "temporal_approximate_backlog_count"
+    assert metric["selector"]["matchLabels"] == {"task_queue": TASK_QUEUE, "namespace": "prod"}
+    assert backlog["external"]["target"] == {"type": "AverageValue", "averageValue": "50"}
+    # PodDisruptionBudgets stay with the HPA
+    pdbs = {p["metadata"]["name"] for p in of_kind(rendered, "PodDisruptionBudget")}
+    assert f"{RELEASE}-stepwise-worker" in pdbs and len(pdbs) == 4

@@ -41,6 +41,17 @@ E2E_ENV: dict[str, str] = {
 
 
 @pytest.fixture(scope="session")
+def e2e_env() -> dict[str, str]:
+    """`E2E_ENV`, for modules that start a stack of their own (test_scale_out.py)."""
+    return dict(E2E_ENV)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    return ADMIN_URL
+
+
+@pytest.fixture(scope="session")
 def e2e_database_url() -> Iterator[str]:
     """A fresh, empty database (the stack migrates it), dropped at the end of the session."""
     with scratch_database(ADMIN_URL, "stepwise_e2e") as url:

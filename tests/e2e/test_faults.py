@@ -25,9 +25,7 @@ from typing import Any, TypeVar
 import aiohttp
 import asyncpg
 import msgspec
-import nats.errors
 import pytest
-from nats.js.errors import NoStreamResponseError
 from stepwise_cli.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
 from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_cli.stack import Stack
@@ -297,23 +295,6 @@ async def _park(
     return by_key
 
 
-async def _publish_reliably(
-    publisher: EventPublisher, event_type: str, payload: dict[str, Any], key: str | None
-) -> str:
-    """Publish until JetStream acks, always with the same event id (so a publish whose ack was
-    lost is deduplicated by `Nats-Msg-Id`): what a producer riding out a NATS restart does."""
-    event_id = str(uuid.uuid4())
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            await publisher.publish(event_type, payload, key=key, event_id=event_id, timeout_s=2)
-            return event_id
-        except (nats.errors.Error, NoStreamResponseError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def _dead_letters(publisher: EventPublisher, tenant: str) -> int:
     info = await publisher.js.stream_info(DLQ_STREAM, subjects_filter=dlq_subject(tenant))
     return int((info.state.subjects or {}).get(dlq_subject(tenant), 0))
@@ -419,13 +400,13 @@ async def test_router_kill_9_under_1000_events(
             payload = {"seq": seq}
             if seq % 10 == 0:
                 key = f"k-{seq // 10}"
-                event_id = await _publish_reliably(nats_events, wait_event, payload, key)
+                event_id = await nats_events.publish_reliably(wait_event, payload, key)
                 matching[key] = event_id
             elif seq % 50 == 5:
-                event_id = await _publish_reliably(nats_events, trigger_event, payload, None)
+                event_id = await nats_events.publish_reliably(trigger_event, payload, None)
                 triggers.append(event_id)
             else:
-                event_id = await _publish_reliably(nats_events, wait_event, payload, f"u-{seq}")
+                event_id = await nats_events.publish_reliably(wait_event, payload, f"u-{seq}")
             published.append(event_id)
 
     producing = asyncio.create_task(produce())
@@ -560,7 +541,7 @@ async def test_nats_kill_9_and_restart_mid_stream_loses_no_event(
     async def produce() -> None:
         for seq in range(300):
             key = f"k-{seq // 10}" if seq % 10 == 0 else f"u-{seq}"
-            event_id = await _publish_reliably(nats_events, event_name, {"seq": seq}, key)
+            event_id = await nats_events.publish_reliably(event_name, {"seq": seq}, key)
             if seq % 10 == 0:
                 matching[key] = event_id
             published.append(event_id)

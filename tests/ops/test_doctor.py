@@ -299,3 +299,16 @@ async def test_service_readiness_names_what_is_wrong(ready_and_unready: tuple[st
     assert checks["sweeper"].status == "skip"
     assert "--sweeper-url" in checks["sweeper"].detail
     assert "--router-url" in checks["event-router"].detail
+
+
+async def test_a_cluster_list_with_one_dead_node_reaches_nats(
+    database_url: str, temporal_address: str, nats_url: str, namespace: str, topology: None
+) -> None:
+    """NATS_URL as a cluster's list: the doctor connects through whichever node answers."""
+    listed = f"nats://{CLOSED},{nats_url}"
+    checks = _by_name(
+        await Doctor(_targets(database_url, temporal_address, namespace, listed)).run()
+    )
+    assert checks["nats"].status == "ok", checks["nats"]
+    assert checks["nats"].detail == f"reachable: {listed}"
+    assert checks["jetstream"].status == "ok"

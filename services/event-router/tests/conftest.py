@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from stepwise_contract import names
 from stepwise_contract.payloads import EventSignal, HumanTaskSignal
 from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.nats_connection import connect_nats
 from stepwise_router.metrics import Metrics
 from stepwise_router.service import run_router
 from stepwise_router.settings import Settings
@@ -359,7 +360,7 @@ async def router_in_process(
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     pool = await create_pool(settings.common.database_url, max_size=settings.concurrency + 2)
-    nc = await nats.connect(settings.common.nats_url, name="router-in-process")
+    nc = await connect_nats(settings.common.nats, name="router-in-process")
     stop = asyncio.Event()
     task = asyncio.create_task(
         run_router(

@@ -50,3 +50,12 @@ def test_values_from_the_environment() -> None:
 def test_bad_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_db_pool_follows_the_concurrency_unless_set() -> None:
+    assert Settings.from_env({}).db_pool_size == 18
+    assert Settings.from_env({"STEPWISE_ROUTER_CONCURRENCY": "40"}).db_pool_size == 42
+    settings = Settings.from_env({"STEPWISE_ROUTER_DB_POOL_SIZE": "6"})
+    assert settings.db_pool_size == 6
+    with pytest.raises(SettingsError, match="STEPWISE_ROUTER_DB_POOL_SIZE"):
+        Settings.from_env({"STEPWISE_ROUTER_DB_POOL_SIZE": "1"})

@@ -67,3 +67,10 @@ def test_bad_value_stops_the_service_with_status_2(
     monkeypatch.setenv("STEPWISE_RECONCILE_DEADLINE_S", "1")
     assert main() == 2
     assert "STEPWISE_RECONCILE_DEADLINE_S=1 must be >=" in capsys.readouterr().err
+
+
+def test_db_pool_size() -> None:
+    assert Settings.from_env({}).db_pool_size == 10
+    assert Settings.from_env({"STEPWISE_SWEEPER_DB_POOL_SIZE": "3"}).db_pool_size == 3
+    with pytest.raises(SettingsError, match="STEPWISE_SWEEPER_DB_POOL_SIZE"):
+        Settings.from_env({"STEPWISE_SWEEPER_DB_POOL_SIZE": "zero"})

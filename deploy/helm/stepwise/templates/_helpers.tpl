@@ -43,6 +43,51 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- printf "%s/%s:%s" .root.Values.image.registry .svc.image.repository $tag -}}
 {{- end -}}
 
+{{/* Where a file of a mounted Secret appears in the containers: "" unless both the Secret and
+the key are given (the service then uses its default: no TLS file). */}}
+{{- define "stepwise.tlsPath" -}}
+{{- if and .secret .key -}}
+{{- printf "/etc/stepwise/%s/%s" .dir .key -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secrets mounted as files (TLS material, NATS credentials): volumeMounts, then volumes. */}}
+{{- define "stepwise.secretMounts" -}}
+{{- range $dir, $secret := include "stepwise.secretFiles" . | fromYaml }}
+- name: {{ $dir }}
+  mountPath: /etc/stepwise/{{ $dir }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "stepwise.secretVolumes" -}}
+{{- range $dir, $secret := include "stepwise.secretFiles" . | fromYaml }}
+- name: {{ $dir }}
+  secret:
+    secretName: {{ $secret }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{/* mount directory → Secret name, for the Secrets the values name (the migrate Job: Postgres only) */}}
+{{- define "stepwise.secretFiles" -}}
+{{- $v := .root.Values -}}
+{{- with $v.database.tls.existingSecret }}
+postgres-tls: {{ . | quote }}
+{{- end }}
+{{- if not .postgresOnly }}
+{{- with $v.temporal.tls.existingSecret }}
+temporal-tls: {{ . | quote }}
+{{- end }}
+{{- with $v.nats.credentials.existingSecret }}
+nats-creds: {{ . | quote }}
+{{- end }}
+{{- with $v.nats.tls.existingSecret }}
+nats-tls: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* A Deployment of one Stepwise service. */}}
 {{- define "stepwise.deployment" -}}
 {{- $root := .root -}}
@@ -109,6 +154,13 @@ spec:
                   name: {{ include "stepwise.secretName" $root }}
                   key: STEPWISE_SECRET_KEY
             {{- end }}
+            # optional: an existingSecret without an API key means none (plain or mTLS Temporal)
+            - name: TEMPORAL_API_KEY
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "stepwise.secretName" $root }}
+                  key: TEMPORAL_API_KEY
+                  optional: true
             - name: {{ .portEnv }}
               value: {{ $svc.port | quote }}
             {{- range $envName, $envValue := $svc.env }}
@@ -150,9 +202,11 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- include "stepwise.secretMounts" . | nindent 12 }}
       volumes:
         - name: tmp
           emptyDir: {}
+        {{- include "stepwise.secretVolumes" . | nindent 8 }}
       {{- with $svc.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -231,6 +285,24 @@ spec:
         target:
           type: Utilization
           averageUtilization: {{ $svc.autoscaling.targetCPUUtilizationPercentage }}
+    {{- $backlog := dig "backlog" dict $svc.autoscaling }}
+    {{- if $backlog.enabled }}
+    # the task queue's backlog from the external metrics API (deploy/README.md, Worker)
+    - type: External
+      external:
+        metric:
+          name: {{ required "autoscaling.backlog.metricName is required" $backlog.metricName }}
+          selector:
+            matchLabels:
+              {{- /* the contract's one task queue (stepwise_contract.names.TASK_QUEUE) */}}
+              {{ $backlog.taskQueueLabel }}: workflow-runtime-v2
+              {{- range $label, $value := $backlog.selector }}
+              {{ $label }}: {{ $value | quote }}
+              {{- end }}
+        target:
+          type: AverageValue
+          averageValue: {{ $backlog.averageValue | quote }}
+    {{- end }}
   behavior:
     # Scale in slowly: a drained replica hands its in-flight work back, which costs a retry.
     scaleDown:

@@ -23,6 +23,8 @@ from typing import Final
 
 import msgspec
 from stepwise_contract.api_keys import generate_api_key
+from stepwise_contract.platform.connection_config import ConnectionConfigError
+from stepwise_contract.platform.nats_connection import parse_nats_urls
 from stepwise_contract.platform.settings import SettingsError, env_choice, env_str
 
 from stepwise_cli.dev_env import DEV_ENV_FILE, format_dev_env
@@ -46,8 +48,11 @@ class DevSettings(msgspec.Struct, frozen=True, kw_only=True):
         if database_url and not database_url.startswith(("postgres://", "postgresql://")):
             raise SettingsError(f"DATABASE_URL={database_url!r} must be a postgresql:// URL")
         nats_url = env_str(environ, "NATS_URL", "") or None
-        if nats_url and not nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
-            raise SettingsError(f"NATS_URL={nats_url!r} must be a nats:// URL")
+        if nats_url:
+            try:
+                parse_nats_urls(nats_url)
+            except ConnectionConfigError as exc:
+                raise SettingsError(str(exc)) from None
         return cls(
             home=env_str(environ, "STEPWISE_HOME", ".stepwise"),
             database_url=database_url,
@@ -116,7 +121,14 @@ def _signals_request_stop(stack: Stack, stop: threading.Event) -> Iterator[None]
             signal.signal(sig, handler)
 
 
-def run_dev(environ: Mapping[str, str]) -> int:
+def run_dev(
+    environ: Mapping[str, str],
+    *,
+    replicas: Mapping[str, int] | None = None,
+    nats_nodes: int = 1,
+) -> int:
+    """`replicas` / `nats_nodes`: `stepwise dev --replicas … --nats-nodes …` (default: one of
+    everything, as `make run`)."""
     try:
         settings = DevSettings.from_env(environ)
         home = Path(settings.home).resolve()
@@ -140,6 +152,8 @@ def run_dev(environ: Mapping[str, str]) -> int:
         secret_key=secret_key,
         extra_env={"STEPWISE_LOG_FORMAT": settings.log_format},
         progress=_progress,
+        replicas=replicas,
+        nats_nodes=1 if settings.nats_url else nats_nodes,
     )
     _say(f"Stepwise dev stack in {home}")
     _say(f"  logs: {home / 'logs'}/<name>.log (temporal, nats, postgres, api, worker, …)")
@@ -187,6 +201,8 @@ def run_dev(environ: Mapping[str, str]) -> int:
             _write_private(dev_env, format_dev_env(values))
             _say(f"Stepwise is ready ({time.monotonic() - started:.1f} s).")
             _say(f"  API          {stack.api_url}")
+            for url in stack.service_urls("api")[1:]:
+                _say(f"  API replica  {url}")
             _say(f"  Run Studio   {stack.api_url}/studio/")
             _say(f"  Temporal UI  {stack.temporal_ui_url}")
             _say(f"  API key      {api_key}  (admin of dev tenant {stack.tenant_id})")

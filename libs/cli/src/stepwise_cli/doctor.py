@@ -19,7 +19,6 @@ from typing import Any, Final, Literal
 import aiohttp
 import asyncpg
 import msgspec
-import nats
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 from stepwise_contract.names import (
@@ -30,7 +29,9 @@ from stepwise_contract.names import (
     TASK_QUEUE,
 )
 from stepwise_contract.platform.migrate import load_migrations
+from stepwise_contract.platform.nats_connection import NatsSettings, connect_nats, parse_nats_urls
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.temporal_access import TemporalAccess
 from stepwise_contract.task_failures import FAILING_RUNS_QUERY
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -72,6 +73,9 @@ class Targets(msgspec.Struct, frozen=True, kw_only=True):
     temporal_namespace: str
     nats_url: str
     services: dict[str, str] = {}
+    # credentials and TLS with NATS_URL's servers; None: `nats_url`'s servers, plain
+    nats: NatsSettings | None = None
+    temporal_access: TemporalAccess = msgspec.field(default_factory=TemporalAccess)
     # the contract's one task queue; tests point it at a fresh queue
     task_queue: str = TASK_QUEUE
     timeout_s: float = 5.0
@@ -84,6 +88,11 @@ def mask_url(url: str) -> str:
         return url
     netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _mask_urls(urls: str) -> str:
+    """`mask_url` of each URL of a comma-separated list."""
+    return ",".join(mask_url(url.strip()) for url in urls.split(","))
 
 
 def _error(exc: BaseException) -> str:
@@ -120,7 +129,7 @@ class Doctor:
                 Check(
                     name="postgres",
                     status="fail",
-                    detail=f"cannot connect to {mask_url(url)}: {_error(exc)}",
+                    detail=f"cannot connect to {_mask_urls(url)}: {_error(exc)}",
                     fix=fix,
                 ),
                 Check(name="migrations", status="skip", detail="Postgres is unreachable"),
@@ -179,7 +188,9 @@ class Doctor:
         names = ("temporal", "workflow pollers", "activity pollers", "workflow tasks", "fairness")
         try:
             client = await self._bounded(
-                connect_temporal(t.temporal_address, t.temporal_namespace, claims=None)
+                connect_temporal(
+                    t.temporal_address, t.temporal_namespace, claims=None, access=t.temporal_access
+                )
             )
             await self._bounded(client.service_client.check_health())
         except Exception as exc:
@@ -363,11 +374,13 @@ class Doctor:
         names = ("jetstream", f"stream {EVENTS_STREAM}", f"stream {DLQ_STREAM}", "event consumer")
         try:
             nc: NATS = await self._bounded(
-                nats.connect(
-                    url,
+                connect_nats(
+                    self.targets.nats or NatsSettings(servers=parse_nats_urls(url)),
                     connect_timeout=self.targets.timeout_s,
-                    allow_reconnect=False,
-                    max_reconnect_attempts=0,
+                    # each server of a cluster list once more, then give up (nats-py reads 0 as
+                    # "forever", and allow_reconnect=False gives up before trying the next one)
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.1,
                     name="stepwise-doctor",
                 )
             )
@@ -383,7 +396,7 @@ class Doctor:
             ]
         try:
             return [
-                Check(name="nats", status="ok", detail=f"reachable: {mask_url(url)}"),
+                Check(name="nats", status="ok", detail=f"reachable: {_mask_urls(url)}"),
                 *await self._jetstream(nc),
             ]
         finally:

@@ -81,6 +81,8 @@ def targets_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Target
         temporal_address=common.temporal_address,
         temporal_namespace=common.temporal_namespace,
         nats_url=common.nats_url,
+        nats=common.nats,
+        temporal_access=common.temporal_access,
         services=services,
         timeout_s=args.timeout,
     )

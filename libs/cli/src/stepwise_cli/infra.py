@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,6 +143,57 @@ def nats_server(home: Path, port: int | None = None) -> tuple[ManagedProcess, st
         ready=http_ready(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true"),
     )
     return proc, f"nats://127.0.0.1:{port}"
+
+
+def _cluster_node_ready(monitor: int) -> Callable[[], bool]:
+    """Healthy, and the node knows the cluster's meta leader (streams can be created)."""
+    healthy = http_ready(f"http://127.0.0.1:{monitor}/healthz")
+
+    def check() -> bool:
+        if not healthy():
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/jsz", timeout=2) as resp:
+                meta = json.load(resp).get("meta_cluster") or {}
+        except (OSError, ValueError):
+            return False
+        return bool(meta.get("leader"))
+
+    return check
+
+
+def nats_cluster(
+    home: Path, size: int = 3, ports: list[int] | None = None
+) -> tuple[list[ManagedProcess], list[str]]:
+    """`size` nats-servers forming one JetStream cluster (`nats-1`…, routes to each other, store
+    under `home/nats-<i>`); returns (processes, client URLs). A node is ready when its /healthz
+    says JetStream is current with the cluster's meta leader, so streams with `size` replicas can
+    be created once all are ready. A killed node restarted with the same command rejoins and
+    catches up from its own store and its peers."""
+    client_ports = [free_port(p) for p in ports] if ports else [free_port() for _ in range(size)]
+    route_ports = [free_port() for _ in range(size)]
+    routes = ",".join(f"nats://127.0.0.1:{port}" for port in route_ports)
+    processes: list[ManagedProcess] = []
+    for index, (port, route_port) in enumerate(zip(client_ports, route_ports, strict=True), 1):
+        name = f"nats-{index}"
+        monitor = free_port()
+        store = home / name
+        store.mkdir(parents=True, exist_ok=True)
+        argv = [
+            _bin("nats-server"),
+            *("-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)),
+            *("-m", str(monitor), "--name", name, "--cluster_name", "stepwise"),
+            *("--cluster", f"nats://127.0.0.1:{route_port}", "--routes", routes),
+        ]
+        processes.append(
+            ManagedProcess(
+                name=name,
+                argv=argv,
+                log_path=home / "logs" / f"{name}.log",
+                ready=_cluster_node_ready(monitor),
+            )
+        )
+    return processes, [f"nats://127.0.0.1:{port}" for port in client_ports]
 
 
 def _embedded_pg_bin() -> Path:

@@ -6,6 +6,11 @@ database, makes sure a tenant with an admin API key exists, then starts the four
 `python -m <package>` processes and waits for each `/readyz`. Every component is a
 `ManagedProcess`, so a test can `kill` (SIGKILL) or `restart` any of them by name.
 
+Scale-out: `replicas={"api": 2, "worker": 3}` runs several processes of a service on free ports
+(the first keeps the service's name, the others are `api-2`, `worker-3`…), and `nats_nodes=3`
+runs a three-node JetStream cluster (`nats-1`…`nats-3`) whose streams the router creates with
+three replicas; every service gets all the nodes' URLs.
+
 The methods block (they wait on processes); async tests call the slow ones through
 `asyncio.to_thread`. `home/stack.json` describes the running stack (URLs, pids, log files).
 """
@@ -37,6 +42,7 @@ from stepwise_contract.platform.migrate import migrate
 from stepwise_cli.admin import AdminError, create_key, create_tenant
 from stepwise_cli.infra import (
     embedded_postgres,
+    nats_cluster,
     nats_server,
     temporal_dev_server,
     temporal_dev_server_headless,
@@ -86,7 +92,15 @@ SERVICES: Final = (
     ),
 )
 _SPECS: Final = {spec.name: spec for spec in SERVICES}
-_ALIASES: Final = {"router": "event-router", "pg": "postgres"}
+# short names a caller may use for a component
+ALIASES: Final = {"router": "event-router", "pg": "postgres"}
+# more replicas of one service than this on one machine is a typo, not a test
+MAX_REPLICAS: Final = 16
+
+
+def replica_names(service: str, count: int) -> list[str]:
+    """The component names of a service's replicas: `api`, `api-2`, `api-3`…"""
+    return [service] + [f"{service}-{i}" for i in range(2, count + 1)]
 
 
 class StackError(RuntimeError):
@@ -192,13 +206,34 @@ class Stack:
         secret_key: str | None = None,
         ready_timeout_s: float = 60.0,
         progress: Progress | None = None,
+        replicas: Mapping[str, int] | None = None,
+        nats_nodes: int = 1,
     ) -> None:
         """`database_url`/`nats_url` None → start our own (embedded Postgres / nats-server).
 
         `preferred_ports` picks the well-known ports (7233, 4222, 8080…) when free, as `make run`
         does; otherwise every port is a free one (tests). `tenant_id`/`api_key` default to fresh
         ones; `api_key` becomes an admin key (the tenant is taken from the key when it exists).
+        `replicas`: processes per service (default 1 each); `nats_nodes` > 1: our own JetStream
+        cluster of that many nodes (not with `nats_url`).
         """
+        counts = {spec.name: 1 for spec in SERVICES}
+        for service, count in (replicas or {}).items():
+            service = ALIASES.get(service, service)
+            if service not in counts:
+                raise StackError(f"{service!r} is not a service; services: {list(counts)}")
+            if not 1 <= count <= MAX_REPLICAS:
+                raise StackError(f"{service}: {count} replicas (1 to {MAX_REPLICAS})")
+            counts[service] = count
+        if not 1 <= nats_nodes <= 5:
+            raise StackError(f"nats_nodes={nats_nodes}: a JetStream cluster has 1 to 5 nodes")
+        if nats_nodes > 1 and nats_url is not None:
+            raise StackError("nats_nodes > 1 starts our own cluster: do not pass nats_url too")
+        self.replicas = counts
+        self.nats_nodes = nats_nodes
+        self._replica_of = {
+            name: spec for spec in SERVICES for name in replica_names(spec.name, counts[spec.name])
+        }
         self.home = home.resolve()
         self.with_worker = with_worker
         self.extra_env = dict(extra_env or {})
@@ -236,7 +271,11 @@ class Stack:
             self._start_infra()
             self._prepare_database()
             self._start_services(
-                [s.name for s in SERVICES if self.with_worker or s.name != "worker"]
+                [
+                    name
+                    for name, spec in self._replica_of.items()
+                    if self.with_worker or spec.name != "worker"
+                ]
             )
             self.write_state()
         except BaseException:
@@ -316,6 +355,12 @@ class Stack:
             "STEPWISE_BIND_HOST": "127.0.0.1",
             "STEPWISE_LOG_FORMAT": "json",
             "STEPWISE_HOME": str(self.home),
+            # our own NATS: a stream replica on every node (an external one: the caller's say)
+            **(
+                {}
+                if self._external_nats
+                else {"STEPWISE_NATS_STREAM_REPLICAS": str(self.nats_nodes)}
+            ),
             **self.extra_env,
         }
 
@@ -325,6 +370,15 @@ class Stack:
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self._ports[self._canonical(name)]}"
+
+    def service_urls(self, service: str) -> list[str]:
+        """The base URL of every replica of a service (`api` → the API replicas' URLs)."""
+        service = self._canonical(service)
+        return [self.service_url(n) for n in replica_names(service, self.replicas[service])]
+
+    def replica_names(self, service: str) -> list[str]:
+        service = self._canonical(service)
+        return replica_names(service, self.replicas[service])
 
     def service(self, name: str) -> ManagedProcess:
         name = self._canonical(name)
@@ -391,9 +445,9 @@ class Stack:
         """Start a service that is not running (e.g. the worker of a stack built without it),
         with `env` overriding variables of this service from now on."""
         name = self._canonical(name)
-        if name not in _SPECS:
-            raise StackError(f"{name} is not a service; services: {list(_SPECS)}")
-        proc = self._services.get(name) or self._service_process(_SPECS[name])
+        if name not in self._replica_of:
+            raise StackError(f"{name} is not a service; services: {list(self._replica_of)}")
+        proc = self._services.get(name) or self._service_process(self._replica_of[name], name)
         if proc.alive():
             raise StackError(f"{name} is already running (pid {proc.pid}); use restart()")
         if env:
@@ -405,7 +459,10 @@ class Stack:
     def restart_nats(self, *, hard: bool = False) -> None:
         """Restart our nats-server on the same port with the same JetStream store."""
         if "nats" not in self._infra:
-            raise StackError("NATS is external (NATS_URL was given); this stack cannot restart it")
+            raise StackError(
+                "NATS is external (NATS_URL was given) or a cluster (restart one node by name:"
+                " nats-1…); this stack cannot restart it"
+            )
         self.restart("nats", hard=hard)
 
     def restart_postgres(self, *, hard: bool = False) -> None:
@@ -424,7 +481,10 @@ class Stack:
     # ---------------------------------------------------------------- internals
 
     def _canonical(self, name: str) -> str:
-        return _ALIASES.get(name, name)
+        base, dash, index = name.rpartition("-")
+        if dash and index.isdigit() and base in ALIASES:
+            return f"{ALIASES[base]}-{index}"  # router-2 → event-router-2
+        return ALIASES.get(name, name)
 
     def _report(self, name: str, detail: str, started: float) -> None:
         if self._progress is not None:
@@ -464,7 +524,14 @@ class Stack:
             detail = self.temporal_address
         self._urls["temporal"] = self.temporal_address
         launch(temporal, detail)
-        if not self._external_nats:
+        if not self._external_nats and self.nats_nodes > 1:
+            preferred = [4222 + i for i in range(self.nats_nodes)] if self.preferred_ports else None
+            nodes, urls = nats_cluster(self.home, self.nats_nodes, preferred)
+            self.nats_url = ",".join(urls)
+            for node, url in zip(nodes, urls, strict=True):
+                self._urls[node.name] = url
+                launch(node, f"{url} · JetStream cluster node, store {self.home / node.name}")
+        elif not self._external_nats:
             nats, self.nats_url = nats_server(self.home, 4222 if self.preferred_ports else None)
             self._urls["nats"] = self.nats_url
             launch(nats, f"{self.nats_url} · JetStream store {self.home / 'nats'}")
@@ -501,15 +568,18 @@ class Stack:
         self._report("migrations", f"applied: {applied}", started)
         self._report("tenant", f"{self.tenant_name} {self.tenant_id} with an admin key", started)
 
-    def _service_process(self, spec: ServiceSpec) -> ManagedProcess:
-        port = self._ports.get(spec.name) or self._pick_port(spec.default_port)
-        self._ports[spec.name] = port
+    def _service_process(self, spec: ServiceSpec, name: str) -> ManagedProcess:
+        """Replica `name` of `spec` (the first replica is named after the service and gets its
+        well-known port when `preferred_ports`; the others take free ports)."""
+        preferred = spec.default_port if name == spec.name else None
+        port = self._ports.get(name) or self._pick_port(preferred)
+        self._ports[name] = port
         url = f"http://127.0.0.1:{port}"
-        self._urls[spec.name] = url
+        self._urls[name] = url
         return ManagedProcess(
-            name=spec.name,
+            name=name,
             argv=[sys.executable, "-m", spec.module],
-            log_path=self.home / "logs" / f"{spec.name}.log",
+            log_path=self.home / "logs" / f"{name}.log",
             env={**self.env, spec.port_env: str(port)},
             ready=http_ready(f"{url}/readyz"),
         )
@@ -517,7 +587,7 @@ class Stack:
     def _start_services(self, names: list[str]) -> None:
         launched: list[tuple[ManagedProcess, float]] = []
         for name in names:
-            proc = self._service_process(_SPECS[name])
+            proc = self._service_process(self._replica_of[name], name)
             self._services[name] = proc
             launched.append((proc.start(), time.monotonic()))
         self.write_state()

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
-import nats
 from aiohttp import web
 from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.http_tracing import tracing_middlewares
+from stepwise_contract.platform.nats_connection import connect_nats
 from stepwise_contract.platform.nats_tracing import traced_jetstream
 from stepwise_contract.platform.ops import ReadinessCheck, add_ops_routes
 from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
@@ -35,7 +35,7 @@ def _resources(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         common = settings.common
-        pool = await create_pool(common.database_url, max_size=20)
+        pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
         try:
             # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
             client = await connect_temporal(
@@ -44,8 +44,9 @@ def _resources(
                 claims=PostgresClaimStore(pool),
                 lazy=True,
                 interceptors=temporal_interceptors(tracer_provider),
+                access=common.temporal_access,
             )
-            nc = await nats.connect(common.nats_url, name="stepwise-api", max_reconnect_attempts=-1)
+            nc = await connect_nats(common.nats, name="stepwise-api", max_reconnect_attempts=-1)
             try:
                 app[DEPS] = Deps(
                     settings=settings,

@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # start, so the end-to-end suite can prove the sweeper's launch reconciliation. Never set it in
     # production.
     fault_crash_after_run_row: bool = False
+    # Postgres connections per API process (`STEPWISE_API_DB_POOL_SIZE`)
+    db_pool_size: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -64,4 +66,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             fault_crash_after_run_row=env_bool(
                 environ, "STEPWISE_FAULT_CRASH_AFTER_RUN_ROW", False
             ),
+            db_pool_size=env_int(environ, "STEPWISE_API_DB_POOL_SIZE", 20, minimum=2),
         )

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 
 import asyncpg
-import nats
 import structlog
 from nats.aio.client import Client as NATS
 from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.logs import configure_logging
+from stepwise_contract.platform.nats_connection import connect_nats
 from stepwise_contract.platform.nats_tracing import traced_message_handler
 from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
 from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
@@ -55,7 +55,12 @@ async def run_router(
 ) -> None:
     """Ensure the streams and the consumer, then route events until `stop` is set."""
     js = nc.jetstream()
-    await ensure_topology(js, max_deliver=settings.max_deliver, ack_wait_s=settings.ack_wait_s)
+    await ensure_topology(
+        js,
+        max_deliver=settings.max_deliver,
+        ack_wait_s=settings.ack_wait_s,
+        replicas=settings.common.nats.stream_replicas,
+    )
     dead_letters = DeadLetters(js, metrics)
     router = EventRouter(
         ledger=Ledger(pool),
@@ -104,17 +109,18 @@ async def serve(settings: Settings) -> None:
     )
     tracer_provider = configure_tracing("stepwise-router", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
-    # one connection per in-flight message, plus readiness checks
-    pool = await create_pool(common.database_url, max_size=settings.concurrency + 2)
+    # default: one connection per in-flight message, plus readiness checks
+    pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
     try:
         client = await connect_temporal(
             common.temporal_address,
             common.temporal_namespace,
             claims=PostgresClaimStore(pool),
             interceptors=temporal_interceptors(tracer_provider),
+            access=common.temporal_access,
         )
-        nc = await nats.connect(
-            common.nats_url,
+        nc = await connect_nats(
+            common.nats,
             name="stepwise-router",
             max_reconnect_attempts=-1,  # a NATS restart must not end the router
             error_cb=_log_nats_error,

@@ -11,6 +11,8 @@
 - `STEPWISE_CORRELATION_PATHS` (`DEFAULT_CORRELATION_PATHS`): JSON
   `{"EVENT_TYPE": ["path", ...], "*": [...]}`; replaces the whole default map.
 - `STEPWISE_ROUTER_PORT` (8082): the ops server (/healthz, /readyz, /metrics).
+- `STEPWISE_ROUTER_DB_POOL_SIZE` (concurrency + 2): Postgres connections per router process; fewer
+  than the concurrency makes in-flight messages queue for a connection.
 
 The lookback of the recent-event buffer (`STEPWISE_EVENT_LOOKBACK_S`) is not read here: the router
 only appends to the buffer; the worker reads it within the lookback and the sweeper expires it.
@@ -61,20 +63,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     correlation_paths: dict[str, list[str]] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_CORRELATION_PATHS)
     )
+    db_pool_size: int = 18
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        concurrency = env_int(environ, "STEPWISE_ROUTER_CONCURRENCY", 16, minimum=1)
         return cls(
             common=CommonSettings.from_env(environ),
             host=env_str(environ, "STEPWISE_BIND_HOST", "0.0.0.0"),
             port=env_port(environ, "STEPWISE_ROUTER_PORT", 8082),
             max_deliver=env_int(environ, "STEPWISE_EVENT_MAX_DELIVER", 5, minimum=1),
-            concurrency=env_int(environ, "STEPWISE_ROUTER_CONCURRENCY", 16, minimum=1),
+            concurrency=concurrency,
             batch=env_int(environ, "STEPWISE_ROUTER_BATCH", 16, minimum=1),
             # JetStream counts the ack wait in nanoseconds and refuses zero
             ack_wait_s=env_float(environ, "STEPWISE_ROUTER_ACK_WAIT_S", 30.0, minimum=0.5),
             backoff_s=_env_backoff(environ, "STEPWISE_ROUTER_BACKOFF_S"),
             correlation_paths=_env_paths(environ, "STEPWISE_CORRELATION_PATHS"),
+            db_pool_size=env_int(
+                environ, "STEPWISE_ROUTER_DB_POOL_SIZE", concurrency + 2, minimum=2
+            ),
         )
 
 

@@ -14,12 +14,19 @@
   be combined.
 
 Several replicas starting at once may race to create a stream: whoever loses updates instead.
+On a JetStream cluster the API can time out or answer "temporarily unavailable" while the meta
+leader is being elected (a fresh cluster, or the leader node just died): those are retried for up
+to `TOPOLOGY_RETRY_S` before the router gives up and exits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Final
 
+import nats.errors
+import structlog
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -29,16 +36,20 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from stepwise_contract import names
+
+log = structlog.get_logger()
 
 DUPLICATE_WINDOW_S: Final = 120.0
 EVENTS_MAX_AGE_S: Final = 7 * 24 * 3600.0
 DLQ_MAX_AGE_S: Final = 30 * 24 * 3600.0
+TOPOLOGY_RETRY_S: Final = 60.0
 
 
-def events_stream_config() -> StreamConfig:
+def events_stream_config(replicas: int = 1) -> StreamConfig:
     return StreamConfig(
+        num_replicas=replicas,
         name=names.EVENTS_STREAM,
         subjects=[names.EVENTS_SUBJECTS],
         storage=StorageType.FILE,
@@ -48,8 +59,9 @@ def events_stream_config() -> StreamConfig:
     )
 
 
-def dlq_stream_config() -> StreamConfig:
+def dlq_stream_config(replicas: int = 1) -> StreamConfig:
     return StreamConfig(
+        num_replicas=replicas,
         name=names.DLQ_STREAM,
         subjects=[names.DLQ_SUBJECTS],
         storage=StorageType.FILE,
@@ -84,15 +96,34 @@ async def _upsert_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_topology(
-    js: JetStreamContext, *, max_deliver: int, ack_wait_s: float, max_ack_pending: int = 1000
+    js: JetStreamContext,
+    *,
+    max_deliver: int,
+    ack_wait_s: float,
+    max_ack_pending: int = 1000,
+    replicas: int = 1,
 ) -> None:
     """Create or update both streams and the durable consumer (creating a durable that exists
-    updates its editable fields: ack wait, max deliver, max ack pending)."""
-    await _upsert_stream(js, events_stream_config())
-    await _upsert_stream(js, dlq_stream_config())
-    await js.add_consumer(
-        names.EVENTS_STREAM,
-        consumer_config(
-            max_deliver=max_deliver, ack_wait_s=ack_wait_s, max_ack_pending=max_ack_pending
-        ),
-    )
+    updates its editable fields: ack wait, max deliver, max ack pending). `replicas`
+    (`STEPWISE_NATS_STREAM_REPLICAS`): copies of each stream on a JetStream cluster; updating
+    it on an existing stream makes the cluster add or drop copies (the consumer follows the
+    stream's count)."""
+    deadline = time.monotonic() + TOPOLOGY_RETRY_S
+    delay = 0.2
+    while True:
+        try:
+            await _upsert_stream(js, events_stream_config(replicas))
+            await _upsert_stream(js, dlq_stream_config(replicas))
+            await js.add_consumer(
+                names.EVENTS_STREAM,
+                consumer_config(
+                    max_deliver=max_deliver, ack_wait_s=ack_wait_s, max_ack_pending=max_ack_pending
+                ),
+            )
+            return
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("jetstream_topology_retry", delay_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -67,7 +67,9 @@ async def serve(settings: Settings) -> None:
     tracer_provider = configure_tracing("stepwise-sweeper", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
     # the quota scan takes session advisory locks: keep asyncpg's reset on release
-    pool = await create_pool(common.database_url, session_state=True)
+    pool = await create_pool(
+        common.database_url, max_size=settings.db_pool_size, session_state=True
+    )
     try:
         # Lazy: the Postgres-only jobs (expiry, buffer, retention) run while Temporal is down;
         # readiness reports it, and reconciliation treats it as transient until the deadline.
@@ -77,6 +79,7 @@ async def serve(settings: Settings) -> None:
             claims=PostgresClaimStore(pool),
             lazy=True,
             interceptors=temporal_interceptors(tracer_provider),
+            access=common.temporal_access,
         )
         checks = {"postgres": postgres_check(pool), "temporal": temporal_check(client)}
         scheduler = build_scheduler(settings, pool, client, SweeperMetrics())

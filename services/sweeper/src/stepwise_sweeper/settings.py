@@ -15,6 +15,7 @@ may take to close before the sweeper terminates it.
 Event buffer: `STEPWISE_EVENT_LOOKBACK_S` (300, shared with the worker and the router).
 Shutdown: `STEPWISE_SWEEP_SHUTDOWN_S` (20) — how long SIGTERM waits for passes to finish their
 current batch before cancelling them (a cancelled batch's transaction rolls back).
+Postgres: `STEPWISE_SWEEPER_DB_POOL_SIZE` (10) connections per sweeper process.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_failures: TaskFailuresConfig
     cancel_enforcement: CancelEnforcementConfig
     shutdown_timeout_s: float
+    db_pool_size: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -121,4 +123,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 temporal_timeout_s=temporal_timeout,
             ),
             shutdown_timeout_s=env_float(environ, "STEPWISE_SWEEP_SHUTDOWN_S", 20.0, minimum=0),
+            db_pool_size=env_int(environ, "STEPWISE_SWEEPER_DB_POOL_SIZE", 10, minimum=2),
         )

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import nats
 import structlog
 from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.logs import configure_logging
+from stepwise_contract.platform.nats_connection import connect_nats
 from stepwise_contract.platform.nats_tracing import traced_jetstream
 from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
 from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
@@ -64,8 +64,9 @@ async def serve(settings: Settings) -> None:
             common.temporal_namespace,
             claims=PostgresClaimStore(pool),
             interceptors=temporal_interceptors(tracer_provider),
+            access=common.temporal_access,
         )
-        nc = await nats.connect(common.nats_url, name="stepwise-worker", max_reconnect_attempts=-1)
+        nc = await connect_nats(common.nats, name="stepwise-worker", max_reconnect_attempts=-1)
         worker = build_worker(
             client,
             pool,

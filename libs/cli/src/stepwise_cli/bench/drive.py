@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 import aiohttp
 import nats
+import nats.errors
 from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from stepwise_contract.envelope import EventEnvelope, encode_envelope
 from stepwise_contract.names import MSG_ID_HEADER, event_subject
+from stepwise_contract.platform.nats_connection import parse_nats_urls
 
 T = TypeVar("T")
 
@@ -180,7 +182,10 @@ class EventPublisher:
     @classmethod
     async def connect(cls, nats_url: str, tenant: str) -> EventPublisher:
         # Keep trying to reconnect for as long as a test may restart the server.
-        nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        # `nats_url`: one URL or a cluster's comma-separated list
+        nc = await nats.connect(
+            list(parse_nats_urls(nats_url)), max_reconnect_attempts=-1, reconnect_time_wait=0.2
+        )
         return cls(nc, nc.jetstream(), tenant)
 
     async def publish(
@@ -207,6 +212,28 @@ class EventPublisher:
             headers={MSG_ID_HEADER: env.event_id},
         )
         return env.event_id
+
+    async def publish_reliably(
+        self,
+        event_type: str,
+        payload: dict[str, Any],
+        key: str | None,
+        *,
+        give_up_after_s: float = 60.0,
+    ) -> str:
+        """Publish until JetStream acks, always with the same event id (so a publish whose ack
+        was lost is deduplicated by `Nats-Msg-Id`): what a producer riding out a NATS restart or
+        a cluster's leader election does."""
+        event_id = str(uuid.uuid4())
+        deadline = time.monotonic() + give_up_after_s
+        while True:
+            try:
+                await self.publish(event_type, payload, key=key, event_id=event_id, timeout_s=2)
+                return event_id
+            except (nats.errors.Error, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
     async def close(self) -> None:
         await self.nc.drain()

@@ -10,15 +10,17 @@ There is deliberately no reader for an engine or a task queue: neither is config
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
+from stepwise_contract.platform.connection_config import ConnectionConfigError
+from stepwise_contract.platform.nats_connection import DEFAULT_NATS_URL, NatsSettings
 from stepwise_contract.platform.otel_settings import OtelSettings, TracingConfigError
+from stepwise_contract.platform.temporal_access import TemporalAccess
 
 DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/stepwise"
 DEFAULT_TEMPORAL_ADDRESS: Final = "127.0.0.1:7233"
-DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 
 
 class SettingsError(ValueError):
@@ -95,11 +97,16 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     temporal_address: str
     temporal_namespace: str
+    # NATS_URL as given (one URL or a comma-separated list), for messages; `nats` is what to use
     nats_url: str
     log_format: str
     log_level: str
     # OpenTelemetry tracing from the standard OTEL_* variables; off by default
     otel: OtelSettings = msgspec.field(default_factory=OtelSettings)
+    # the parsed server list, credentials, TLS and stream replicas (nats_connection.py)
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
+    # TLS / mTLS / API key for a Temporal cluster other than a dev server (temporal_access.py)
+    temporal_access: TemporalAccess = msgspec.field(default_factory=TemporalAccess)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> CommonSettings:
@@ -107,8 +114,6 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
         if not database_url.startswith(("postgres://", "postgresql://")):
             raise SettingsError(f"DATABASE_URL={database_url!r} must be a postgresql:// URL")
         nats_url = env_str(environ, "NATS_URL", DEFAULT_NATS_URL)
-        if not nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
-            raise SettingsError(f"NATS_URL={nats_url!r} must be a nats:// URL")
         temporal_address = env_str(environ, "TEMPORAL_ADDRESS", DEFAULT_TEMPORAL_ADDRESS)
         if ":" not in temporal_address:
             raise SettingsError(f"TEMPORAL_ADDRESS={temporal_address!r} must be host:port")
@@ -122,7 +127,18 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
                 environ, "STEPWISE_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}
             ),
             otel=_otel(environ),
+            **_connections(environ),
         )
+
+
+def _connections(environ: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        return {
+            "nats": NatsSettings.from_env(environ),
+            "temporal_access": TemporalAccess.from_env(environ),
+        }
+    except ConnectionConfigError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _otel(environ: Mapping[str, str]) -> OtelSettings:
