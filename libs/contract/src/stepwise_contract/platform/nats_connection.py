@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import msgspec
-import nats
-from nats.aio.client import Client as Nats
 
 from stepwise_contract.platform.connection_config import ConnectionConfigError, env_file
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as Nats
 
 DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 NATS_SCHEMES: Final = ("nats", "tls", "ws", "wss")
@@ -126,6 +127,9 @@ class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
 async def connect_nats(settings: NatsSettings, *, name: str, **options: Any) -> Nats:
     """Connect to every configured server (the client picks one and fails over), with the
     credentials and TLS of `settings`; `options` are nats-py's (callbacks, reconnect policy)."""
+    # imported here: the settings above are read by every service, the sweeper has no NATS
+    import nats
+
     extra: dict[str, Any] = {}
     if settings.credentials_file:
         extra["user_credentials"] = settings.credentials_file
