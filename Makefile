@@ -47,7 +47,7 @@ fmt: sync
 	$(UV) run --locked ruff check --fix .
 
 bench: sync
-	$(UV) run --locked python -m stepwise_cli.bench
+	$(UV) run --locked python -m stepwise_devkit.bench
 
 migrate: sync
 	$(UV) run --locked python -m stepwise_contract.migrate

@@ -18,13 +18,13 @@ from typing import ClassVar
 
 import asyncpg
 import pytest
-from stepwise_cli.infra import nats_server, temporal_dev_server_headless
-from stepwise_cli.scratch import scratch_database
 from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import migrate
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.temporal import connect_temporal
+from stepwise_devkit.infra_servers import nats_server, temporal_dev_server_headless
+from stepwise_devkit.scratch_database import scratch_database
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.service import RPCError

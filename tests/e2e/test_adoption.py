@@ -25,19 +25,19 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from stepwise_cli.bench.drive import EventPublisher, StackApi, eventually
-from stepwise_cli.reference_db import (
+from stepwise_contract import migrate as migrate_module
+from stepwise_contract.adoption import AdoptionError
+from stepwise_contract.db import create_pool
+from stepwise_contract.migrate import Migration, load_migrations, migrate
+from stepwise_devkit.bench.drive import EventPublisher, StackApi, eventually
+from stepwise_devkit.reference_db import (
     TRIGGER_EVENT,
     WAIT_EVENT,
     ReferenceRows,
     build_reference_database,
 )
-from stepwise_cli.scratch import scratch_database
-from stepwise_cli.stack import Stack
-from stepwise_contract import migrate as migrate_module
-from stepwise_contract.adoption import AdoptionError
-from stepwise_contract.db import create_pool
-from stepwise_contract.migrate import Migration, load_migrations, migrate
+from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.stack import Stack
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

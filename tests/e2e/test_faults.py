@@ -28,10 +28,10 @@ import msgspec
 import nats.errors
 import pytest
 from nats.js.errors import NoStreamResponseError
-from stepwise_cli.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
-from stepwise_cli.stack import Stack
 from stepwise_contract.names import DLQ_STREAM, dlq_subject
+from stepwise_devkit.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
+from stepwise_devkit.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

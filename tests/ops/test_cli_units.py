@@ -12,11 +12,11 @@ import pytest
 from stepwise_cli.__main__ import build_parser
 from stepwise_cli.api_client import ApiConfig, CliError, issue_line, json_argument
 from stepwise_cli.definitions_command import load_document
-from stepwise_cli.doctor import mask_url
+from stepwise_cli.doctor_checks import mask_url
 from stepwise_cli.doctor_command import targets_from
-from stepwise_cli.infra import temporal_dev_server, temporal_dev_server_headless
 from stepwise_cli.runs_command import warning_line
 from stepwise_cli.tables import duration, table
+from stepwise_devkit.infra_servers import temporal_dev_server, temporal_dev_server_headless
 
 
 def _args(*argv: str) -> argparse.Namespace:

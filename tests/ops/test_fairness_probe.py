@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from stepwise_cli.fairness_probe import SAMPLE, probe_fairness, verdict_for
-from stepwise_cli.infra import FAIRNESS_DYNAMIC_CONFIG, temporal_dev_server_headless
 from stepwise_contract.temporal import connect_temporal
+from stepwise_devkit.infra_servers import FAIRNESS_DYNAMIC_CONFIG, temporal_dev_server_headless
 
 
 async def test_the_stack_server_runs_with_fairness_on(temporal_address: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from stepwise_cli.admin import create_key, revoke_key, set_suspended
+from stepwise_cli.admin_operations import create_key, revoke_key, set_suspended
 from stepwise_contract.enums import Role
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from stepwise_cli.admin import set_quota
+from stepwise_cli.admin_operations import set_quota
 from stepwise_contract.names import SIGNAL_QUOTA_RESUME, workflow_id_for
 from temporalio.api.enums.v1 import EventType
 

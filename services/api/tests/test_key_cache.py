@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from stepwise_api.key_cache import KeyCache
-from stepwise_cli.admin import create_key, revoke_key, set_suspended
+from stepwise_cli.admin_operations import create_key, revoke_key, set_suspended
 from stepwise_contract.enums import Role
 
 BOUND_S = 2.0

@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 
-from stepwise_cli.admin import set_rate_limit
+from stepwise_cli.admin_operations import set_rate_limit
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
 

@@ -9,7 +9,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from stepwise_cli.admin import set_redaction
+from stepwise_cli.admin_operations import set_redaction
 from stepwise_contract.enums import Role
 from stepwise_contract.launch import NewRun, insert_run
 from stepwise_contract.names import TASK_QUEUE

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 
 
 def api_process(

@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 import asyncpg
 import nats
 import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract.enums import Role
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 
 try:
     from playwright.async_api import Browser, Page, Request, async_playwright, expect

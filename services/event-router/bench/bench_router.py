@@ -36,14 +36,14 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import nats
-from stepwise_cli.infra import nats_server, temporal_dev_server_headless
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract import names
 from stepwise_contract.claim_store import PostgresClaimStore
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import migrate
 from stepwise_contract.payloads import EventSignal
 from stepwise_contract.temporal import connect_temporal
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
+from stepwise_devkit.infra_servers import nats_server, temporal_dev_server_headless
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker

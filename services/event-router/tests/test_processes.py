@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract import names
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

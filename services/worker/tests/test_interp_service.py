@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import asyncpg
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 from stepwise_worker.testing import outcome, run_definition, run_row
 from temporalio.client import Client
 

@@ -24,14 +24,14 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from stepwise_cli.admin_operations import create_tenant, set_fairness_weight
 from stepwise_contract.launch import NewRun, insert_run, record_started, run_input_for, start_run
 from temporalio.client import Client
 from temporalio.common import Priority
 
-from stepwise_cli.admin import create_tenant, set_fairness_weight
-from stepwise_cli.bench.drive import StackApi
-from stepwise_cli.bench.figures import note
-from stepwise_cli.stack import Stack
+from stepwise_devkit.bench.drive import StackApi
+from stepwise_devkit.bench.figures import note
+from stepwise_devkit.stack import Stack
 
 
 def one_step_definition(name: str, priority: int | None = None) -> dict[str, Any]:
