@@ -18,9 +18,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from stepwise_devkit.bench.drive import EventPublisher, StackApi
 from stepwise_devkit.scratch_database import scratch_database
 from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -29,7 +29,6 @@ from stepwise_contract import migrate as migrate_module
 from stepwise_contract.adoption import AdoptionError
 from stepwise_contract.db import create_pool
 from stepwise_contract.migrate import Migration, load_migrations, migrate
-from stepwise_devkit.bench.drive import EventPublisher, StackApi, eventually
 from stepwise_devkit.reference_db import (
     TRIGGER_EVENT,
     WAIT_EVENT,
@@ -38,6 +37,7 @@ from stepwise_devkit.reference_db import (
 )
 from stepwise_devkit.scratch_database import scratch_database
 from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi, eventually
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

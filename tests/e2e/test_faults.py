@@ -29,9 +29,9 @@ import nats.errors
 import pytest
 from nats.js.errors import NoStreamResponseError
 from stepwise_contract.names import DLQ_STREAM, dlq_subject
-from stepwise_devkit.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
 from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import ApiCallError, EventPublisher, StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from stepwise_devkit.bench.drive import EventPublisher, StackApi, eventually
 from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -30,10 +30,10 @@ from temporalio.worker import Worker
 
 from stepwise_devkit.bench import figures, isolation
 from stepwise_devkit.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
-from stepwise_devkit.bench.drive import EventPublisher, StackApi
 from stepwise_devkit.bench.noisy import noisy_neighbour
 from stepwise_devkit.scratch_database import scratch_database
 from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,9 @@ from stepwise_contract.launch import NewRun, insert_run, record_started, run_inp
 from temporalio.client import Client
 from temporalio.common import Priority
 
-from stepwise_devkit.bench.drive import StackApi
 from stepwise_devkit.bench.figures import note
 from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import StackApi
 
 
 def one_step_definition(name: str, priority: int | None = None) -> dict[str, Any]:
