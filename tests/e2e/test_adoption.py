@@ -44,6 +44,9 @@ ADMIN_URL = os.environ.get(
 )
 BIN = Path(sys.executable).parent
 STRANDED_MESSAGE = "the DB execution engine was removed"
+# every test reads or writes a scratch database on the test Postgres
+pytestmark = pytest.mark.postgres
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_INSTALLED = Path(CHROMIUM).exists()
 
@@ -698,6 +701,7 @@ async def test_event_resumes_a_new_run(adopted: Adopted, api: StackApi, stack: S
 
 
 @pytest.mark.e2e
+@pytest.mark.browser
 async def test_historical_runs_readable_in_run_studio(
     adopted: Adopted, stack: Stack, keys: Keys
 ) -> None:

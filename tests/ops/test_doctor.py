@@ -227,6 +227,7 @@ def empty_database() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.postgres
 async def test_missing_migrations_are_named(empty_database: str) -> None:
     doctor = Doctor(_targets(empty_database, CLOSED, "default", "nats://" + CLOSED))
     (_, never) = await doctor.postgres()

@@ -35,6 +35,7 @@ def unfair_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.stop()
 
 
+@pytest.mark.temporal
 async def test_a_server_without_the_setting_is_reported_off(unfair_temporal: str) -> None:
     client = await connect_temporal(unfair_temporal, "default", claims=None)
     probe = await probe_fairness(client)

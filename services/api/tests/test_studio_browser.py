@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover - depends on the environment
         allow_module_level=True,
     )
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
