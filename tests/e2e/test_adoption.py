@@ -137,6 +137,12 @@ class Adopted:
     waits: dict[str, list[str]]
 
 
+async def _one(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record:
+    row = await conn.fetchrow(sql, *args)
+    assert row is not None, (sql, args)
+    return row
+
+
 async def _state(url: str, rows: ReferenceRows) -> tuple[dict[str, Any], dict[str, Any]]:
     conn = await asyncpg.connect(url)
     try:
@@ -144,7 +150,7 @@ async def _state(url: str, rows: ReferenceRows) -> tuple[dict[str, Any], dict[st
             "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
         runs = {
-            name: dict(await conn.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", rid))
+            name: dict(await _one(conn, "SELECT * FROM workflow_runs WHERE run_id = $1", rid))
             for name, rid in rows.runs.items()
         }
         waits = {

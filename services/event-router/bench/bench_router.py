@@ -238,10 +238,10 @@ async def main(args: argparse.Namespace) -> None:
             published = time.time()
             await until_processed(base + args.events)
             routed = time.time()
-            handled = await seen_times(client, runs)
-            last_signal = max(handled[e] for e in sent_at)
-            missing = [e for e in sent_at if e not in handled]
-            loaded_latency = [handled[e] - sent_at[e] for e in sent_at if e in handled]
+            handled_at = await seen_times(client, runs)
+            last_signal = max(handled_at[e] for e in sent_at)
+            missing = [e for e in sent_at if e not in handled_at]
+            loaded_latency = [handled_at[e] - sent_at[e] for e in sent_at if e in handled_at]
 
             # 2b. the router's own ceiling: events that match no wait (no Temporal call)
             async def unmatched(i: int) -> None:

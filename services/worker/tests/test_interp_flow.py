@@ -42,7 +42,7 @@ def echo(step_id: str, value: Any, save_as: str | None = None) -> dict[str, Any]
     return {"id": step_id, "type": "action.call", "config": config}
 
 
-def fail(step_id: str, message: str = "boom", **extra: Any) -> dict[str, Any]:
+def fail(step_id: str, message: str | dict[str, str] = "boom", **extra: Any) -> dict[str, Any]:
     return {
         "id": step_id,
         "type": "action.call",
@@ -110,7 +110,7 @@ async def test_action_call_then_return(
 async def test_if_else_and_nested_if(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
-    steps = [
+    steps: list[dict[str, Any]] = [
         {
             "id": "outer",
             "type": "control.if",

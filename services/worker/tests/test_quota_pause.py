@@ -98,8 +98,10 @@ async def test_quota_pause_then_resume(
     await resume_quota(handle, str(second["wait_id"]))
     result = await handle.result()
     assert (result.vars["a"], result.vars["b"], result.vars["c"]) == (True, True, True)
-    run = await pool.fetchrow("SELECT status, error_json FROM workflow_runs WHERE run_id = $1", rid)
-    assert run is not None and (run["status"], run["error_json"]) == ("SUCCEEDED", None)
+    final = await pool.fetchrow(
+        "SELECT status, error_json FROM workflow_runs WHERE run_id = $1", rid
+    )
+    assert final is not None and (final["status"], final["error_json"]) == ("SUCCEEDED", None)
     assert (
         await pool.fetchval(
             "SELECT status FROM workflow_run_waits WHERE wait_id = $1", second["wait_id"]

@@ -38,7 +38,9 @@ def assign(step_id: str, **targets: Any) -> dict[str, Any]:
     return {"id": step_id, "type": "transform.assign", "config": {"assign": targets}}
 
 
-async def chain(client: Client, workflow_id: str) -> list[tuple[str, int, list[int]]]:
+async def chain(
+    client: Client, workflow_id: str
+) -> list[tuple[str, int, list[EventType.ValueType]]]:
     """Every run of the workflow id, first to last: (run id, history length, event types)."""
     desc = await client.get_workflow_handle(workflow_id).describe()
     run_id: str | None = desc.raw_description.workflow_execution_info.first_run_id
