@@ -8,8 +8,9 @@ UV_REQUIREMENT := uv>=0.8,<0.14
 BOOTSTRAP_UV := .stepwise/uv/bin/uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(BOOTSTRAP_UV))
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: uv sync run test test-fast lint fmt bench migrate clean
+.PHONY: uv sync run test test-fast test-unit lint fmt bench migrate clean
 
 uv:
 	@if ! command -v "$(UV)" >/dev/null 2>&1 && [ ! -x "$(UV)" ]; then \
@@ -37,6 +38,10 @@ test: sync
 test-fast: sync
 	$(UV) run --locked pytest -m "not e2e and not slow" $(PYTEST_ARGS)
 
+# no server at all (markers set by conftest.py from the fixtures a test uses; docs/testing.md)
+test-unit: sync
+	$(UV) run --locked pytest -m "not temporal and not postgres and not nats and not browser" $(PYTEST_ARGS)
+
 lint: sync
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
@@ -47,7 +52,7 @@ fmt: sync
 	$(UV) run --locked ruff check --fix .
 
 bench: sync
-	$(UV) run --locked python -m stepwise_devkit.bench
+	$(UV) run --locked python -m stepwise_devkit.bench $(BENCH_ARGS)
 
 migrate: sync
 	$(UV) run --locked python -m stepwise_contract.migrate

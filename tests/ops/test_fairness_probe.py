@@ -1,6 +1,6 @@
 """Task-queue fairness is on in the Temporal dev server every stack starts, and the probe `doctor`
 uses tells it apart from a server without it (started here with the same command, minus the
-fairness setting). If `infra.py` stopped enabling fairness, the first test fails."""
+fairness setting). If `infra_servers.py` stopped enabling fairness, the first test fails."""
 
 from __future__ import annotations
 
