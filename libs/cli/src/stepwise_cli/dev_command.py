@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from stepwise_devkit.dev_session import run_dev
     except ModuleNotFoundError as exc:
-        if exc.name != "stepwise_devkit":
-            raise
+        if (exc.name or "").split(".")[0] != "stepwise_devkit":
+            raise  # the devkit is there, something it imports is not
         print(
             "stepwise dev: needs the stepwise-devkit package (`make run` in a checkout of the"
             " repository installs it)",
