@@ -16,8 +16,9 @@ ifneq ($(strip $(PYTHON_VERSION)),)
 export UV_PYTHON := $(PYTHON_VERSION)
 export UV_PROJECT_ENVIRONMENT := .stepwise/venv-$(subst /,-,$(PYTHON_VERSION))
 endif
+BENCH_ARGS ?=
 
-.PHONY: uv sync run test test-fast lint fmt bench migrate clean
+.PHONY: uv sync run test test-fast test-unit lint fmt bench migrate clean
 
 uv:
 	@if ! command -v "$(UV)" >/dev/null 2>&1 && [ ! -x "$(UV)" ]; then \
@@ -45,6 +46,10 @@ test: sync
 test-fast: sync
 	$(UV) run --locked pytest -m "not e2e and not slow" $(PYTEST_ARGS)
 
+# no server at all (markers set by conftest.py from the fixtures a test uses; docs/testing.md)
+test-unit: sync
+	$(UV) run --locked pytest -m "not temporal and not postgres and not nats and not browser" $(PYTEST_ARGS)
+
 lint: sync
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
@@ -55,7 +60,7 @@ fmt: sync
 	$(UV) run --locked ruff check --fix .
 
 bench: sync
-	$(UV) run --locked python -m stepwise_cli.bench
+	$(UV) run --locked python -m stepwise_devkit.bench $(BENCH_ARGS)
 
 migrate: sync
 	$(UV) run --locked python -m stepwise_contract.platform.migrate

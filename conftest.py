@@ -3,6 +3,10 @@
 Each test run owns its infrastructure: a fresh database on the machine's Postgres (or
 `STEPWISE_TEST_PG_ADMIN_URL`), a nats-server with its own JetStream store and a Temporal dev server,
 both started from wheels on free ports. Tests own their data by using a fresh tenant.
+
+A test is marked with what it needs (`postgres`, `temporal`, `nats`) from the fixtures it uses,
+directly or through other fixtures, so `pytest -m "not postgres and not temporal and not nats and
+not browser"` runs without any server. Tests that reach a server another way mark themselves.
 """
 
 from __future__ import annotations
@@ -14,17 +18,17 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import asyncpg
 import pytest
-from stepwise_cli.infra import nats_server, temporal_dev_server_headless
-from stepwise_cli.scratch import scratch_database
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.migrate import migrate
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_devkit.infra_servers import nats_server, temporal_dev_server_headless
+from stepwise_devkit.scratch_database import scratch_database
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -33,6 +37,29 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+# fixture → the servers a test using it needs
+FIXTURE_NEEDS: Final = {
+    "database_url": ("postgres",),
+    "e2e_database_url": ("postgres",),
+    "temporal_address": ("temporal",),
+    "nats_url": ("nats",),
+}
+# an end-to-end test starts the whole system
+MARKER_NEEDS: Final = {"e2e": ("postgres", "temporal", "nats")}
+
+
+def needs_of(fixturenames: list[str], markers: set[str]) -> set[str]:
+    needs = {need for name in fixturenames for need in FIXTURE_NEEDS.get(name, ())}
+    needs.update(need for marker in markers for need in MARKER_NEEDS.get(marker, ()))
+    return needs - markers
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        markers = {marker.name for marker in item.iter_markers()}
+        for need in sorted(needs_of(list(getattr(item, "fixturenames", ())), markers)):
+            item.add_marker(need)
 
 
 @pytest.fixture(scope="session")

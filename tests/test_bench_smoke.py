@@ -1,4 +1,4 @@
-"""`python -m stepwise_cli.bench --smoke`: the bench harness runs end to end at tiny sizes (so it
+"""`python -m stepwise_devkit.bench --smoke`: the bench harness runs end to end at tiny sizes (so it
 never rots) and writes the figures file in the agreed shape. The numbers themselves mean nothing
 at these sizes and are not asserted."""
 
@@ -36,7 +36,7 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "BENCH_OUT": str(out)}
     done = subprocess.run(
-        [sys.executable, "-m", "stepwise_cli.bench", "--smoke"],
+        [sys.executable, "-m", "stepwise_devkit.bench", "--smoke"],
         env=env,
         capture_output=True,
         text=True,

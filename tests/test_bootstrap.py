@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from stepwise_cli.dev_env import parse_dev_env
-from stepwise_cli.pg_placement import REACHABLE_ROOT
+from stepwise_cli.stepwise_home import parse_dev_env
+from stepwise_devkit.pg_placement import REACHABLE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
 

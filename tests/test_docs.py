@@ -60,7 +60,7 @@ SHARED = {dsl.RetryPolicy, dsl.OnError, dsl.Filter}
 
 
 @pytest.mark.parametrize("cls", STEP_CLASSES, ids=lambda c: c.__struct_config__.tag)
-def test_every_step_type_and_field_is_documented(cls: type) -> None:
+def test_every_step_type_and_field_is_documented(cls: type[msgspec.Struct]) -> None:
     tag = cls.__struct_config__.tag
     section = _section(DOC, f"### `{tag}`")
     for field in _fields(cls):

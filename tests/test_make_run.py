@@ -28,11 +28,11 @@ import aiohttp
 import asyncpg
 import msgspec
 import pytest
-from stepwise_cli.dev_env import DEV_ENV_KEYS, parse_dev_env
-from stepwise_cli.pg_placement import REACHABLE_ROOT
-from stepwise_cli.processes import group_gone, process_gone
-from stepwise_cli.scratch import scratch_database
+from stepwise_cli.stepwise_home import DEV_ENV_KEYS, parse_dev_env
 from stepwise_contract.names import workflow_id_for
+from stepwise_devkit.child_process import group_gone, process_gone
+from stepwise_devkit.pg_placement import REACHABLE_ROOT
+from stepwise_devkit.scratch_database import scratch_database
 from temporalio.client import Client
 
 # The four services run as real processes: end-to-end by the suite's definition (not in test-fast).

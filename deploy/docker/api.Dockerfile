@@ -19,6 +19,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/contract/pyproject.toml libs/contract/
 COPY libs/cli/pyproject.toml libs/cli/
+COPY libs/devkit/pyproject.toml libs/devkit/
 COPY libs/example-plugin/pyproject.toml libs/example-plugin/
 COPY services/api/pyproject.toml services/api/
 COPY services/worker/pyproject.toml services/worker/

@@ -327,7 +327,8 @@ def test_the_temporal_dynamic_config_is_rendered_for_the_cluster(manifests: list
 
 def _container(manifests: list[Manifest], component: str) -> Manifest:
     (container,) = deployment_of(manifests, component)["spec"]["template"]["spec"]["containers"]
-    return container
+    found: Manifest = container
+    return found
 
 
 EXTERNAL_CLUSTERS: dict[str, Any] = {

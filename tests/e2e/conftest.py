@@ -1,6 +1,6 @@
 """End-to-end harness: the whole system as separate OS processes, driven through HTTP and NATS.
 
-`stack` (session) is a `stepwise_cli.stack.Stack` — the same launcher as `make run` — with a fresh
+`stack` (session) is a `stepwise_devkit.stack.Stack` — the same launcher as `make run` — with a fresh
 database on the machine's Postgres, its own Temporal dev server and nats-server (so NATS can be
 restarted with its JetStream store), and the four services. Tests kill, restart or blip its
 components by name: `stack.kill("worker")`, `stack.restart("event-router")`, `stack.restart_nats()`,
@@ -18,9 +18,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from stepwise_cli.bench.drive import EventPublisher, StackApi
-from stepwise_cli.scratch import scratch_database
-from stepwise_cli.stack import Stack
+from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

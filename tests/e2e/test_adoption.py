@@ -25,25 +25,28 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from stepwise_cli.bench.drive import EventPublisher, StackApi, eventually
-from stepwise_cli.reference_db import (
+from stepwise_contract.platform import migrate as migrate_module
+from stepwise_contract.platform.adoption import AdoptionError
+from stepwise_contract.platform.db import create_pool
+from stepwise_contract.platform.migrate import Migration, load_migrations, migrate
+from stepwise_devkit.reference_db import (
     TRIGGER_EVENT,
     WAIT_EVENT,
     ReferenceRows,
     build_reference_database,
 )
-from stepwise_cli.scratch import scratch_database
-from stepwise_cli.stack import Stack
-from stepwise_contract.platform import migrate as migrate_module
-from stepwise_contract.platform.adoption import AdoptionError
-from stepwise_contract.platform.db import create_pool
-from stepwise_contract.platform.migrate import Migration, load_migrations, migrate
+from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi, eventually
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 BIN = Path(sys.executable).parent
 STRANDED_MESSAGE = "the DB execution engine was removed"
+# every test reads or writes a scratch database on the test Postgres
+pytestmark = pytest.mark.postgres
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_INSTALLED = Path(CHROMIUM).exists()
 
@@ -134,6 +137,12 @@ class Adopted:
     waits: dict[str, list[str]]
 
 
+async def _one(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record:
+    row = await conn.fetchrow(sql, *args)
+    assert row is not None, (sql, args)
+    return row
+
+
 async def _state(url: str, rows: ReferenceRows) -> tuple[dict[str, Any], dict[str, Any]]:
     conn = await asyncpg.connect(url)
     try:
@@ -141,7 +150,7 @@ async def _state(url: str, rows: ReferenceRows) -> tuple[dict[str, Any], dict[st
             "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
         runs = {
-            name: dict(await conn.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", rid))
+            name: dict(await _one(conn, "SELECT * FROM workflow_runs WHERE run_id = $1", rid))
             for name, rid in rows.runs.items()
         }
         waits = {
@@ -767,6 +776,7 @@ async def test_event_resumes_a_new_run(adopted: Adopted, api: StackApi, stack: S
 
 
 @pytest.mark.e2e
+@pytest.mark.browser
 async def test_historical_runs_readable_in_run_studio(
     adopted: Adopted, stack: Stack, keys: Keys
 ) -> None:

@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from stepwise_cli.bench.drive import StackApi, eventually
-from stepwise_cli.cli_process import cli, cli_env, cli_json
-from stepwise_cli.stack import Stack
+from stepwise_devkit.cli_process import cli, cli_env, cli_json
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

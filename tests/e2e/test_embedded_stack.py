@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from stepwise_cli.processes import group_gone
-from stepwise_cli.stack import SERVICES, Stack
+from stepwise_devkit.child_process import group_gone
+from stepwise_devkit.stack import SERVICES, Stack
 
 pytestmark = pytest.mark.e2e
 

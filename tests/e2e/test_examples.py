@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepwise_cli.bench.drive import StackApi, eventually
-from stepwise_cli.cli_process import cli, cli_json
-from stepwise_cli.stack import Stack
+from stepwise_devkit.cli_process import cli, cli_json
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

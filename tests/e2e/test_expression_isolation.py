@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from stepwise_cli.admin import create_tenant
-from stepwise_cli.bench.drive import EventPublisher, StackApi, eventually
-from stepwise_cli.bench.isolation import expression_isolation, one_step_definition
-from stepwise_cli.stack import Stack
+from stepwise_cli.admin_operations import create_tenant
+from stepwise_devkit.bench.isolation import expression_isolation, one_step_definition
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

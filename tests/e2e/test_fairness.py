@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from stepwise_cli.bench.noisy import (
+from stepwise_devkit.bench.noisy import (
     all_succeeded,
     launch_many,
     succeeded,
@@ -18,7 +18,7 @@ from stepwise_cli.bench.noisy import (
     wait_until,
     worker_stopped,
 )
-from stepwise_cli.stack import Stack
+from stepwise_devkit.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

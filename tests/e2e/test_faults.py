@@ -26,10 +26,10 @@ import aiohttp
 import asyncpg
 import msgspec
 import pytest
-from stepwise_cli.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
-from stepwise_cli.stack import Stack
 from stepwise_contract.names import DLQ_STREAM, dlq_subject
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import ApiCallError, EventPublisher, StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

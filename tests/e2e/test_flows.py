@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from stepwise_cli.bench.drive import EventPublisher, StackApi, eventually
-from stepwise_cli.stack import Stack
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

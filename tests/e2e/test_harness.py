@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from stepwise_cli.processes import process_gone
-from stepwise_cli.stack import SERVICES, Stack
+from stepwise_devkit.child_process import process_gone
+from stepwise_devkit.stack import SERVICES, Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -32,7 +32,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,11 @@ import msgspec
 import nats.errors
 import pytest
 from nats.js.api import ClusterInfo
-from stepwise_cli.bench.drive import ApiCallError, EventPublisher, StackApi, eventually
-from stepwise_cli.bench.figures import wait_definition
-from stepwise_cli.scratch import scratch_database
-from stepwise_cli.stack import Stack
 from stepwise_contract.names import DLQ_STREAM, EVENTS_STREAM, dlq_subject
+from stepwise_devkit.bench.figures import wait_definition
+from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import ApiCallError, EventPublisher, StackApi, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -166,7 +166,7 @@ async def _when(probe: Callable[[], Awaitable[int]], threshold: int, what: str) 
     await eventually(reached, what, timeout_s=180, interval_s=0.2)
 
 
-def _length(items: Sequence[object]) -> Callable[[], Awaitable[int]]:
+def _length(items: Sized) -> Callable[[], Awaitable[int]]:
     async def probe() -> int:
         return len(items)
 
@@ -476,7 +476,7 @@ async def _check_counters(
     )
     assert len(steps) == COUNTER_ACTIONS * len(runs)
     assert [dict(s) for s in steps if s["n"] != 1 or not s["ok"]] == []
-    values = {
+    values: dict[str, int] = {
         r["key"]: r["value"]
         for r in await db.fetch(
             "SELECT key, (value #>> '{}')::int AS value FROM workflow_data_store"

@@ -6,7 +6,7 @@ import os
 
 import aiohttp
 import pytest
-from stepwise_cli.stack import SERVICES, Stack
+from stepwise_devkit.stack import SERVICES, Stack
 
 pytestmark = pytest.mark.e2e
 

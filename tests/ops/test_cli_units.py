@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from stepwise_cli.__main__ import build_parser
+from stepwise_cli.__main__ import build_parser, main
 from stepwise_cli.api_client import ApiConfig, CliError, issue_line, json_argument
 from stepwise_cli.definitions_command import load_document
-from stepwise_cli.doctor import mask_url
+from stepwise_cli.doctor_checks import mask_url
 from stepwise_cli.doctor_command import targets_from
-from stepwise_cli.infra import temporal_dev_server, temporal_dev_server_headless
 from stepwise_cli.runs_command import warning_line
 from stepwise_cli.tables import duration, table
+from stepwise_devkit.infra_servers import temporal_dev_server, temporal_dev_server_headless
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -179,3 +180,13 @@ def test_the_dev_server_ui_decodes_through_the_api_codec(tmp_path: Path) -> None
     assert ui.startswith("http://127.0.0.1:")
     headless, _ = temporal_dev_server_headless(tmp_path)
     assert "--ui-codec-endpoint" not in headless.argv
+
+
+def test_dev_without_the_devkit_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator's install has the CLI without the devkit: `stepwise dev` explains, exit 2."""
+    monkeypatch.setitem(sys.modules, "stepwise_devkit", None)
+    monkeypatch.setitem(sys.modules, "stepwise_devkit.dev_session", None)
+    assert main(["dev"]) == 2
+    assert "stepwise-devkit" in capsys.readouterr().err

@@ -22,13 +22,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from google.protobuf.duration_pb2 import Duration
-from stepwise_cli.doctor import Check, Doctor, Targets
+from stepwise_cli.doctor_checks import Check, Doctor, Targets
 from stepwise_cli.doctor_command import render
-from stepwise_cli.scratch import scratch_database
 from stepwise_contract.names import TASK_QUEUE
 from stepwise_contract.platform.migrate import load_migrations
 from stepwise_contract.platform.ops import add_ops_routes
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_devkit.scratch_database import scratch_database
 from stepwise_router.settings import Settings as RouterSettings
 from stepwise_router.stream import ensure_topology
 from temporalio import activity, workflow
@@ -227,6 +227,7 @@ def empty_database() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.postgres
 async def test_missing_migrations_are_named(empty_database: str) -> None:
     doctor = Doctor(_targets(empty_database, CLOSED, "default", "nats://" + CLOSED))
     (_, never) = await doctor.postgres()

@@ -1,6 +1,6 @@
 """Task-queue fairness is on in the Temporal dev server every stack starts, and the probe `doctor`
 uses tells it apart from a server without it (started here with the same command, minus the
-fairness setting). If `infra.py` stopped enabling fairness, the first test fails."""
+fairness setting). If `infra_servers.py` stopped enabling fairness, the first test fails."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from stepwise_cli.fairness_probe import SAMPLE, probe_fairness, verdict_for
-from stepwise_cli.infra import FAIRNESS_DYNAMIC_CONFIG, temporal_dev_server_headless
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_devkit.infra_servers import FAIRNESS_DYNAMIC_CONFIG, temporal_dev_server_headless
 
 
 async def test_the_stack_server_runs_with_fairness_on(temporal_address: str) -> None:
@@ -35,6 +35,7 @@ def unfair_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.stop()
 
 
+@pytest.mark.temporal
 async def test_a_server_without_the_setting_is_reported_off(unfair_temporal: str) -> None:
     client = await connect_temporal(unfair_temporal, "default", claims=None)
     probe = await probe_fairness(client)

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from stepwise_cli.bench.drive import StackApi, eventually
-from stepwise_cli.scratch import scratch_database
-from stepwise_cli.stack import Stack
+from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import StackApi, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -82,6 +82,7 @@ async def test_tenant_key_and_settings_commands(database_url: str, pool: asyncpg
     assert code == 0 and set(created) == {"tenantId", "apiKey"}
     tenant = uuid.UUID(created["tenantId"])
     key = await pool.fetchrow("SELECT role, key_hash FROM api_keys WHERE tenant = $1", tenant)
+    assert key is not None
     assert key["role"] == "admin" and key["key_hash"] == hash_api_key(created["apiKey"])
     t = str(tenant)
 
@@ -133,6 +134,7 @@ async def test_tenant_key_and_settings_commands(database_url: str, pool: asyncpg
     row = await pool.fetchrow(
         "SELECT redaction_pointers, redaction_key_patterns FROM tenants WHERE tenant = $1", tenant
     )
+    assert row is not None
     assert row["redaction_pointers"] == ["/customer/ssn", "/card"]
     assert row["redaction_key_patterns"] == ["^internal_"]
 

@@ -45,7 +45,7 @@ def test_overridden_methods_keep_their_shape() -> None:
 
 def test_the_dispatch_covers_every_node_type_the_library_evaluates() -> None:
     source = inspect.getsource(Jsonata._eval)
-    library_types = set()
+    library_types: set[str] = set()
     for line in source.splitlines():
         stripped = line.strip()
         if "expr.type ==" in stripped and stripped.startswith(("if ", "elif ")):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-from stepwise_contract.platform.migrate import apply_migrations, load_migrations
+from asyncpg.pool import PoolConnectionProxy
+from stepwise_contract.platform.migrate import apply_migrations, connect, load_migrations
 
 TABLES = {
     "tenants",
@@ -37,9 +38,13 @@ INDEXES = {
 }
 
 
-async def test_migrations_applied_and_idempotent(pool: asyncpg.Pool) -> None:
+async def test_migrations_applied_and_idempotent(pool: asyncpg.Pool, database_url: str) -> None:
+    migration_conn = await connect(database_url)
+    try:
+        assert await apply_migrations(migration_conn) == []
+    finally:
+        await migration_conn.close()
     async with pool.acquire() as conn:
-        assert await apply_migrations(conn) == []
         versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
     assert sorted(versions) == [m.version for m in load_migrations()]
     tables = {
@@ -65,7 +70,7 @@ async def test_migrations_applied_and_idempotent(pool: asyncpg.Pool) -> None:
 
 
 async def _run(
-    conn: asyncpg.Connection, tenant: uuid.UUID, engine: str | None, status: str
+    conn: PoolConnectionProxy[asyncpg.Record], tenant: uuid.UUID, engine: str | None, status: str
 ) -> uuid.UUID:
     run_id = uuid.uuid4()
     await conn.execute(
@@ -97,11 +102,13 @@ async def test_stranded_run_migration(pool: asyncpg.Pool) -> None:
         db_done = await _run(conn, tenant, "db", "SUCCEEDED")
         temporal_running = await _run(conn, tenant, "temporal", "RUNNING")
         before_done = await conn.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", db_done)
+        assert before_done is not None
 
         await conn.execute(stranded_sql)
 
         for run_id in (db_running, null_waiting):
             row = await conn.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", run_id)
+            assert row is not None
             assert row["status"] == "CANCELED"
             assert row["completed_at"] is not None
             err = row["error_json"]
@@ -109,15 +116,19 @@ async def test_stranded_run_migration(pool: asyncpg.Pool) -> None:
             assert err["migration"] == "0002_stranded_runs"
             assert "DB execution engine was removed" in err["message"]
             wait = await conn.fetchrow("SELECT * FROM workflow_run_waits WHERE run_id = $1", run_id)
+            assert wait is not None
             assert wait["status"] == "CANCELED" and wait["resolved_at"] is not None
         after_done = await conn.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", db_done)
+        assert after_done is not None
         assert dict(after_done) == dict(before_done)
         row = await conn.fetchrow("SELECT * FROM workflow_runs WHERE run_id = $1", temporal_running)
+        assert row is not None
         assert row["status"] == "RUNNING" and row["error_json"] is None
         for run_id in (db_done, temporal_running):
             wait = await conn.fetchrow(
                 "SELECT status FROM workflow_run_waits WHERE run_id = $1", run_id
             )
+            assert wait is not None
             assert wait["status"] == "WAITING"
 
         snapshot = [

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 from nats.js.api import StreamConfig
-from stepwise_cli.processes import free_port
 from stepwise_contract.platform.nats_connection import NatsSettings, connect_nats
 from stepwise_contract.platform.settings import CommonSettings
+from stepwise_devkit.child_process import free_port
 
 
 async def test_a_list_with_a_dead_first_server_connects_to_the_live_one(nats_url: str) -> None:

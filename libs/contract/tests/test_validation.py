@@ -170,6 +170,7 @@ def test_every_item_carries_a_step_path_null_for_definition_level_defects() -> N
     assert by_code["UNKNOWN_PAYLOAD_SCHEMA"]["stepPath"] is None
     assert by_code["SECRET_NOT_FOUND"]["stepPath"] is None
     assert by_code["DUPLICATE_STEP_ID"]["stepPath"] == "root.steps[1]"
+    raw_bad: object
     for raw_bad in ("nope", {"name": "x", "unknownKey": 1, "steps": []}, {"steps": []}):
         result, _ = validate_definition(raw_bad, catalog=CATALOG)
         assert [msgspec.to_builtins(e)["stepPath"] for e in result.errors] == [None]

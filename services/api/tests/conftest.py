@@ -22,11 +22,11 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 from stepwise_api.app import create_app
 from stepwise_api.settings import Settings
-from stepwise_cli.admin import create_key, create_tenant
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
+from stepwise_cli.admin_operations import create_key, create_tenant
 from stepwise_contract import names
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 from stepwise_sweeper.jobs.cancel_enforcement import CancelEnforcementConfig, CancelEnforcementJob
 from stepwise_sweeper.jobs.task_failures import TaskFailuresConfig, TaskFailuresJob
 from stepwise_sweeper.metrics import SweeperMetrics

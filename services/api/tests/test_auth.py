@@ -4,21 +4,23 @@ resource, suspended tenants read-only."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from stepwise_cli.admin import create_key, revoke_key, set_suspended
+import asyncpg
+from stepwise_cli.admin_operations import create_key, revoke_key, set_suspended
 from stepwise_contract.enums import Role
 
 
-async def _problem(resp, status: int, code: str) -> dict:
+async def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/problem+json"
-    body = await resp.json()
+    body: dict[str, Any] = await resp.json()
     assert body["status"] == status and body["code"] == code
     assert {"type", "title", "detail"} <= body.keys()
     return body
 
 
-async def test_missing_and_invalid_keys_are_401(api, tenant):
+async def test_missing_and_invalid_keys_are_401(api: Any, tenant: Any) -> None:
     await _problem(await api.get("/api/workflow-runs"), 401, "UNAUTHENTICATED")
     await _problem(
         await api.get("/api/workflow-runs", headers={"Authorization": "Bearer sw_nope"}),
@@ -32,14 +34,14 @@ async def test_missing_and_invalid_keys_are_401(api, tenant):
     )
 
 
-async def test_bearer_and_x_api_key_both_work(api, tenant):
+async def test_bearer_and_x_api_key_both_work(api: Any, tenant: Any) -> None:
     resp = await api.get("/api/workflow-runs", headers={"x-api-key": tenant.keys[Role.READ]})
     assert resp.status == 200
     resp = await api.get("/api/workflow-runs", headers=tenant.headers(Role.READ))
     assert resp.status == 200
 
 
-async def test_revoked_key_is_401(api, tenant, pool):
+async def test_revoked_key_is_401(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     key_id, key = await create_key(pool, tenant.id, Role.READ)
     headers = {"Authorization": f"Bearer {key}"}
     assert (await api.get("/api/workflow-runs", headers=headers)).status == 200
@@ -47,7 +49,7 @@ async def test_revoked_key_is_401(api, tenant, pool):
     await _problem(await api.get("/api/workflow-runs", headers=headers), 401, "INVALID_API_KEY")
 
 
-async def test_keys_are_stored_hashed(tenant, pool):
+async def test_keys_are_stored_hashed(tenant: Any, pool: asyncpg.Pool) -> None:
     stored = await pool.fetch("SELECT key_hash FROM api_keys WHERE tenant = $1", tenant.id)
     hashes = {r["key_hash"] for r in stored}
     assert len(hashes) == 4
@@ -55,7 +57,7 @@ async def test_keys_are_stored_hashed(tenant, pool):
     assert all(k.startswith("sw_") for k in tenant.keys.values())
 
 
-async def test_role_lattice(api, tenant):
+async def test_role_lattice(api: Any, tenant: Any) -> None:
     wf = await api.create_published(tenant.headers(Role.PUBLISH))
     body = {"workflowId": wf, "payload": {}}
     # read cannot write anything
@@ -106,7 +108,7 @@ async def test_role_lattice(api, tenant):
         assert resp.status == 200
 
 
-async def test_other_tenants_resources_are_404(api, tenant, other_tenant):
+async def test_other_tenants_resources_are_404(api: Any, tenant: Any, other_tenant: Any) -> None:
     wf = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(), wf, {"x": 1}))["runId"]
     theirs = other_tenant.headers()
@@ -140,7 +142,9 @@ async def test_other_tenants_resources_are_404(api, tenant, other_tenant):
     assert status == "RUNNING"
 
 
-async def test_suspended_tenant_reads_but_cannot_write(api, tenant, pool):
+async def test_suspended_tenant_reads_but_cannot_write(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     wf = await api.create_published(tenant.headers())
     await set_suspended(pool, tenant.id, True)
     resp = await api.get(f"/api/workflow-definitions/{wf}", headers=tenant.headers())

@@ -71,7 +71,7 @@ async def _decode(api: Any, headers: dict[str, str], payloads: list[Payload]) ->
 
 
 async def test_large_values_through_the_api_and_the_codec_route(
-    big_api: Any, tenant, other_tenant, worker, temporal_client: Client
+    big_api: Any, tenant: Any, other_tenant: Any, worker: Any, temporal_client: Client
 ) -> None:
     api = big_api
     workflow_id = await api.create_published(tenant.headers(), BIG)
@@ -132,7 +132,7 @@ async def test_large_values_through_the_api_and_the_codec_route(
     assert json_format.ParseDict(await resp.json(), Payloads()).payloads[0] == plain
 
 
-async def test_codec_route_hostile_bodies_and_cors(big_api: Any, tenant) -> None:
+async def test_codec_route_hostile_bodies_and_cors(big_api: Any, tenant: Any) -> None:
     api = big_api
     for body in (b"[1]", b'{"payloads": 3}', b"\xff", b'{"payloads":[{"nope":1}]}'):
         resp = await api.post("/api/codec/decode", data=body, headers=tenant.headers())

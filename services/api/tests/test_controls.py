@@ -4,19 +4,25 @@ Temporal refuses), replay (original unredacted input, or an edited one), quota r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from stepwise_cli.admin import set_quota
+import asyncpg
+from stepwise_cli.admin_operations import set_quota
 from stepwise_contract.names import SIGNAL_QUOTA_RESUME, workflow_id_for
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 
-async def _history_events(temporal_client, run_id: str) -> list:
+async def _history_events(temporal_client: Client, run_id: str) -> list[Any]:
     history = await temporal_client.get_workflow_handle(workflow_id_for(run_id)).fetch_history()
     return list(history.events)
 
 
-async def _waiting_run(api, tenant, pool) -> tuple[str, dict[str, uuid.UUID]]:
+async def _waiting_run(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> tuple[str, dict[str, uuid.UUID]]:
     """A launched run with a started step, an open event wait and a pending task (as the worker
     would project them while the run waits)."""
     wf = await api.create_published(tenant.headers())
@@ -42,7 +48,7 @@ async def _waiting_run(api, tenant, pool) -> tuple[str, dict[str, uuid.UUID]]:
     return run_id, ids
 
 
-async def _state(pool, run_id: str, ids: dict[str, uuid.UUID]) -> dict[str, object]:
+async def _state(pool: asyncpg.Pool, run_id: str, ids: dict[str, uuid.UUID]) -> dict[str, object]:
     return {
         "run": await pool.fetchval(
             "SELECT status FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id)
@@ -65,7 +71,9 @@ async def _state(pool, run_id: str, ids: dict[str, uuid.UUID]) -> dict[str, obje
     }
 
 
-async def test_cancel_waiting_run(api, tenant, pool, temporal_client):
+async def test_cancel_waiting_run(
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     run_id, ids = await _waiting_run(api, tenant, pool)
     resp = await api.post(
         f"/api/workflow-runs/{run_id}/cancel", json={"reason": "ops"}, headers=tenant.headers()
@@ -78,12 +86,14 @@ async def test_cancel_waiting_run(api, tenant, pool, temporal_client):
     run = await pool.fetchrow(
         "SELECT completed_at, error_json FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id)
     )
+    assert run is not None
     assert run["completed_at"] is not None and run["error_json"]["reason"] == "ops"
     line = await pool.fetchrow(
         "SELECT level, message, context_json, source FROM workflow_run_logs"
         " WHERE run_id = $1 AND level = 'WARN'",
         uuid.UUID(run_id),
     )
+    assert line is not None
     assert (line["message"], line["source"]) == ("Run canceled by operator", "api")
     assert line["context_json"]["reason"] == "ops"
     kinds = [e.event_type for e in await _history_events(temporal_client, run_id)]
@@ -95,7 +105,9 @@ async def test_cancel_waiting_run(api, tenant, pool, temporal_client):
     assert resp.status == 409 and (await resp.json())["code"] == "RUN_TERMINAL"
 
 
-async def test_cancel_reason_must_have_three_characters(api, tenant, pool):
+async def test_cancel_reason_must_have_three_characters(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     run_id, ids = await _waiting_run(api, tenant, pool)
     resp = await api.post(
         f"/api/workflow-runs/{run_id}/cancel", json={"reason": " x "}, headers=tenant.headers()
@@ -104,7 +116,9 @@ async def test_cancel_reason_must_have_three_characters(api, tenant, pool):
     assert (await _state(pool, run_id, ids))["run"] == "RUNNING"
 
 
-async def test_cancel_when_temporal_is_unreachable_changes_nothing(api, app_factory, tenant, pool):
+async def test_cancel_when_temporal_is_unreachable_changes_nothing(
+    api: Any, app_factory: Callable[..., Any], tenant: Any, pool: asyncpg.Pool
+) -> None:
     run_id, ids = await _waiting_run(api, tenant, pool)
     before = await _state(pool, run_id, ids)
     dead = await app_factory(TEMPORAL_ADDRESS="127.0.0.1:1")
@@ -118,7 +132,7 @@ async def test_cancel_when_temporal_is_unreachable_changes_nothing(api, app_fact
     assert before["run"] == "RUNNING" and before["wait"] == "WAITING"
 
 
-async def test_cancel_of_a_never_started_run(api, tenant, pool):
+async def test_cancel_of_a_never_started_run(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     """A row whose Temporal start never happened (crash between the two): cancel still works."""
     from stepwise_contract.platform.launch import NewRun, insert_run
 
@@ -140,7 +154,9 @@ async def test_cancel_of_a_never_started_run(api, tenant, pool):
     )
 
 
-async def test_replay_uses_the_original_unredacted_input(api, tenant, pool):
+async def test_replay_uses_the_original_unredacted_input(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     original = {"apiKey": "live-key", "password": "hunter2", "n": 1}
     wf = await api.create_published(tenant.headers())
     await api.post(f"/api/workflow-definitions/{wf}/publish", json={}, headers=tenant.headers())
@@ -157,6 +173,7 @@ async def test_replay_uses_the_original_unredacted_input(api, tenant, pool):
     new = await pool.fetchrow(
         "SELECT * FROM workflow_runs WHERE run_id = $1", uuid.UUID(body["runId"])
     )
+    assert new is not None
     assert new["input_json"] == original
     assert new["workflow_version"] == 1  # pinned, although version 2 is the latest
     meta = new["trigger_metadata_json"]
@@ -168,6 +185,7 @@ async def test_replay_uses_the_original_unredacted_input(api, tenant, pool):
     key = await pool.fetchrow(
         "SELECT key_id, name FROM api_keys WHERE tenant = $1 AND role = 'admin'", tenant.id
     )
+    assert key is not None
     assert meta["launchedBy"] == {
         "keyId": str(key["key_id"]), "keyName": key["name"], "role": "admin",
     }  # fmt: skip
@@ -184,7 +202,7 @@ async def test_replay_uses_the_original_unredacted_input(api, tenant, pool):
     assert created == [{"newRunId": body["runId"], "reason": "rerun it"}]
 
 
-async def test_replay_with_an_edited_payload(api, tenant, pool):
+async def test_replay_with_an_edited_payload(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     wf = await api.create_published(tenant.headers())
     source = (await api.launch(tenant.headers(), wf, {"n": 1}))["runId"]
     for edited in ({"n": 2, "extra": True}, {}):
@@ -209,7 +227,7 @@ async def test_replay_with_an_edited_payload(api, tenant, pool):
     assert resp.status == 400
 
 
-async def _quota_paused_run(api, tenant, pool) -> tuple[str, uuid.UUID]:
+async def _quota_paused_run(api: Any, tenant: Any, pool: asyncpg.Pool) -> tuple[str, uuid.UUID]:
     wf = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(), wf))["runId"]
     wait_id = uuid.uuid4()
@@ -233,7 +251,9 @@ async def _quota_paused_run(api, tenant, pool) -> tuple[str, uuid.UUID]:
     return run_id, wait_id
 
 
-async def test_quota_resume(api, tenant, pool, temporal_client):
+async def test_quota_resume(
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     run_id, wait_id = await _quota_paused_run(api, tenant, pool)
     steps = await (
         await api.get(f"/api/workflow-runs/{run_id}/steps", headers=tenant.headers())
@@ -262,6 +282,7 @@ async def test_quota_resume(api, tenant, pool, temporal_client):
     run = await pool.fetchrow(
         "SELECT status, error_json FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id)
     )
+    assert run is not None
     assert (run["status"], run["error_json"]) == ("RUNNING", None)
     signals = [
         e.workflow_execution_signaled_event_attributes.signal_name
@@ -274,7 +295,9 @@ async def test_quota_resume(api, tenant, pool, temporal_client):
     assert resp.status == 409 and (await resp.json())["code"] == "RUN_NOT_QUOTA_PAUSED"
 
 
-async def test_quota_resume_with_temporal_down_changes_nothing(api, app_factory, tenant, pool):
+async def test_quota_resume_with_temporal_down_changes_nothing(
+    api: Any, app_factory: Callable[..., Any], tenant: Any, pool: asyncpg.Pool
+) -> None:
     run_id, wait_id = await _quota_paused_run(api, tenant, pool)
     await set_quota(pool, tenant.id, None)
     dead = await app_factory(TEMPORAL_ADDRESS="127.0.0.1:1")

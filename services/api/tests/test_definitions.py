@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import asyncpg
 from stepwise_contract.enums import Role
 from stepwise_contract.hashing import definition_hash
 
 
-async def test_schema_registry(api, tenant):
+async def test_schema_registry(api: Any, tenant: Any) -> None:
     ref = f"payload.Ticket{uuid.uuid4().hex[:6]}.v1"
     schema = {"type": "object", "required": ["ticketId"]}
     resp = await api.put(f"/api/workflow/schemas/{ref}", json=schema, headers=tenant.headers())
@@ -39,7 +41,7 @@ async def test_schema_registry(api, tenant):
     assert resp.status == 404
 
 
-async def test_schema_list_pages(api, tenant):
+async def test_schema_list_pages(api: Any, tenant: Any) -> None:
     for i in range(3):
         resp = await api.put(
             f"/api/workflow/schemas/page.S{i}.v1", json={"type": "object"}, headers=tenant.headers()
@@ -59,7 +61,7 @@ async def test_schema_list_pages(api, tenant):
     assert {"page.S0.v1", "page.S1.v1", "page.S2.v1", "payload.Empty.v1"} <= set(seen)
 
 
-async def test_create_sets_id_and_validates(api, tenant):
+async def test_create_sets_id_and_validates(api: Any, tenant: Any) -> None:
     raw = {
         "id": "ignored",
         "name": "Escalate",
@@ -89,7 +91,7 @@ async def test_create_sets_id_and_validates(api, tenant):
     assert resp.status == 409 and (await resp.json())["code"] == "DEFINITION_KEY_EXISTS"
 
 
-async def test_invalid_draft_is_stored_and_cannot_publish(api, tenant):
+async def test_invalid_draft_is_stored_and_cannot_publish(api: Any, tenant: Any) -> None:
     raw = {
         "name": "bad",
         "payloadSchemaRef": "payload.Missing.v1",
@@ -143,7 +145,7 @@ async def test_invalid_draft_is_stored_and_cannot_publish(api, tenant):
     assert resp.status == 200 and (await resp.json())["version"] == 1
 
 
-async def test_secret_and_child_workflow_checks(api, tenant, pool):
+async def test_secret_and_child_workflow_checks(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     raw = {
         "name": "secrets",
         "steps": [
@@ -171,7 +173,7 @@ async def test_secret_and_child_workflow_checks(api, tenant, pool):
     assert codes == {"SECRET_NOT_FOUND", "UNKNOWN_CHILD_WORKFLOW"}
 
 
-async def test_publish_versions_and_hash(api, tenant):
+async def test_publish_versions_and_hash(api: Any, tenant: Any) -> None:
     ref = f"payload.V{uuid.uuid4().hex[:6]}.v1"
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
     await api.put(f"/api/workflow/schemas/{ref}", json=schema, headers=tenant.headers())
@@ -230,7 +232,7 @@ async def test_publish_versions_and_hash(api, tenant):
     assert detail["draft_version"] == 2
 
 
-async def test_patch_pause_and_concurrency(api, tenant):
+async def test_patch_pause_and_concurrency(api: Any, tenant: Any) -> None:
     wf = await api.create_published(tenant.headers())
     resp = await api.patch(
         f"/api/workflow-definitions/{wf}",
@@ -254,7 +256,7 @@ async def test_patch_pause_and_concurrency(api, tenant):
     assert resp.status == 400
 
 
-async def test_definition_list_pages(api, tenant):
+async def test_definition_list_pages(api: Any, tenant: Any) -> None:
     ids = [await api.create_published(tenant.headers()) for _ in range(3)]
     seen: list[str] = []
     url = "/api/workflow-definitions?limit=2"

@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
+import asyncpg
 import nats
 import pytest
+from nats.js import JetStreamContext
 from stepwise_contract.enums import Role
 from stepwise_contract.envelope import decode_envelope
 from stepwise_contract.names import EVENTS_STREAM, MSG_ID_HEADER, event_subject
 
 
 @pytest.fixture
-async def js(nats_url):
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
     nc = await nats.connect(nats_url)
     yield nc.jetstream()
     await nc.close()
 
 
-async def test_publish_puts_the_envelope_on_the_stream(api, tenant, js):
+async def test_publish_puts_the_envelope_on_the_stream(
+    api: Any, tenant: Any, js: JetStreamContext
+) -> None:
     name = f"TICKET_{uuid.uuid4().hex[:6].upper()}"
     resp = await api.post(
         "/api/workflow/events",
@@ -33,6 +39,7 @@ async def test_publish_puts_the_envelope_on_the_stream(api, tenant, js):
     assert body["status"] == "accepted"
     subject = event_subject(str(tenant.id), name)
     msg = await js.get_last_msg(EVENTS_STREAM, subject)
+    assert msg.headers is not None and msg.data is not None
     assert msg.headers[MSG_ID_HEADER] == body["eventId"]
     envelope = decode_envelope(msg.data)
     assert (envelope.event_id, envelope.event_type, envelope.name) == (body["eventId"], name, name)
@@ -41,7 +48,7 @@ async def test_publish_puts_the_envelope_on_the_stream(api, tenant, js):
     assert envelope.payload_schema_ref == "payload.Ticket.v1"
 
 
-async def test_same_event_id_is_stored_once(api, tenant, js):
+async def test_same_event_id_is_stored_once(api: Any, tenant: Any, js: JetStreamContext) -> None:
     name = f"DUP_{uuid.uuid4().hex[:6].upper()}"
     event_id = str(uuid.uuid4())
     seqs = []
@@ -56,7 +63,7 @@ async def test_same_event_id_is_stored_once(api, tenant, js):
     assert seqs[0] == seqs[1]
 
 
-async def test_invalid_events_are_400(api, tenant):
+async def test_invalid_events_are_400(api: Any, tenant: Any) -> None:
     for body in (
         {"eventName": "has space"},
         {"eventName": "wild.*"},
@@ -73,7 +80,16 @@ async def test_invalid_events_are_400(api, tenant):
     assert resp.status == 400
 
 
-async def _route(pool, tenant_id, event_id, *, delay, signaled=(), started=(), error=None):
+async def _route(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    event_id: str,
+    *,
+    delay: float,
+    signaled: Sequence[uuid.UUID] = (),
+    started: Sequence[uuid.UUID] = (),
+    error: str | None = None,
+) -> None:
     """Stand in for the router: record the event as processed after `delay` seconds."""
     await asyncio.sleep(delay)
     await pool.execute(
@@ -83,13 +99,13 @@ async def _route(pool, tenant_id, event_id, *, delay, signaled=(), started=(), e
         " ON CONFLICT (tenant, event_id) DO UPDATE SET processed_at = now(),"
         " signaled_run_ids = $3, started_run_ids = $4, matched_run_id = $5, error_message = $6",
         tenant_id, event_id, list(signaled), list(started),
-        (list(signaled) or list(started) or [None])[0], error,
+        next(iter([*signaled, *started]), None), error,
     )  # fmt: skip
 
 
-async def test_wait_reports_the_routing_result(api, tenant, pool):
+async def test_wait_reports_the_routing_result(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     run_a, run_b, started = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str | None]] = [
         ({"signaled": [run_a], "started": [started]}, "resumed", str(run_a)),
         ({"signaled": [run_a, run_b]}, "resumed", None),
         ({}, "no_wait", None),
@@ -114,7 +130,7 @@ async def test_wait_reports_the_routing_result(api, tenant, pool):
             assert body["warning"] == "Failed to launch"
 
 
-async def test_wait_that_times_out_answers_202(api, tenant):
+async def test_wait_that_times_out_answers_202(api: Any, tenant: Any) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     resp = await api.post(
@@ -126,8 +142,10 @@ async def test_wait_that_times_out_answers_202(api, tenant):
     assert 0.9 <= loop.time() - started < 5
 
 
-async def test_event_reads_and_statuses(api, tenant, other_tenant, pool):
-    rows = {
+async def test_event_reads_and_statuses(
+    api: Any, tenant: Any, other_tenant: Any, pool: asyncpg.Pool
+) -> None:
+    rows: dict[str, dict[str, Any]] = {
         "pending": {"processed_at": None},
         "matched": {"processed_at": "now", "started": [uuid.uuid4()]},
         "unmatched": {"processed_at": "now"},

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from stepwise_contract.enums import Role
 
 
@@ -26,14 +27,14 @@ async def eventually(
         await asyncio.sleep(0.1)
 
 
-async def run_status(api, tenant, run_id: str) -> dict[str, Any]:
+async def run_status(api: Any, tenant: Any, run_id: str) -> dict[str, Any]:
     resp = await api.get(f"/api/workflow-runs/{run_id}", headers=tenant.headers(Role.READ))
     assert resp.status == 200
     body: dict[str, Any] = await resp.json()
     return body
 
 
-async def finished(api, tenant, run_id: str, status: str) -> dict[str, Any]:
+async def finished(api: Any, tenant: Any, run_id: str, status: str) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         run = await run_status(api, tenant, run_id)
         return run if run["status"] == status else None
@@ -78,7 +79,7 @@ APPROVAL = {
 }
 
 
-async def test_launch_executes_to_success(api, tenant, worker):
+async def test_launch_executes_to_success(api: Any, tenant: Any, worker: Any) -> None:
     wf = await api.create_published(tenant.headers(), ECHO_PASSWORD)
     run_id = (await api.launch(tenant.headers(), wf, {"password": "hunter2"}))["runId"]
     run = await finished(api, tenant, run_id, "SUCCEEDED")
@@ -94,7 +95,7 @@ async def test_launch_executes_to_success(api, tenant, worker):
     assert summary["stepsCount"] == 1 and summary["durationMs"] is not None
 
 
-async def test_replay_runs_with_the_original_input(api, tenant, worker):
+async def test_replay_runs_with_the_original_input(api: Any, tenant: Any, worker: Any) -> None:
     wf = await api.create_published(tenant.headers(), ECHO_PASSWORD)
     source = (await api.launch(tenant.headers(), wf, {"password": "hunter2", "apiKey": "k"}))[
         "runId"
@@ -113,7 +114,7 @@ async def test_replay_runs_with_the_original_input(api, tenant, worker):
     assert steps["invocations"][0]["input_json"] == {"value": "hunter2"}
 
 
-async def _pending_task(api, tenant, run_id: str) -> dict[str, Any]:
+async def _pending_task(api: Any, tenant: Any, run_id: str) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         body = await (
             await api.get(f"/api/workflow/tasks?runId={run_id}", headers=tenant.headers())
@@ -125,7 +126,7 @@ async def _pending_task(api, tenant, run_id: str) -> dict[str, Any]:
     return task
 
 
-async def test_human_task_completed_through_the_api(api, tenant, worker):
+async def test_human_task_completed_through_the_api(api: Any, tenant: Any, worker: Any) -> None:
     wf = await api.create_published(tenant.headers(), APPROVAL)
     run_id = (await api.launch(tenant.headers(), wf))["runId"]
     task = await _pending_task(api, tenant, run_id)
@@ -141,7 +142,7 @@ async def test_human_task_completed_through_the_api(api, tenant, worker):
     await finished(api, tenant, run_id, "SUCCEEDED")
 
 
-async def test_cancel_a_waiting_run(api, tenant, worker, pool):
+async def test_cancel_a_waiting_run(api: Any, tenant: Any, worker: Any, pool: asyncpg.Pool) -> None:
     wf = await api.create_published(tenant.headers(), APPROVAL)
     run_id = (await api.launch(tenant.headers(), wf))["runId"]
     task = await _pending_task(api, tenant, run_id)

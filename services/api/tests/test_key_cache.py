@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
+import asyncpg
 from stepwise_api.key_cache import KeyCache
-from stepwise_cli.admin import create_key, revoke_key, set_suspended
+from stepwise_cli.admin_operations import create_key, revoke_key, set_suspended
 from stepwise_contract.enums import Role
 
 BOUND_S = 2.0
 
 
-async def _status_until(client, headers, wanted: int, timeout_s: float) -> float:
+async def _status_until(
+    client: Any,
+    headers: dict[str, str],
+    wanted: int,
+    timeout_s: float,
+) -> float:
     """Seconds until `GET /api/workflow-runs` answers `wanted` (polling); fails after timeout."""
     started = time.monotonic()
     while True:
@@ -24,7 +32,9 @@ async def _status_until(client, headers, wanted: int, timeout_s: float) -> float
         await asyncio.sleep(0.05)
 
 
-async def test_a_revoked_key_stops_working_within_the_bound(app_factory, tenant, pool):
+async def test_a_revoked_key_stops_working_within_the_bound(
+    app_factory: Callable[..., Any], tenant: Any, pool: asyncpg.Pool
+) -> None:
     client = await app_factory(STEPWISE_API_AUTH_CACHE_S=str(BOUND_S))
     key_id, key = await create_key(pool, tenant.id, Role.READ)
     headers = {"Authorization": f"Bearer {key}"}
@@ -40,7 +50,9 @@ async def test_a_revoked_key_stops_working_within_the_bound(app_factory, tenant,
         assert (await client.get("/api/workflow-runs", headers=headers)).status == 401
 
 
-async def test_a_suspension_takes_effect_within_the_bound(app_factory, tenant, pool):
+async def test_a_suspension_takes_effect_within_the_bound(
+    app_factory: Callable[..., Any], tenant: Any, pool: asyncpg.Pool
+) -> None:
     client = await app_factory(STEPWISE_API_AUTH_CACHE_S=str(BOUND_S))
     assert (await client.get("/api/workflow-runs", headers=tenant.headers())).status == 200
     await set_suspended(pool, tenant.id, True)
@@ -59,7 +71,9 @@ async def test_a_suspension_takes_effect_within_the_bound(app_factory, tenant, p
         await set_suspended(pool, tenant.id, False)
 
 
-async def test_a_cached_key_skips_the_lookup(app_factory, tenant, pool):
+async def test_a_cached_key_skips_the_lookup(
+    app_factory: Callable[..., Any], tenant: Any, pool: asyncpg.Pool
+) -> None:
     client = await app_factory(STEPWISE_API_AUTH_CACHE_S="30")
     key_id, key = await create_key(pool, tenant.id, Role.READ)
     headers = {"Authorization": f"Bearer {key}"}

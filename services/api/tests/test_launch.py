@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from stepwise_cli.admin import set_rate_limit
+import asyncpg
+from stepwise_cli.admin_operations import set_rate_limit
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
+from temporalio.client import Client
 
 
-async def test_launch_records_row_and_starts_temporal(api, tenant, temporal_client):
+async def test_launch_records_row_and_starts_temporal(
+    api: Any, tenant: Any, temporal_client: Client
+) -> None:
     wf = await api.create_published(tenant.headers())
     out = await api.launch(tenant.headers(Role.MANAGE), wf, {"a": 1})
     assert out["status"] == "RUNNING" and out["workflowVersion"] == 1
@@ -32,7 +38,7 @@ async def test_launch_records_row_and_starts_temporal(api, tenant, temporal_clie
     assert [(r["message"], r["source"]) for r in logs] == [("Run started", "api")]
 
 
-async def test_pinned_and_latest_versions(api, tenant):
+async def test_pinned_and_latest_versions(api: Any, tenant: Any) -> None:
     wf = await api.create_published(tenant.headers())
     await api.post(f"/api/workflow-definitions/{wf}/publish", json={}, headers=tenant.headers())
     assert (await api.launch(tenant.headers(), wf))["workflowVersion"] == 2
@@ -49,7 +55,7 @@ async def test_pinned_and_latest_versions(api, tenant):
     assert resp.status == 404 and (await resp.json())["code"] == "WORKFLOW_NOT_FOUND"
 
 
-async def test_no_published_version_and_paused_are_409(api, tenant):
+async def test_no_published_version_and_paused_are_409(api: Any, tenant: Any) -> None:
     resp = await api.post(
         "/api/workflow-definitions", json={"definition": api.definition()}, headers=tenant.headers()
     )
@@ -66,7 +72,7 @@ async def test_no_published_version_and_paused_are_409(api, tenant):
     assert resp.status == 409 and (await resp.json())["code"] == "WORKFLOW_PAUSED"
 
 
-async def test_payload_schema_400_lists_issues(api, tenant):
+async def test_payload_schema_400_lists_issues(api: Any, tenant: Any) -> None:
     ref = f"payload.L{uuid.uuid4().hex[:6]}.v1"
     await api.put(
         f"/api/workflow/schemas/{ref}",
@@ -91,7 +97,7 @@ async def test_payload_schema_400_lists_issues(api, tenant):
     assert count == 1
 
 
-async def test_idempotency_key(api, tenant):
+async def test_idempotency_key(api: Any, tenant: Any) -> None:
     wf = await api.create_published(tenant.headers())
     key = f"idem-{uuid.uuid4()}"
     headers = {**tenant.headers(), "Idempotency-Key": key}
@@ -126,7 +132,7 @@ async def test_idempotency_key(api, tenant):
     assert count == 1
 
 
-async def test_concurrency_limit_is_429(api, tenant):
+async def test_concurrency_limit_is_429(api: Any, tenant: Any) -> None:
     wf = await api.create_published(tenant.headers())
     await api.patch(
         f"/api/workflow-definitions/{wf}", json={"concurrencyLimit": 2}, headers=tenant.headers()
@@ -149,7 +155,9 @@ async def _start_of_a_fresh_minute() -> None:
         await asyncio.sleep(60 - seconds + 0.5)
 
 
-async def test_rate_limit_holds_across_two_api_instances(api, app_factory, tenant, pool):
+async def test_rate_limit_holds_across_two_api_instances(
+    api: Any, app_factory: Callable[..., Any], tenant: Any, pool: asyncpg.Pool
+) -> None:
     second = await app_factory()
     await set_rate_limit(pool, tenant.id, 3)
     wf = await api.create_published(tenant.headers())
@@ -170,7 +178,9 @@ async def test_rate_limit_holds_across_two_api_instances(api, app_factory, tenan
     assert count == 3
 
 
-async def test_failed_temporal_start_fails_the_run_visibly(app_factory, tenant, pool, api):
+async def test_failed_temporal_start_fails_the_run_visibly(
+    app_factory: Callable[..., Any], tenant: Any, pool: asyncpg.Pool, api: Any
+) -> None:
     wf = await api.create_published(tenant.headers())
     dead = await app_factory(TEMPORAL_ADDRESS="127.0.0.1:1")
     resp = await dead.post("/api/workflow-runs", json={"workflowId": wf}, headers=tenant.headers())
@@ -181,6 +191,7 @@ async def test_failed_temporal_start_fails_the_run_visibly(app_factory, tenant, 
         "SELECT status, error_json FROM workflow_runs WHERE run_id = $1",
         uuid.UUID(problem["runId"]),
     )
+    assert row is not None
     assert row["status"] == "FAILED"
     assert row["error_json"]["stage"] == "launch"
     # readiness names the missing dependency
@@ -189,7 +200,9 @@ async def test_failed_temporal_start_fails_the_run_visibly(app_factory, tenant, 
     assert (await ready.json())["checks"]["temporal"] != "ok"
 
 
-async def test_launch_by_key_and_404_names_what_it_looked_for(api, tenant, other_tenant):
+async def test_launch_by_key_and_404_names_what_it_looked_for(
+    api: Any, tenant: Any, other_tenant: Any
+) -> None:
     key = f"orders-{uuid.uuid4().hex[:6]}"
     resp = await api.post(
         "/api/workflow-definitions",

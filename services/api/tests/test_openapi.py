@@ -3,20 +3,24 @@ document whose request schemas accept what the API accepts."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiohttp import web
 from jsonschema import Draft202012Validator
 
 
-def _registered(app) -> set[tuple[str, str]]:
+def _registered(app: web.Application) -> set[tuple[str, str]]:
     out = set()
     for route in app.router.routes():
         # HEAD rides along with every GET; the Run Studio's static pages are not JSON API routes.
         if route.method == "HEAD" or (route.name or "").startswith("studio"):
             continue
+        assert route.resource is not None
         out.add((route.method, route.resource.canonical))
     return out
 
 
-async def test_document_lists_exactly_the_registered_routes(api):
+async def test_document_lists_exactly_the_registered_routes(api: Any) -> None:
     resp = await api.get("/api/openapi.json")
     assert resp.status == 200
     document = await resp.json()
@@ -44,7 +48,7 @@ async def test_document_lists_exactly_the_registered_routes(api):
     assert not any(path.endswith(("/retry", "/resume", "/requeue")) for _, path in documented)
 
 
-async def test_operations_are_well_formed(api):
+async def test_operations_are_well_formed(api: Any) -> None:
     document = await (await api.get("/api/openapi.json")).json()
     operation_ids = []
     for path, operations in document["paths"].items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
@@ -19,8 +20,8 @@ async def _started_priority(client: Client, run_id: str) -> Any:
 
 
 async def test_definition_priority_and_tenant_weight_reach_temporal(
-    api, tenant, pool, temporal_client
-):
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     await pool.execute("UPDATE tenants SET fairness_weight = 3 WHERE tenant = $1", tenant.id)
     wf = await api.create_published(tenant.headers(), api.definition(priority=2))
     run_id = (await api.launch(tenant.headers(Role.MANAGE), wf))["runId"]
@@ -35,14 +36,18 @@ async def test_definition_priority_and_tenant_weight_reach_temporal(
     assert [r["priority"] for r in (await resp.json())["runs"]] == [2]
 
 
-async def test_a_definition_without_priority_runs_at_3(api, tenant, temporal_client):
+async def test_a_definition_without_priority_runs_at_3(
+    api: Any, tenant: Any, temporal_client: Client
+) -> None:
     wf = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(Role.MANAGE), wf))["runId"]
     started = await _started_priority(temporal_client, run_id)
     assert (started.priority_key, started.fairness_weight) == (3, pytest.approx(1.0))
 
 
-async def test_override_within_role(api, tenant, pool, temporal_client):
+async def test_override_within_role(
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     wf = await api.create_published(tenant.headers(), api.definition(priority=3))
     # less urgent than the definition: any role that may launch
     run_id = (await api.launch(tenant.headers(Role.MANAGE), wf, priority=5))["runId"]
@@ -59,12 +64,13 @@ async def test_override_within_role(api, tenant, pool, temporal_client):
     row = await pool.fetchrow(
         "SELECT priority FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id)
     )
+    assert row is not None
     assert row["priority"] == 1
 
 
 async def test_a_tenant_cap_keeps_its_runs_from_jumping_every_queue(
-    api, tenant, pool, temporal_client
-):
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     """Priority keys order tasks across tenants before fairness: a tenant whose every definition
     says `priority: 1` would go ahead of everyone. The operator's cap bounds it."""
     await pool.execute("UPDATE tenants SET most_urgent_priority = 3 WHERE tenant = $1", tenant.id)
@@ -81,7 +87,7 @@ async def test_a_tenant_cap_keeps_its_runs_from_jumping_every_queue(
 
 
 @pytest.mark.parametrize("bad", [0, 6, -1, 2**40, "1", 1.5, True, None, [1], {"p": 1}])
-async def test_hostile_priorities_are_400(api, tenant, bad):
+async def test_hostile_priorities_are_400(api: Any, tenant: Any, bad: Any) -> None:
     wf = await api.create_published(tenant.headers())
     if bad is None:  # explicit null = the definition's priority
         await api.launch(tenant.headers(), wf, priority=None)
@@ -91,7 +97,9 @@ async def test_hostile_priorities_are_400(api, tenant, bad):
 
 
 @pytest.mark.parametrize("bad", [0, 6, "2", 2.5, True])
-async def test_a_definition_priority_out_of_range_is_refused(api, tenant, bad):
+async def test_a_definition_priority_out_of_range_is_refused(
+    api: Any, tenant: Any, bad: Any
+) -> None:
     resp = await api.post(
         "/api/workflow-definitions",
         json={"definition": api.definition(priority=bad)},
@@ -109,7 +117,9 @@ async def test_a_definition_priority_out_of_range_is_refused(api, tenant, bad):
     assert "priority" in str(body)
 
 
-async def test_replay_keeps_the_priority_unless_given(api, tenant, pool, temporal_client):
+async def test_replay_keeps_the_priority_unless_given(
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     wf = await api.create_published(tenant.headers(), api.definition(priority=4))
     source = (await api.launch(tenant.headers(Role.ADMIN), wf, priority=2))["runId"]
     resp = await api.post(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import structlog
 
 
-async def test_request_line_names_the_run(api, tenant):
+async def test_request_line_names_the_run(api: Any, tenant: Any) -> None:
     run_id = str(uuid.uuid4())
     with structlog.testing.capture_logs(
         processors=[structlog.contextvars.merge_contextvars]

@@ -8,11 +8,14 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from stepwise_cli.admin import set_redaction
+import asyncpg
+from stepwise_cli.admin_operations import set_redaction
 from stepwise_contract.enums import Role
 from stepwise_contract.names import TASK_QUEUE
 from stepwise_contract.platform.launch import NewRun, insert_run
+from temporalio.client import Client
 
 SECRET_INPUT = {
     "apiKey": "k-123",
@@ -34,7 +37,7 @@ REDACTED_INPUT = {
 }
 
 
-async def _seed_projections(pool, tenant_id, run_id) -> None:
+async def _seed_projections(pool: asyncpg.Pool, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
     now = datetime.now(UTC)
     await pool.execute(
         "INSERT INTO workflow_run_steps (step_id, tenant, run_id, step_path, definition_step_id,"
@@ -68,7 +71,9 @@ async def _seed_projections(pool, tenant_id, run_id) -> None:
     )  # fmt: skip
 
 
-async def test_reads_and_export_redact_consistently(api, tenant, pool):
+async def test_reads_and_export_redact_consistently(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     await set_redaction(pool, tenant.id, ["/customer/ssn"], ["^internal_"])
     wf = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(), wf, SECRET_INPUT))["runId"]
@@ -130,7 +135,7 @@ async def test_reads_and_export_redact_consistently(api, tenant, pool):
     assert "input_json" not in listed["runs"][0]
 
 
-async def test_timeline_summary_and_logs_paging(api, tenant, pool):
+async def test_timeline_summary_and_logs_paging(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     wf = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(), wf))["runId"]
     await _seed_projections(pool, tenant.id, uuid.UUID(run_id))
@@ -161,7 +166,16 @@ async def test_timeline_summary_and_logs_paging(api, tenant, pool):
     assert only_info["logs"] == []
 
 
-async def _insert(pool, tenant_id, wf, *, status="RUNNING", age_s=0.0, version=1, payload=None):
+async def _insert(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    wf: str,
+    *,
+    status: str = "RUNNING",
+    age_s: float = 0.0,
+    version: int = 1,
+    payload: dict[str, Any] | None = None,
+) -> str:
     run_id = uuid.uuid4()
     await insert_run(
         pool,
@@ -178,7 +192,7 @@ async def _insert(pool, tenant_id, wf, *, status="RUNNING", age_s=0.0, version=1
     return str(run_id)
 
 
-async def test_list_filters_sort_and_cursor(api, tenant, pool):
+async def test_list_filters_sort_and_cursor(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     wf = await api.create_published(tenant.headers())
     other_wf = await api.create_published(tenant.headers())
     ids = [await _insert(pool, tenant.id, wf, age_s=100 - i) for i in range(5)]
@@ -220,7 +234,9 @@ async def test_list_filters_sort_and_cursor(api, tenant, pool):
     assert table[1][4] == "FAILED" and table[1][3] == "2"
 
 
-async def test_queued_no_progress_warning(api, tenant, pool, temporal_client):
+async def test_queued_no_progress_warning(
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     from stepwise_api.queue_probe import NO_POLLERS, POLLERS_IDLE, workflow_pollers
 
     wf = await api.create_published(tenant.headers())
@@ -235,9 +251,10 @@ async def test_queued_no_progress_warning(api, tenant, pool, temporal_client):
     )  # fmt: skip
     headers = tenant.headers(Role.READ)
 
-    async def warnings(run_id: str) -> list[dict]:
+    async def warnings(run_id: str) -> list[dict[str, Any]]:
         body = await (await api.get(f"/api/workflow-runs/{run_id}", headers=headers)).json()
-        return body["warnings"]
+        warnings: list[dict[str, Any]] = body["warnings"]
+        return warnings
 
     found = await warnings(stuck)
     assert [w["code"] for w in found] == ["RUN_QUEUED_NO_PROGRESS"]

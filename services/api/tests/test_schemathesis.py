@@ -10,7 +10,9 @@ import asyncio
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stepwise_contract.enums import Role
@@ -23,7 +25,7 @@ def _schemathesis() -> str | None:
     return str(sibling) if sibling.exists() else shutil.which("schemathesis")
 
 
-async def _seed(api, tenant) -> dict[str, str]:
+async def _seed(api: Any, tenant: Any) -> dict[str, str]:
     """A published workflow, a run and a pending task, so generated requests reach real rows."""
     workflow_id = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(), workflow_id, {"password": "p"}))["runId"]
@@ -36,7 +38,9 @@ async def _seed(api, tenant) -> dict[str, str]:
     return {"workflowId": workflow_id, "runId": run_id, "taskId": task_id}
 
 
-async def test_no_server_errors_and_no_schema_violations(api, app_factory, tenant, tmp_path):
+async def test_no_server_errors_and_no_schema_violations(
+    api: Any, app_factory: Callable[..., Any], tenant: Any, tmp_path: Path
+) -> None:
     binary = _schemathesis()
     if binary is None:
         pytest.fail("schemathesis is not installed: run `uv sync` (it is in the root dev group)")

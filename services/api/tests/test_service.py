@@ -7,10 +7,12 @@ import asyncio
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 
 
 def api_process(
@@ -27,7 +29,9 @@ def api_process(
     return proc, f"http://127.0.0.1:{port}"
 
 
-async def test_ops_routes_metrics_and_sigterm(api, tenant, service_env, events_stream, tmp_path):
+async def test_ops_routes_metrics_and_sigterm(
+    api: Any, tenant: Any, service_env: dict[str, str], events_stream: None, tmp_path: Path
+) -> None:
     proc, base = api_process(tmp_path, service_env)
     proc.start()
     try:
@@ -55,8 +59,13 @@ async def test_ops_routes_metrics_and_sigterm(api, tenant, service_env, events_s
 
 
 async def test_fault_hook_dies_after_the_run_row(
-    api, tenant, service_env, events_stream, tmp_path, pool
-):
+    api: Any,
+    tenant: Any,
+    service_env: dict[str, str],
+    events_stream: None,
+    tmp_path: Path,
+    pool: asyncpg.Pool,
+) -> None:
     wf = await api.create_published(tenant.headers())
     proc, base = api_process(tmp_path, service_env, STEPWISE_FAULT_CRASH_AFTER_RUN_ROW="1")
     proc.start()

@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 import asyncpg
 import nats
 import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract.enums import Role
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 
 try:
     from playwright.async_api import Browser, Page, Request, async_playwright, expect
@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover - depends on the environment
         "playwright is not installed (uv sync --all-packages, or uv pip install playwright)",
         allow_module_level=True,
     )
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -230,7 +232,9 @@ async def run_count(pool: asyncpg.Pool, tenant: Any) -> int:
 # Sign in
 
 
-async def test_sign_in_keeps_the_key_for_the_tab_and_sign_out_forgets_it(browser, api, tenant):
+async def test_sign_in_keeps_the_key_for_the_tab_and_sign_out_forgets_it(
+    browser: Browser, api: Any, tenant: Any
+) -> None:
     context = await browser.new_context()
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -260,7 +264,9 @@ async def test_sign_in_keeps_the_key_for_the_tab_and_sign_out_forgets_it(browser
         await context.close()
 
 
-async def test_a_revoked_key_sends_the_operator_back_to_sign_in(studio, tenant, pool):
+async def test_a_revoked_key_sends_the_operator_back_to_sign_in(
+    studio: Studio, tenant: Any, pool: asyncpg.Pool
+) -> None:
     await studio.open("#/runs")
     await expect(studio.page.get_by_role("heading", name="Runs")).to_be_visible()
     await pool.execute(
@@ -276,7 +282,9 @@ async def test_a_revoked_key_sends_the_operator_back_to_sign_in(studio, tenant, 
 # Runs list
 
 
-async def test_runs_list_filters_pages_and_refreshes_live(studio, api, tenant, pool):
+async def test_runs_list_filters_pages_and_refreshes_live(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     first = await launched(api, tenant, workflow_id, {"n": 1})
     second = await launched(api, tenant, workflow_id, {"n": 2})
@@ -347,7 +355,9 @@ async def assert_no_legacy_controls(studio: Studio) -> None:
         assert text == "Resume (quota)" or not re.search(r"\bresume\b", text, re.IGNORECASE), text
 
 
-async def test_run_details_show_steps_waits_invocations_logs_and_links(studio, api, tenant, pool):
+async def test_run_details_show_steps_waits_invocations_logs_and_links(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     parent = await insert_run(
         pool, tenant, workflow_id, status="SUCCEEDED", started_ago_s=400, ran_for_s=30
@@ -455,7 +465,9 @@ async def test_run_details_show_steps_waits_invocations_logs_and_links(studio, a
     await expect(studio.tid("run-status")).to_have_text("SUCCEEDED")
 
 
-async def test_queued_banner_only_for_a_stale_run_without_steps(studio, api, tenant, pool):
+async def test_queued_banner_only_for_a_stale_run_without_steps(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     stuck = await insert_run(pool, tenant, workflow_id, status="RUNNING", started_ago_s=600)
     busy = await insert_run(pool, tenant, workflow_id, status="RUNNING", started_ago_s=600)
@@ -483,8 +495,8 @@ async def test_queued_banner_only_for_a_stale_run_without_steps(studio, api, ten
 
 
 async def test_failing_workflow_task_shows_on_the_run_and_in_the_list(
-    studio, api, tenant, pool, failing_tasks, sweeper
-):
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool, failing_tasks: Any, sweeper: Any
+) -> None:
     """A run whose workflow task raises (a real failing workflow, the sweeper's job): the banner
     within 10 s of the failure, with the failure as text (a hostile message stays text)."""
     workflow_id = await published(api, tenant)
@@ -519,8 +531,8 @@ async def test_failing_workflow_task_shows_on_the_run_and_in_the_list(
 
 
 async def test_a_running_run_refreshes_live_and_keeps_expanded_invocations_open(
-    studio, api, tenant, pool
-):
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     run_id = await insert_run(pool, tenant, workflow_id, status="RUNNING", started_ago_s=30)
     await insert_step(
@@ -549,7 +561,9 @@ async def test_a_running_run_refreshes_live_and_keeps_expanded_invocations_open(
     await expect(invocation).to_have_attribute("open", "")
 
 
-async def test_no_legacy_controls_on_failed_waiting_or_running_runs(studio, api, tenant, pool):
+async def test_no_legacy_controls_on_failed_waiting_or_running_runs(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     failed = await insert_run(
         pool, tenant, workflow_id, status="FAILED", ran_for_s=1, error_json={"message": "x"}
@@ -601,7 +615,9 @@ async def test_no_legacy_controls_on_failed_waiting_or_running_runs(studio, api,
     assert (await run_row(pool, waiting))["status"] == "WAITING"
 
 
-async def test_quota_resume_resumes_a_paused_run(studio, api, tenant, pool):
+async def test_quota_resume_resumes_a_paused_run(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     run_id = await launched(api, tenant, workflow_id, {})  # a real Temporal workflow to signal
     await pool.execute(
@@ -635,7 +651,9 @@ async def open_replay(studio: Studio, run_id: uuid.UUID) -> str:
     return text
 
 
-async def test_unedited_replay_sends_no_payload_and_lands_on_the_new_run(studio, api, tenant, pool):
+async def test_unedited_replay_sends_no_payload_and_lands_on_the_new_run(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     original = {"customer": "c-1", "apiToken": "s3cr3t-token", "lines": [{"sku": "A", "qty": 2}]}
     old = await launched(api, tenant, workflow_id, original)
@@ -662,7 +680,9 @@ async def test_unedited_replay_sends_no_payload_and_lands_on_the_new_run(studio,
     assert len(studio.calls("POST", "/replay")) == 1
 
 
-async def test_edited_replay_sends_exactly_the_edit(studio, api, tenant, pool):
+async def test_edited_replay_sends_exactly_the_edit(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     old = await launched(api, tenant, workflow_id, {"customer": "c-1", "password": "pw"})
 
@@ -684,7 +704,9 @@ async def test_edited_replay_sends_exactly_the_edit(studio, api, tenant, pool):
     assert (await run_row(pool, new))["input_json"] == json.loads(edit)
 
 
-async def test_invalid_replay_input_is_refused_without_a_request(studio, api, tenant, pool):
+async def test_invalid_replay_input_is_refused_without_a_request(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     old = await launched(api, tenant, workflow_id, {"customer": "c-1"})
     before = await run_count(pool, tenant)
@@ -714,7 +736,9 @@ async def test_invalid_replay_input_is_refused_without_a_request(studio, api, te
     assert await run_count(pool, tenant) == before
 
 
-async def test_refused_replay_keeps_the_operator_on_the_old_run(studio, api, tenant, pool):
+async def test_refused_replay_keeps_the_operator_on_the_old_run(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     old = await launched(api, tenant, workflow_id, {"customer": "c-1"})
     # a paused workflow starts no run: the API really refuses the replay (409 WORKFLOW_PAUSED)
@@ -746,7 +770,9 @@ async def test_refused_replay_keeps_the_operator_on_the_old_run(studio, api, ten
 # Cancel and export
 
 
-async def test_cancel_asks_for_a_reason_and_cancels(studio, api, tenant, pool):
+async def test_cancel_asks_for_a_reason_and_cancels(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     run_id = await launched(api, tenant, workflow_id, {})
 
@@ -774,7 +800,9 @@ async def test_cancel_asks_for_a_reason_and_cancels(studio, api, tenant, pool):
     assert row["error_json"]["reason"] == "customer withdrew"
 
 
-async def test_export_downloads_the_run_as_json(studio, api, tenant, pool):
+async def test_export_downloads_the_run_as_json(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     workflow_id = await published(api, tenant)
     run_id = await launched(api, tenant, workflow_id, {"customer": "c-9", "secretCode": "xyz"})
 
@@ -878,7 +906,9 @@ async def read_json(api: Any, tenant: Any, path: str) -> Any:
     return await resp.json()
 
 
-async def test_a_run_parked_on_an_event_shows_what_it_waits_for(studio, api, tenant, pool, screens):
+async def test_a_run_parked_on_an_event_shows_what_it_waits_for(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool, screens: Path
+) -> None:
     resp = await api.post(
         "/api/workflow-definitions",
         json={"definition": {**HOLD, "name": "order-flow"}, "key": "orders"},
@@ -950,8 +980,8 @@ async def test_a_run_parked_on_an_event_shows_what_it_waits_for(studio, api, ten
 
 
 async def test_a_failed_run_shows_its_error_once_and_a_nested_waterfall(
-    studio, api, tenant, pool, screens
-):
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool, screens: Path
+) -> None:
     workflow_id = await published(api, tenant)
     error = {"category": "ActionError", "code": "HTTP_500", "message": "crm answered 500",
              "details": {"status": 500, "password": "pw-1"}}  # fmt: skip
@@ -1028,7 +1058,9 @@ async def test_a_failed_run_shows_its_error_once_and_a_nested_waterfall(
     await screenshot(studio, screens, "run-not-found")
 
 
-async def test_replay_lists_the_field_errors_the_api_returns(studio, api, tenant, pool):
+async def test_replay_lists_the_field_errors_the_api_returns(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     ref = "payload.StudioOrder.v1"
     schema = {"type": "object", "required": ["orderId"],
               "properties": {"orderId": {"type": "string"}, "total": {"type": "number"}}}  # fmt: skip
@@ -1084,8 +1116,8 @@ APPROVAL = {
 
 
 async def test_a_human_task_completed_in_the_studio_resumes_its_run(
-    studio, api, tenant, pool, worker, screens
-):
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool, worker: Any, screens: Path
+) -> None:
     workflow_id = await published(api, tenant, APPROVAL)
     run_id = await launched(api, tenant, workflow_id, {"order": "o-42"})
 
@@ -1151,7 +1183,9 @@ async def test_a_human_task_completed_in_the_studio_resumes_its_run(
     await screenshot(studio, screens, "run-after-task")
 
 
-async def test_a_workflow_paused_in_the_studio_refuses_a_launch(studio, api, tenant, pool, screens):
+async def test_a_workflow_paused_in_the_studio_refuses_a_launch(
+    studio: Studio, api: Any, tenant: Any, pool: asyncpg.Pool, screens: Path
+) -> None:
     ref = "payload.StudioLaunch.v1"
     schema = {"type": "object", "required": ["orderId", "total"],
               "properties": {"orderId": {"type": "string"}, "total": {"type": "number"},
@@ -1232,8 +1266,14 @@ async def test_a_workflow_paused_in_the_studio_refuses_a_launch(studio, api, ten
 
 
 async def test_events_show_their_outcome_and_dead_letters_appear(
-    studio, api, tenant, pool, router, nats_url, screens
-):
+    studio: Studio,
+    api: Any,
+    tenant: Any,
+    pool: asyncpg.Pool,
+    router: Any,
+    nats_url: str,
+    screens: Path,
+) -> None:
     triggered = await published(
         api, tenant, {**HOLD, "name": "studio-on-order",
                       "trigger": {"type": "event", "eventName": "studio.order"}},
@@ -1298,8 +1338,8 @@ async def test_events_show_their_outcome_and_dead_letters_appear(
 
 
 async def test_a_draft_workflow_shows_its_validation_issues_and_no_launch_form(
-    studio, api, tenant, screens
-):
+    studio: Studio, api: Any, tenant: Any, screens: Path
+) -> None:
     draft = {
         "name": "studio-draft",
         "steps": [

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
 import pytest
 from stepwise_api.studio_routes import ASSETS
 
 
-async def test_index_served_without_a_key(api):
+async def test_index_served_without_a_key(api: Any) -> None:
     resp = await api.get("/studio/")
     assert resp.status == 200
     assert resp.content_type == "text/html"
@@ -24,14 +25,14 @@ async def test_index_served_without_a_key(api):
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_api_root_redirects_to_the_studio(api):
+async def test_api_root_redirects_to_the_studio(api: Any) -> None:
     resp = await api.get("/", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/studio/"
     followed = await api.get("/")
     assert followed.status == 200 and "text/html" in followed.headers["Content-Type"]
 
 
-async def test_studio_without_slash_redirects(api):
+async def test_studio_without_slash_redirects(api: Any) -> None:
     resp = await api.get("/studio", allow_redirects=False)
     assert resp.status == 308
     assert resp.headers["Location"] == "/studio/"
@@ -41,7 +42,7 @@ async def test_studio_without_slash_redirects(api):
     ("name", "content_type"),
     [("index.html", "text/html"), ("studio.js", "text/javascript"), ("studio.css", "text/css")],
 )
-async def test_assets_have_their_content_types(api, name, content_type):
+async def test_assets_have_their_content_types(api: Any, name: str, content_type: str) -> None:
     resp = await api.get(f"/studio/{name}")
     assert resp.status == 200
     assert resp.content_type == content_type
@@ -59,20 +60,20 @@ async def test_assets_have_their_content_types(api, name, content_type):
         "/studio/sub/studio.js",
     ],
 )
-async def test_nothing_else_is_served(api, path):
+async def test_nothing_else_is_served(api: Any, path: str) -> None:
     resp = await api.get(path)
     assert resp.status == 404
     problem = await resp.json(content_type=None)
     assert problem["code"] == "NOT_FOUND"
 
 
-async def test_api_still_requires_a_key(api):
+async def test_api_still_requires_a_key(api: Any) -> None:
     # The page is public, the data is not.
     resp = await api.get("/api/workflow-runs")
     assert resp.status == 401
 
 
-def test_every_asset_referenced_by_the_page_exists():
+def test_every_asset_referenced_by_the_page_exists() -> None:
     folder = resources.files("stepwise_api") / "studio"
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == sorted(ASSETS)
     html = (folder / "index.html").read_text()
@@ -80,7 +81,7 @@ def test_every_asset_referenced_by_the_page_exists():
         assert ref in ASSETS, ref
 
 
-def test_no_legacy_run_controls_in_the_page():
+def test_no_legacy_run_controls_in_the_page() -> None:
     """No Retry, (engine) Resume or Requeue control, and no call to such a route: the only
     resume is the quota resume, which posts to /quota-resume."""
     folder = resources.files("stepwise_api") / "studio"

@@ -85,7 +85,9 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
 
     async def gauge_is(value: float) -> bool:
         # set at the end of each pass, a moment after the record the API reads
-        return sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == value
+        return bool(
+            sweeper.registry.get_sample_value("stepwise_runs_workflow_task_failing") == value
+        )
 
     await poll(lambda: gauge_is(1), 5, "the gauge counts the run")
 

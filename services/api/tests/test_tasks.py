@@ -4,12 +4,15 @@ signalled; already done → 409, unknown → 404)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import asyncpg
 from stepwise_contract.converter import DATA_CONVERTER
 from stepwise_contract.enums import Role
 from stepwise_contract.names import SIGNAL_HUMAN_TASK, workflow_id_for
 from stepwise_contract.payloads import HumanTaskSignal
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 FORM = {
     "type": "object",
@@ -18,7 +21,14 @@ FORM = {
 }
 
 
-async def _task(api, tenant, pool, *, form=FORM, status="PENDING") -> tuple[str, str]:
+async def _task(
+    api: Any,
+    tenant: Any,
+    pool: asyncpg.Pool,
+    *,
+    form: dict[str, Any] | None = FORM,
+    status: str = "PENDING",
+) -> tuple[str, str]:
     wf = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(), wf))["runId"]
     task_id = uuid.uuid4()
@@ -31,7 +41,9 @@ async def _task(api, tenant, pool, *, form=FORM, status="PENDING") -> tuple[str,
     return str(task_id), run_id
 
 
-async def test_complete_validates_then_signals(api, tenant, pool, temporal_client):
+async def test_complete_validates_then_signals(
+    api: Any, tenant: Any, pool: asyncpg.Pool, temporal_client: Client
+) -> None:
     task_id, run_id = await _task(api, tenant, pool)
     url = f"/api/workflow/tasks/{task_id}/complete"
     resp = await api.post(
@@ -56,6 +68,7 @@ async def test_complete_validates_then_signals(api, tenant, pool, temporal_clien
         "SELECT status, response_json, completed_at FROM workflow_tasks WHERE task_id = $1",
         uuid.UUID(task_id),
     )
+    assert row is not None
     assert row["status"] == "COMPLETED" and row["response_json"] == {"approved": True}
     history = await temporal_client.get_workflow_handle(workflow_id_for(run_id)).fetch_history()
     signaled = [
@@ -71,7 +84,9 @@ async def test_complete_validates_then_signals(api, tenant, pool, temporal_clien
     assert resp.status == 409 and (await resp.json())["code"] == "TASK_NOT_PENDING"
 
 
-async def test_unknown_canceled_and_foreign_tasks(api, tenant, other_tenant, pool):
+async def test_unknown_canceled_and_foreign_tasks(
+    api: Any, tenant: Any, other_tenant: Any, pool: asyncpg.Pool
+) -> None:
     resp = await api.post(
         f"/api/workflow/tasks/{uuid.uuid4()}/complete",
         json={"payload": {}},
@@ -96,7 +111,7 @@ async def test_unknown_canceled_and_foreign_tasks(api, tenant, other_tenant, poo
     assert resp.status == 403
 
 
-async def test_list_tasks(api, tenant, pool):
+async def test_list_tasks(api: Any, tenant: Any, pool: asyncpg.Pool) -> None:
     pending, run_id = await _task(api, tenant, pool)
     done, _ = await _task(api, tenant, pool, status="COMPLETED")
     headers = tenant.headers(Role.READ)
@@ -115,7 +130,9 @@ async def test_list_tasks(api, tenant, pool):
     assert (await api.get("/api/workflow/tasks?status=NOPE", headers=headers)).status == 400
 
 
-async def test_get_one_task_redacted_and_tenant_scoped(api, tenant, other_tenant, pool):
+async def test_get_one_task_redacted_and_tenant_scoped(
+    api: Any, tenant: Any, other_tenant: Any, pool: asyncpg.Pool
+) -> None:
     task_id, run_id = await _task(api, tenant, pool)
     resp = await api.get(f"/api/workflow/tasks/{task_id}", headers=tenant.headers(Role.READ))
     task = await resp.json()

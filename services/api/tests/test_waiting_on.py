@@ -10,7 +10,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import nats
+import pytest
 from nats.js.errors import NotFoundError
 from stepwise_cli.api_client import ApiClient, ApiConfig
 from stepwise_cli.runs_command import runs_list, runs_show
@@ -20,7 +22,9 @@ from stepwise_contract.platform.launch import NewRun, insert_run
 from stepwise_router.stream import dlq_stream_config
 
 
-async def _run(pool, tenant_id, wf, *, status="RUNNING") -> uuid.UUID:
+async def _run(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, wf: str, *, status: str = "RUNNING"
+) -> uuid.UUID:
     run_id = uuid.uuid4()
     await insert_run(
         pool,
@@ -33,7 +37,16 @@ async def _run(pool, tenant_id, wf, *, status="RUNNING") -> uuid.UUID:
     return run_id
 
 
-async def _wait(pool, tenant_id, run_id, wait_type, *, status="WAITING", ago_s=0, **cols) -> str:
+async def _wait(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    wait_type: str,
+    *,
+    status: str = "WAITING",
+    ago_s: float = 0,
+    **cols: Any,
+) -> str:
     wait_id = uuid.uuid4()
     await pool.execute(
         "INSERT INTO workflow_run_waits (wait_id, tenant, run_id, step_path, wait_type, key,"
@@ -46,13 +59,15 @@ async def _wait(pool, tenant_id, run_id, wait_type, *, status="WAITING", ago_s=0
     return str(wait_id)
 
 
-async def _get(api, tenant, url: str, status: int = 200) -> Any:
+async def _get(api: Any, tenant: Any, url: str, status: int = 200) -> Any:
     resp = await api.get(url, headers=tenant.headers(Role.READ))
     assert resp.status == status, await resp.text()
     return await resp.json()
 
 
-async def test_waiting_on_in_reads_lists_and_the_filter(api, tenant, other_tenant, pool):
+async def test_waiting_on_in_reads_lists_and_the_filter(
+    api: Any, tenant: Any, other_tenant: Any, pool: asyncpg.Pool
+) -> None:
     wf = await api.create_published(tenant.headers())
     on_event = await _run(pool, tenant.id, wf)
     # an older resolved wait, then the open one: the open one is what the run waits on
@@ -113,7 +128,9 @@ async def test_waiting_on_in_reads_lists_and_the_filter(api, tenant, other_tenan
     assert (await resp.json())["runs"] == []
 
 
-async def test_workflow_filter_takes_an_id_a_key_or_a_name(api, tenant, pool):
+async def test_workflow_filter_takes_an_id_a_key_or_a_name(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     resp = await api.post(
         "/api/workflow-definitions",
         json={"definition": api.definition("billing-sync"), "key": "billing"},
@@ -132,13 +149,16 @@ async def test_workflow_filter_takes_an_id_a_key_or_a_name(api, tenant, pool):
     await _get(api, tenant, f"/api/workflow-runs?workflow={'x' * 201}", 400)
 
 
-async def test_an_api_launch_records_the_key_that_asked(api, tenant, pool):
+async def test_an_api_launch_records_the_key_that_asked(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     wf = await api.create_published(tenant.headers())
     run_id = (await api.launch(tenant.headers(Role.MANAGE), wf, {}))["runId"]
     run = await _get(api, tenant, f"/api/workflow-runs/{run_id}")
     key = await pool.fetchrow(
         "SELECT key_id, name FROM api_keys WHERE tenant = $1 AND role = 'manage'", tenant.id
     )
+    assert key is not None
     assert run["trigger_type"] is None
     assert run["trigger_metadata_json"] == {
         "launchedBy": {"keyId": str(key["key_id"]), "keyName": key["name"], "role": "manage"}
@@ -146,7 +166,9 @@ async def test_an_api_launch_records_the_key_that_asked(api, tenant, pool):
     assert tenant.keys[Role.MANAGE] not in json.dumps(run)
 
 
-async def test_definitions_list_counts_the_last_24_hours(api, tenant, pool):
+async def test_definitions_list_counts_the_last_24_hours(
+    api: Any, tenant: Any, pool: asyncpg.Pool
+) -> None:
     wf = await api.create_published(tenant.headers())
     idle = await api.create_published(tenant.headers())
     for status in ("SUCCEEDED", "FAILED", "FAILED", "RUNNING"):
@@ -164,8 +186,8 @@ async def test_definitions_list_counts_the_last_24_hours(api, tenant, pool):
 
 
 async def test_dead_letters_of_the_tenant_newest_first_and_redacted(
-    api, tenant, other_tenant, nats_url
-):
+    api: Any, tenant: Any, other_tenant: Any, nats_url: str
+) -> None:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -215,7 +237,9 @@ async def test_dead_letters_of_the_tenant_newest_first_and_redacted(
     await _get(api, tenant, "/api/workflow/events/dead-letters?limit=201", 400)
 
 
-async def test_the_cli_lists_and_shows_what_a_run_waits_on(api, tenant, pool, capsys):
+async def test_the_cli_lists_and_shows_what_a_run_waits_on(
+    api: Any, tenant: Any, pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
     wf = await api.create_published(tenant.headers())
     on_event = await _run(pool, tenant.id, wf)
     await _wait(pool, tenant.id, on_event, "event", key="order-7", event_name="order.paid")

@@ -36,14 +36,14 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import nats
-from stepwise_cli.infra import nats_server, temporal_dev_server_headless
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract import names
 from stepwise_contract.payloads import EventSignal
 from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.migrate import migrate
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
+from stepwise_devkit.infra_servers import nats_server, temporal_dev_server_headless
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -238,10 +238,10 @@ async def main(args: argparse.Namespace) -> None:
             published = time.time()
             await until_processed(base + args.events)
             routed = time.time()
-            handled = await seen_times(client, runs)
-            last_signal = max(handled[e] for e in sent_at)
-            missing = [e for e in sent_at if e not in handled]
-            loaded_latency = [handled[e] - sent_at[e] for e in sent_at if e in handled]
+            handled_at = await seen_times(client, runs)
+            last_signal = max(handled_at[e] for e in sent_at)
+            missing = [e for e in sent_at if e not in handled_at]
+            loaded_latency = [handled_at[e] - sent_at[e] for e in sent_at if e in handled_at]
 
             # 2b. the router's own ceiling: events that match no wait (no Temporal call)
             async def unmatched(i: int) -> None:

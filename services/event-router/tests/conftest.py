@@ -23,6 +23,7 @@ import asyncpg
 import msgspec
 import nats
 import pytest
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 from stepwise_contract import names
@@ -87,7 +88,8 @@ class Recorder:
 
     async def received(self, run_id: uuid.UUID) -> Received:
         handle = self.client.get_workflow_handle(names.workflow_id_for(str(run_id)))
-        return await handle.query(RECORDER_QUERY, result_type=Received)
+        received: Received = await handle.query(RECORDER_QUERY, result_type=Received)
+        return received
 
     async def terminate(self, run_id: uuid.UUID) -> None:
         handle = self.client.get_workflow_handle(names.workflow_id_for(str(run_id)))
@@ -234,11 +236,9 @@ class Bus:
 
         await eventually(check, within=within, what=f"stream seq {stream_seq} acked")
 
-    async def dead_letters(
-        self, tenant: str, count: int, *, within: float = 10.0
-    ) -> list[nats.aio.msg.Msg]:
+    async def dead_letters(self, tenant: str, count: int, *, within: float = 10.0) -> list[Msg]:
         sub = await self.js.pull_subscribe(names.dlq_subject(tenant), stream=names.DLQ_STREAM)
-        got: list[nats.aio.msg.Msg] = []
+        got: list[Msg] = []
         deadline = time.monotonic() + within
         try:
             while len(got) < count and time.monotonic() < deadline:

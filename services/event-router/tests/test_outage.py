@@ -48,6 +48,7 @@ class TcpProxy:
         assert self._server is not None
         self._server.close()
         for transport in self._transports:
+            assert isinstance(transport, asyncio.Transport)
             transport.abort()
         self._transports.clear()
         await asyncio.sleep(0)

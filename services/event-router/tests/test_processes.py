@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
 from stepwise_contract import names
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -95,7 +95,7 @@ async def test_two_routers_on_one_consumer_never_process_an_event_twice(
         await bus.consumer_settled(bus.last_seq)
     finally:
         codes = await asyncio.gather(asyncio.to_thread(a.stop), asyncio.to_thread(b.stop))
-    assert codes == [0, 0]
+    assert list(codes) == [0, 0]
 
     by_a, by_b = routed_event_ids(a, tenant_id), routed_event_ids(b, tenant_id)
     assert by_a and by_b, "both replicas should have taken part"

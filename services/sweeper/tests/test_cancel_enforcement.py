@@ -11,9 +11,9 @@ import uuid
 from typing import Any
 
 import asyncpg
-from stepwise_cli.processes import free_port
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_devkit.child_process import free_port
 from stepwise_sweeper.jobs.cancel_enforcement import CancelEnforcementConfig, CancelEnforcementJob
 from temporalio.client import Client, WorkflowExecutionStatus
 

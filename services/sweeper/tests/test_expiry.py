@@ -131,6 +131,7 @@ async def test_two_sweepers_drain_200k_rows_while_a_writer_upserts(
         "  FROM workflow_data_store WHERE tenant = ANY($1::uuid[])",
         tenants,
     )
+    assert rows is not None
     await pool.execute("DELETE FROM workflow_data_store WHERE tenant = ANY($1::uuid[])", tenants)
     ordered = sorted(latencies)
     p50 = statistics.median(ordered)

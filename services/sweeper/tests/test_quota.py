@@ -94,10 +94,8 @@ async def _set_usage(pool: asyncpg.Pool, tenant: uuid.UUID, limit: int | None, u
 
 
 async def _received(handle: WorkflowHandle[Any, Any]) -> list[QuotaResumeSignal]:
-    result: list[QuotaResumeSignal] = await handle.query(
-        QuotaProbe.signals, result_type=list[QuotaResumeSignal]
-    )
-    return result
+    # the method's return annotation types the result (and tells the converter what to decode)
+    return await handle.query(QuotaProbe.signals)
 
 
 async def _state(pool: asyncpg.Pool, run_id: uuid.UUID, wait_id: uuid.UUID) -> tuple[str, str, Any]:

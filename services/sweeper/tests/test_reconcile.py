@@ -11,10 +11,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from stepwise_cli.processes import free_port
 from stepwise_contract.names import TASK_QUEUE, WORKFLOW_TYPE, workflow_id_for
 from stepwise_contract.platform.launch import priority_of, run_input_for, start_run
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_devkit.child_process import free_port
 from stepwise_sweeper.jobs.reconcile import ReconcileConfig, ReconcileJob
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode

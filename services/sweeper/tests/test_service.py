@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 
 BACKLOG = 300_000
 

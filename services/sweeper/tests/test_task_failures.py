@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
-from stepwise_cli.processes import free_port
 from stepwise_contract.platform.temporal import connect_temporal
 from stepwise_contract.task_failures import decode_failure
+from stepwise_devkit.child_process import free_port
 from stepwise_sweeper.jobs.task_failures import PASS_LOCK, TaskFailuresConfig, TaskFailuresJob
 from stepwise_sweeper.metrics import SweeperMetrics
 from stepwise_sweeper.scheduler import ScheduledJob, Scheduler

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_contract.names import DEFAULT_EXECUTION_TIMEOUT_S, workflow_id_for
 from stepwise_contract.payloads import RunInput
 from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
+from stepwise_devkit.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_worker.worker import workflow_runner
 from temporalio.client import Client
 from temporalio.worker import Worker

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import asyncpg
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready
 from temporalio.client import Client
 
 from .runs import outcome, run_definition, run_row

@@ -16,14 +16,16 @@ from .runs import start_steps
 from .signalling import open_wait, send_event
 
 
-async def chain(client: Client, workflow_id: str) -> list[tuple[str, int, list[int]]]:
+async def chain(
+    client: Client, workflow_id: str
+) -> list[tuple[str, int, list[EventType.ValueType]]]:
     """Every run of the workflow id, first to last: (run id, history length, event types)."""
     desc = await client.get_workflow_handle(workflow_id).describe()
     run_id: str | None = desc.raw_description.workflow_execution_info.first_run_id
     runs = []
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        types = [int(e.event_type) for e in history.events]
+        types = [e.event_type for e in history.events]
         runs.append((run_id, len(types), types))
         last = history.events[-1]
         run_id = None

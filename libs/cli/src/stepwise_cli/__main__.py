@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stepwise_cli import (
-    admin,
+    admin_command,
     definitions_command,
     dev_command,
     doctor_command,
@@ -24,7 +24,7 @@ from stepwise_cli import (
 
 COMMANDS = (
     dev_command,
-    admin,
+    admin_command,
     runs_command,
     events_command,
     definitions_command,

@@ -25,7 +25,7 @@ from typing import Any, Final
 import aiohttp
 import msgspec
 
-from stepwise_cli.dev_env import read_dev_env
+from stepwise_cli.stepwise_home import read_dev_env
 
 DEFAULT_API_URL: Final = "http://127.0.0.1:8080"
 _MAX_LISTED_ERRORS: Final = 20

@@ -1,4 +1,9 @@
-"""`stepwise dev` (= `make run`): the whole system on this machine, with embedded defaults."""
+"""`stepwise dev` (= `make run`): the whole system on this machine, with embedded defaults.
+
+The stack itself is `stepwise_devkit.dev_session`. The devkit is not a dependency of the CLI (it
+brings Temporal, NATS and Postgres binaries an operator's install does not need): the workspace
+installs it, and without it this command says so.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _replicas(text: str) -> dict[str, int]:
-    from stepwise_cli.replicas import ReplicasError, parse_replicas
+    from stepwise_devkit.replicas import ReplicasError, parse_replicas
 
     try:
         return parse_replicas(text)
@@ -42,7 +47,17 @@ def _replicas(text: str) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stepwise_cli.devstack import run_dev
+    try:
+        from stepwise_devkit.dev_session import run_dev
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "stepwise_devkit":
+            raise  # the devkit is there, something it imports is not
+        print(
+            "stepwise dev: needs the stepwise-devkit package (`make run` in a checkout of the"
+            " repository installs it)",
+            file=sys.stderr,
+        )
+        return 2
 
     # Progress lines carry ✓/✗; a non-UTF-8 terminal gets a replacement character, not a crash.
     if isinstance(sys.stdout, io.TextIOWrapper):

@@ -23,7 +23,7 @@ from stepwise_contract.platform.settings import CommonSettings, SettingsError
 
 if TYPE_CHECKING:
     # imported when the command runs: Temporal's SDK is slow to import for every other command
-    from stepwise_cli.doctor import Check, Targets
+    from stepwise_cli.doctor_checks import Check, Targets
 
 MARKS: Final = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 # service name → (flag dest, environment variable)
@@ -37,8 +37,7 @@ SERVICE_URLS: Final = {
 
 def _home_files(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(dev.env values, service → URL from stack.json) of `$STEPWISE_HOME`, when present."""
-    from stepwise_cli.dev_env import DEV_ENV_FILE, parse_dev_env
-    from stepwise_cli.stack import STATE_FILE
+    from stepwise_cli.stepwise_home import DEV_ENV_FILE, STATE_FILE, parse_dev_env
 
     home = Path(environ.get("STEPWISE_HOME") or ".stepwise")
     try:
@@ -57,7 +56,7 @@ def _home_files(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, s
 
 
 def targets_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Targets:
-    from stepwise_cli.doctor import Targets
+    from stepwise_cli.doctor_checks import Targets
 
     dev, stack_urls = _home_files(environ)
     # the environment wins over dev.env, dev.env over the built-in defaults
@@ -108,7 +107,7 @@ def render(checks: list[Check]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stepwise_cli.doctor import Doctor
+    from stepwise_cli.doctor_checks import Doctor
 
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")

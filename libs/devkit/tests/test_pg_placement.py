@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stepwise_cli.pg_placement import blocking_directory
+from stepwise_devkit.pg_placement import blocking_directory
 
 
 def test_the_first_untraversable_directory_is_named() -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from stepwise_cli.admin_operations import create_tenant
 
-from stepwise_cli.admin import create_tenant
-from stepwise_cli.bench.drive import StackApi
+from stepwise_devkit.stack_client import StackApi
 
 # Each fails its run with an ExpressionError: refused from its size up front, or stopped by the
 # counted work budget. Shared with tests/e2e/test_expression_isolation.py.

@@ -290,7 +290,7 @@ async def build_reference_database(url: str) -> ReferenceRows:
         await init_connection(conn)
         async with conn.transaction():
             await conn.execute(
-                (resources.files("stepwise_cli") / "reference_schema.sql").read_text("utf-8")
+                (resources.files("stepwise_devkit") / "reference_schema.sql").read_text("utf-8")
             )
             await conn.execute(
                 "INSERT INTO tenants (tenant, company_name, email) VALUES"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import Any
 
-from stepwise_cli.stack import Stack
+from stepwise_devkit.stack import Stack
 
 
 def cli_env(stack: Stack, **extra: str) -> dict[str, str]:

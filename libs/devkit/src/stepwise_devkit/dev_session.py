@@ -22,14 +22,14 @@ from types import FrameType
 from typing import Final
 
 import msgspec
+from stepwise_cli.stepwise_home import DEV_ENV_FILE, format_dev_env
 from stepwise_contract.api_keys import generate_api_key
 from stepwise_contract.platform.connection_config import ConnectionConfigError
 from stepwise_contract.platform.nats_connection import parse_nats_urls
 from stepwise_contract.platform.settings import SettingsError, env_choice, env_str
 
-from stepwise_cli.dev_env import DEV_ENV_FILE, format_dev_env
-from stepwise_cli.processes import StartAborted
-from stepwise_cli.stack import Stack, StackError
+from stepwise_devkit.child_process import StartAborted
+from stepwise_devkit.stack import Stack, StackError
 
 IDENTITY_FILE: Final = "dev-identity.json"
 

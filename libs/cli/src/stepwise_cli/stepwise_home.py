@@ -1,5 +1,9 @@
-"""`$STEPWISE_HOME/dev.env`: the `KEY=value` lines `make run` writes once the stack is ready and
-the CLI reads when the environment does not name the API, the database or the secret key."""
+"""What `make run` leaves in `$STEPWISE_HOME` (default `.stepwise`) for the CLI to read.
+
+`dev.env`: the `KEY=value` lines written once the stack is ready, read when the environment does
+not name the API, the database or the secret key. `stack.json`: the running stack's processes
+(URLs, pids, log files), where `stepwise doctor` finds the services.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from typing import Final
 
 DEV_ENV_FILE: Final = "dev.env"
+STATE_FILE: Final = "stack.json"
 DEV_ENV_KEYS: Final = (
     "STEPWISE_API_URL",
     "STEPWISE_API_KEY",

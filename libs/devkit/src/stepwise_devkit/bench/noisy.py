@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from stepwise_cli.admin_operations import create_tenant, set_fairness_weight
 from stepwise_contract.platform.launch import (
     NewRun,
     insert_run,
@@ -34,10 +35,9 @@ from stepwise_contract.platform.launch import (
 from temporalio.client import Client
 from temporalio.common import Priority
 
-from stepwise_cli.admin import create_tenant, set_fairness_weight
-from stepwise_cli.bench.drive import StackApi
-from stepwise_cli.bench.figures import note
-from stepwise_cli.stack import Stack
+from stepwise_devkit.bench.figures import note
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import StackApi
 
 
 def one_step_definition(name: str, priority: int | None = None) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from stepwise_cli.__main__ import build_parser
-from stepwise_cli.replicas import ReplicasError, parse_replicas
-from stepwise_cli.stack import Stack, StackError, replica_names
+from stepwise_devkit.replicas import ReplicasError, parse_replicas
+from stepwise_devkit.stack import Stack, StackError, replica_names
 
 
 def test_the_issue_example_and_the_router_alias() -> None:

@@ -34,26 +34,27 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import asyncpg
+from stepwise_cli.admin_operations import AdminError, create_key, create_tenant
+from stepwise_cli.stepwise_home import STATE_FILE
 from stepwise_contract.api_keys import generate_api_key, hash_api_key
 from stepwise_contract.enums import Role
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.migrate import migrate
 
-from stepwise_cli.admin import AdminError, create_key, create_tenant
-from stepwise_cli.infra import (
-    embedded_postgres,
-    nats_cluster,
-    nats_server,
-    temporal_dev_server,
-    temporal_dev_server_headless,
-)
-from stepwise_cli.processes import (
+from stepwise_devkit.child_process import (
     ManagedProcess,
     StartAborted,
     free_port,
     http_ready,
     process_gone,
     stop_all,
+)
+from stepwise_devkit.infra_servers import (
+    embedded_postgres,
+    nats_cluster,
+    nats_server,
+    temporal_dev_server,
+    temporal_dev_server_headless,
 )
 
 T = TypeVar("T")
@@ -62,7 +63,6 @@ T = TypeVar("T")
 Progress = Callable[[str, str, float], None]
 
 EMBEDDED_DATABASE: Final = "stepwise"
-STATE_FILE: Final = "stack.json"
 
 
 @dataclass(frozen=True, slots=True)

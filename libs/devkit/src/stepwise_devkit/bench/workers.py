@@ -1,4 +1,4 @@
-"""`python -m stepwise_cli.bench.workers`: run throughput with 1, 2, 3… worker processes.
+"""`python -m stepwise_devkit.bench.workers`: run throughput with 1, 2, 3… worker processes.
 
 For each worker count: a fresh stack (the same `Stack` as `make run`, one API, router and
 sweeper, `--workers N` worker processes) on a fresh database of the machine's Postgres; a warm-up,
@@ -21,10 +21,10 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from stepwise_cli.bench.drive import StackApi
-from stepwise_cli.bench.figures import echo_definition
-from stepwise_cli.scratch import scratch_database
-from stepwise_cli.stack import Stack
+from stepwise_devkit.bench.figures import echo_definition
+from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.stack import Stack
+from stepwise_devkit.stack_client import StackApi
 
 
 async def _finished(pool: asyncpg.Pool, workflow_id: str) -> int:
@@ -69,7 +69,7 @@ async def _measure(stack: Stack, runs: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m stepwise_cli.bench.workers")
+    parser = argparse.ArgumentParser(prog="python -m stepwise_devkit.bench.workers")
     parser.add_argument("--workers", default="1,2,3", help="worker counts to compare")
     parser.add_argument("--runs", type=int, default=300, help="measured runs per worker count")
     parser.add_argument("--repeat", type=int, default=2, help="measurements per worker count")
