@@ -66,7 +66,10 @@ def test_services_and_contract_do_not_depend_on_cli_or_devkit() -> None:
 
 def test_cli_reaches_the_devkit_only_from_the_dev_command() -> None:
     found = importers([ROOT / "libs/cli/src"], ("stepwise_devkit",))
-    assert found == ["libs/cli/src/stepwise_cli/dev_command.py: stepwise_devkit.dev_session"]
+    assert found == [
+        "libs/cli/src/stepwise_cli/dev_command.py: stepwise_devkit.dev_session",
+        "libs/cli/src/stepwise_cli/dev_command.py: stepwise_devkit.replicas",
+    ]
 
 
 def test_a_service_process_loads_neither() -> None:

@@ -171,7 +171,7 @@ def components() -> list[Component]:
 @pytest.fixture(scope="session")
 def migrate_env() -> frozenset[str]:
     """What the migrate job (`python -m stepwise_contract.platform.migrate`) reads."""
-    return frozenset(_literal_reads(CONTRACT_SRC / "stepwise_contract" / "migrate.py"))
+    return frozenset(_literal_reads(CONTRACT_SRC / "stepwise_contract" / "platform" / "migrate.py"))
 
 
 _DOC_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|(.*)\|\s*$", re.M)
