@@ -32,6 +32,7 @@ from stepwise_router.abandoned import AbandonedWatcher
 from stepwise_router.consumer import EventConsumer
 from stepwise_router.correlation import Correlation
 from stepwise_router.dlq import DeadLetters
+from stepwise_router.group_commit import Batching
 from stepwise_router.ledger import Ledger
 from stepwise_router.metrics import Metrics
 from stepwise_router.routing import EventRouter
@@ -57,10 +58,16 @@ async def run_router(
     js = nc.jetstream()
     await ensure_topology(js, max_deliver=settings.max_deliver, ack_wait_s=settings.ack_wait_s)
     dead_letters = DeadLetters(js, metrics)
+
+    def observe(step: str, size: int) -> None:
+        metrics.batch_size.labels(step).observe(size)
+
+    # every message in flight may share a statement with the others (group commit)
+    batching = Batching(settings.concurrency, observe)
     router = EventRouter(
-        ledger=Ledger(pool),
-        signaller=WaitSignaller(pool, client),
-        launcher=TriggerLauncher(pool, client),
+        ledger=Ledger(pool, batching),
+        signaller=WaitSignaller(pool, client, batching),
+        launcher=TriggerLauncher(pool, client, batching),
         dead_letters=dead_letters,
         correlation=Correlation(settings.correlation_paths),
         metrics=metrics,
