@@ -10,7 +10,7 @@ from stepwise_router.settings import DEFAULT_BACKOFF_S, DEFAULT_CORRELATION_PATH
 def test_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.max_deliver == 5
-    assert settings.concurrency == 16
+    assert settings.concurrency == 64
     assert settings.ack_wait_s == 30.0
     assert settings.backoff_s == DEFAULT_BACKOFF_S
     assert settings.correlation_paths == DEFAULT_CORRELATION_PATHS

@@ -111,8 +111,9 @@ async def serve(settings: Settings) -> None:
     )
     tracer_provider = configure_tracing("stepwise-router", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
-    # one connection per in-flight message, plus readiness checks
-    pool = await create_pool(common.database_url, max_size=settings.concurrency + 2)
+    # The steps' statements are grouped, so connections serve batches (one per step at a time),
+    # failed batches retried item by item and trigger starts; plus readiness checks.
+    pool = await create_pool(common.database_url, max_size=min(settings.concurrency, 16) + 2)
     try:
         client = await connect_temporal(
             common.temporal_address,

@@ -2,7 +2,8 @@
 
 - `STEPWISE_EVENT_MAX_DELIVER` (5): deliveries of one message before it goes to the DLQ
   (`MAX_DELIVER`).
-- `STEPWISE_ROUTER_CONCURRENCY` (16): messages in flight per router process.
+- `STEPWISE_ROUTER_CONCURRENCY` (64): messages in flight per router process. Their statements are
+  grouped (`group_commit.py`), so more in flight means bigger batches, not more connections.
 - `STEPWISE_ROUTER_BATCH` (16): most messages asked for in one pull request.
 - `STEPWISE_ROUTER_ACK_WAIT_S` (30): how long a delivery may stay unacknowledged before JetStream
   offers it again (a crashed router's messages come back after this).
@@ -54,7 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str
     port: int
     max_deliver: int = 5
-    concurrency: int = 16
+    concurrency: int = 64
     batch: int = 16
     ack_wait_s: float = 30.0
     backoff_s: tuple[float, ...] = DEFAULT_BACKOFF_S
@@ -69,7 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             host=env_str(environ, "STEPWISE_BIND_HOST", "0.0.0.0"),
             port=env_port(environ, "STEPWISE_ROUTER_PORT", 8082),
             max_deliver=env_int(environ, "STEPWISE_EVENT_MAX_DELIVER", 5, minimum=1),
-            concurrency=env_int(environ, "STEPWISE_ROUTER_CONCURRENCY", 16, minimum=1),
+            concurrency=env_int(environ, "STEPWISE_ROUTER_CONCURRENCY", 64, minimum=1),
             batch=env_int(environ, "STEPWISE_ROUTER_BATCH", 16, minimum=1),
             # JetStream counts the ack wait in nanoseconds and refuses zero
             ack_wait_s=env_float(environ, "STEPWISE_ROUTER_ACK_WAIT_S", 30.0, minimum=0.5),
