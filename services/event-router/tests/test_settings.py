@@ -10,7 +10,7 @@ from stepwise_router.settings import DEFAULT_BACKOFF_S, DEFAULT_CORRELATION_PATH
 def test_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.max_deliver == 5
-    assert settings.concurrency == 16
+    assert settings.concurrency == 64
     assert settings.ack_wait_s == 30.0
     assert settings.backoff_s == DEFAULT_BACKOFF_S
     assert settings.correlation_paths == DEFAULT_CORRELATION_PATHS
@@ -54,7 +54,7 @@ def test_bad_values_are_refused(name: str, value: str) -> None:
 
 def test_db_pool_follows_the_concurrency_unless_set() -> None:
     assert Settings.from_env({}).db_pool_size == 18
-    assert Settings.from_env({"STEPWISE_ROUTER_CONCURRENCY": "40"}).db_pool_size == 42
+    assert Settings.from_env({"STEPWISE_ROUTER_CONCURRENCY": "8"}).db_pool_size == 10
     settings = Settings.from_env({"STEPWISE_ROUTER_DB_POOL_SIZE": "6"})
     assert settings.db_pool_size == 6
     with pytest.raises(SettingsError, match="STEPWISE_ROUTER_DB_POOL_SIZE"):

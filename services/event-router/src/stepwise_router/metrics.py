@@ -55,6 +55,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+        self.batch_size = Histogram(
+            "stepwise_router_batch_size",
+            "Messages sharing one statement of a routing step (record, waits, triggers, finish).",
+            ["step"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "stepwise_router_in_flight",
             "Messages being processed by this router now.",

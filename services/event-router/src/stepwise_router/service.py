@@ -34,6 +34,7 @@ from stepwise_router.correlation import Correlation
 from stepwise_router.dlq import DeadLetters
 from stepwise_router.event_ledger import Ledger
 from stepwise_router.event_router import EventRouter
+from stepwise_router.group_commit import Batching
 from stepwise_router.metrics import Metrics
 from stepwise_router.settings import Settings
 from stepwise_router.stream import ensure_topology
@@ -62,10 +63,16 @@ async def run_router(
         replicas=settings.common.nats.stream_replicas,
     )
     dead_letters = DeadLetters(js, metrics)
+
+    def observe(step: str, size: int) -> None:
+        metrics.batch_size.labels(step).observe(size)
+
+    # every message in flight may share a statement with the others (group commit)
+    batching = Batching(settings.concurrency, observe)
     router = EventRouter(
-        ledger=Ledger(pool),
-        signaller=WaitSignaller(pool, client),
-        launcher=TriggerLauncher(pool, client),
+        ledger=Ledger(pool, batching),
+        signaller=WaitSignaller(pool, client, batching),
+        launcher=TriggerLauncher(pool, client, batching),
         dead_letters=dead_letters,
         correlation=Correlation(settings.correlation_paths),
         metrics=metrics,
@@ -109,7 +116,8 @@ async def serve(settings: Settings) -> None:
     )
     tracer_provider = configure_tracing("stepwise-router", common.otel)  # None unless OTEL_* ask
     stop = stop_event_on_signals()
-    # default: one connection per in-flight message, plus readiness checks
+    # The steps' statements are grouped, so connections serve batches (one per step at a time),
+    # failed batches retried item by item and trigger starts; plus readiness checks.
     pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
     try:
         client = await connect_temporal(

@@ -2,7 +2,8 @@
 
 - `STEPWISE_EVENT_MAX_DELIVER` (5): deliveries of one message before it goes to the DLQ
   (`MAX_DELIVER`).
-- `STEPWISE_ROUTER_CONCURRENCY` (16): messages in flight per router process.
+- `STEPWISE_ROUTER_CONCURRENCY` (64): messages in flight per router process. Their statements are
+  grouped (`group_commit.py`), so more in flight means bigger batches, not more connections.
 - `STEPWISE_ROUTER_BATCH` (16): most messages asked for in one pull request.
 - `STEPWISE_ROUTER_ACK_WAIT_S` (30): how long a delivery may stay unacknowledged before JetStream
   offers it again (a crashed router's messages come back after this).
@@ -11,8 +12,8 @@
 - `STEPWISE_CORRELATION_PATHS` (`DEFAULT_CORRELATION_PATHS`): JSON
   `{"EVENT_TYPE": ["path", ...], "*": [...]}`; replaces the whole default map.
 - `STEPWISE_ROUTER_PORT` (8082): the ops server (/healthz, /readyz, /metrics).
-- `STEPWISE_ROUTER_DB_POOL_SIZE` (concurrency + 2): Postgres connections per router process; fewer
-  than the concurrency makes in-flight messages queue for a connection.
+- `STEPWISE_ROUTER_DB_POOL_SIZE` (min(concurrency, 16) + 2): Postgres connections per router
+  process; the in-flight messages' statements are grouped per step, so connections serve batches.
 
 The lookback of the recent-event buffer (`STEPWISE_EVENT_LOOKBACK_S`) is not read here: the router
 only appends to the buffer; the worker reads it within the lookback and the sweeper expires it.
@@ -56,7 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str
     port: int
     max_deliver: int = 5
-    concurrency: int = 16
+    concurrency: int = 64
     batch: int = 16
     ack_wait_s: float = 30.0
     backoff_s: tuple[float, ...] = DEFAULT_BACKOFF_S
@@ -67,7 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        concurrency = env_int(environ, "STEPWISE_ROUTER_CONCURRENCY", 16, minimum=1)
+        concurrency = env_int(environ, "STEPWISE_ROUTER_CONCURRENCY", 64, minimum=1)
         return cls(
             common=CommonSettings.from_env(environ),
             host=env_str(environ, "STEPWISE_BIND_HOST", "0.0.0.0"),
@@ -80,7 +81,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             backoff_s=_env_backoff(environ, "STEPWISE_ROUTER_BACKOFF_S"),
             correlation_paths=_env_paths(environ, "STEPWISE_CORRELATION_PATHS"),
             db_pool_size=env_int(
-                environ, "STEPWISE_ROUTER_DB_POOL_SIZE", concurrency + 2, minimum=2
+                environ, "STEPWISE_ROUTER_DB_POOL_SIZE", min(concurrency, 16) + 2, minimum=2
             ),
         )
 

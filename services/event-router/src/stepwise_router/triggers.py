@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,13 +51,19 @@ from stepwise_contract.platform.run_logs import LogLine
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
 
+from stepwise_router.group_commit import Batching, fetch_grouped
+
+# Every event of a batch (group commit, `group_commit.py`): `ord` is its index in the batch.
 TRIGGERED = """
-SELECT d.workflow_id, v.version, v.definition_json -> 'trigger' AS trigger,
+SELECT i.ord, d.workflow_id, v.version, v.definition_json -> 'trigger' AS trigger,
        v.payload_schema_json, v.definition_hash,
        GREATEST(COALESCE((v.definition_json ->> 'priority')::smallint, 3),
                 COALESCE(t.most_urgent_priority, 1)) AS priority,
        COALESCE(t.fairness_weight, 1.0) AS fairness_weight
-FROM workflow_definitions d
+FROM jsonb_to_recordset($1::jsonb) AS i(ord int, tenant uuid, event_name text)
+JOIN workflow_definitions d
+  ON d.tenant = i.tenant AND d.trigger_event_name = i.event_name AND d.status = 'published'
+     AND NOT d.is_paused
 LEFT JOIN tenants t ON t.tenant = d.tenant
 JOIN LATERAL (
     SELECT version, definition_json, payload_schema_json, definition_hash
@@ -64,8 +71,7 @@ JOIN LATERAL (
     WHERE tenant = d.tenant AND workflow_id = d.workflow_id
     ORDER BY version DESC LIMIT 1
 ) v ON true
-WHERE d.tenant = $1 AND d.trigger_event_name = $2 AND d.status = 'published' AND NOT d.is_paused
-ORDER BY d.created_at, d.workflow_id
+ORDER BY i.ord, d.created_at, d.workflow_id
 """
 
 RUN_BY_FIRE_KEY = """
@@ -141,13 +147,28 @@ def build_payload(
     return payload, [{"path": i.path, "message": i.message} for i in issues]
 
 
+_Lookup = tuple[uuid.UUID, str]
+
+
 class TriggerLauncher:
-    def __init__(self, pool: asyncpg.Pool, client: Client) -> None:
+    def __init__(self, pool: asyncpg.Pool, client: Client, batching: Batching | None = None):
         self._pool = pool
         self._client = client
+        batching = batching or Batching()  # concurrent lookups share a statement
+        self._lookup = batching.commit("triggers", self._lookup_many, self._lookup_one)
+
+    async def _lookup_one(self, item: _Lookup) -> Sequence[asyncpg.Record]:
+        return (await self._lookup_many([item]))[0]
+
+    async def _lookup_many(self, items: Sequence[_Lookup]) -> list[list[asyncpg.Record]]:
+        return await fetch_grouped(
+            self._pool,
+            TRIGGERED,
+            [{"tenant": tenant, "event_name": name} for tenant, name in items],
+        )
 
     async def _workflows(self, tenant: uuid.UUID, event_name: str) -> list[_Workflow]:
-        rows = await self._pool.fetch(TRIGGERED, tenant, event_name)
+        rows = await self._lookup((tenant, event_name))
         found = []
         for row in rows:
             trigger = row["trigger"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -28,15 +29,22 @@ from stepwise_contract.payloads import EventSignal, HumanTaskSignal
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from stepwise_router.group_commit import Batching, fetch_grouped
+
 # At most this many signal RPCs in flight for one event (a broadcast to thousands of keyless waits
 # must not open thousands of streams at once).
 SIGNAL_FANOUT: Final = 32
 
+# Every event of a batch (group commit, `group_commit.py`): `ord` is its index in the batch.
 WAITS = """
-SELECT wait_id, run_id, wait_type, key FROM workflow_run_waits
-WHERE tenant = $1 AND event_name = $2 AND status = 'WAITING' AND wait_type IN ('event', 'human')
-  AND (key IS NULL OR key = ANY ($3::text[]))
-ORDER BY created_at, wait_id
+SELECT i.ord, w.wait_id, w.run_id, w.wait_type, w.key
+FROM jsonb_to_recordset($1::jsonb) AS i(ord int, tenant uuid, event_name text, keys text[])
+JOIN LATERAL (
+    SELECT wait_id, run_id, wait_type, key, created_at FROM workflow_run_waits
+    WHERE tenant = i.tenant AND event_name = i.event_name AND status = 'WAITING'
+      AND wait_type IN ('event', 'human') AND (key IS NULL OR key = ANY (i.keys))
+) w ON true
+ORDER BY i.ord, w.created_at, w.wait_id
 """
 
 # Event waits this event already resumed: the worker stamps the consumed event id on the wait it
@@ -62,19 +70,35 @@ class Signalled(msgspec.Struct, frozen=True, kw_only=True):
     kinds: list[str]  # the kind of each delivered signal, for metrics
 
 
+_Lookup = tuple[uuid.UUID, str, list[str]]
+
+
+def _wait(r: asyncpg.Record) -> Wait:
+    return Wait(wait_id=r["wait_id"], run_id=r["run_id"], wait_type=r["wait_type"], key=r["key"])
+
+
 class WaitSignaller:
-    def __init__(self, pool: asyncpg.Pool, client: Client) -> None:
+    def __init__(self, pool: asyncpg.Pool, client: Client, batching: Batching | None = None):
         self._pool = pool
         self._client = client
+        batching = batching or Batching()  # concurrent lookups share a statement
+        self._lookup = batching.commit("waits", self._matching_many, self._matching_one)
 
     async def matching_waits(
         self, tenant: uuid.UUID, event_name: str, keys: list[str]
     ) -> list[Wait]:
-        rows = await self._pool.fetch(WAITS, tenant, event_name, keys)
-        return [
-            Wait(wait_id=r["wait_id"], run_id=r["run_id"], wait_type=r["wait_type"], key=r["key"])
-            for r in rows
-        ]
+        return await self._lookup((tenant, event_name, keys))
+
+    async def _matching_one(self, item: _Lookup) -> list[Wait]:
+        return (await self._matching_many([item]))[0]
+
+    async def _matching_many(self, items: Sequence[_Lookup]) -> list[list[Wait]]:
+        grouped = await fetch_grouped(
+            self._pool,
+            WAITS,
+            [{"tenant": tenant, "event_name": name, "keys": keys} for tenant, name, keys in items],
+        )
+        return [[_wait(r) for r in rows] for rows in grouped]
 
     async def resumed_earlier(
         self, tenant: uuid.UUID, env: EventEnvelope, keys: list[str], signalled: Signalled

@@ -42,6 +42,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_local_activities=settings.max_concurrent_local_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.max_cached_workflows,
         shutdown_grace_s=settings.shutdown_grace_s,
     )
 

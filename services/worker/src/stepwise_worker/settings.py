@@ -11,8 +11,15 @@
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 8 | workflow tasks at once (CPU-bound) |
 | `STEPWISE_WORKER_EXPRESSION_PROCESSES` | 1 | processes for expressions over the inline budget |
+| `STEPWISE_WORKER_MAX_CACHED_WORKFLOWS` | 10000 | runs kept in memory between activations (below) |
 | `STEPWISE_WORKER_DB_POOL_SIZE` | 20 | Postgres connections |
 | `STEPWISE_WORKER_SHUTDOWN_GRACE_S` | 30 | on SIGTERM, how long running activities may finish |
+
+`STEPWISE_WORKER_MAX_CACHED_WORKFLOWS` is Temporal's sticky cache: a cached run resumes from memory
+with one activation; an evicted one is rebuilt by replaying its whole history first (every step
+since it started), which costs CPU and a history fetch on each resume. Size it to the runs one
+replica expects to have waiting at once; the price is memory per cached run (docs/performance.md
+has the measured figure). 0 turns the cache off (every activation replays).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_local_activities: int = 200
     max_concurrent_workflow_tasks: int = 8
     expression_processes: int = 1
+    max_cached_workflows: int = 10_000
     db_pool_size: int = 20
     shutdown_grace_s: float = 30.0
 
@@ -68,6 +76,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             expression_processes=env_int(
                 environ, "STEPWISE_WORKER_EXPRESSION_PROCESSES", 1, minimum=1
+            ),
+            max_cached_workflows=env_int(
+                environ, "STEPWISE_WORKER_MAX_CACHED_WORKFLOWS", 10_000, minimum=0
             ),
             db_pool_size=env_int(environ, "STEPWISE_WORKER_DB_POOL_SIZE", 20, minimum=2),
             shutdown_grace_s=env_float(

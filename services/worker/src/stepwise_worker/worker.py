@@ -57,6 +57,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     # holds a thread for a few milliseconds at most before it moves to a separate process; see
     # docs/expressions.md).
     max_concurrent_workflow_tasks: int = 8
+    # Runs kept in memory between activations (Temporal's sticky cache); see settings.py.
+    max_cached_workflows: int = 10_000
     shutdown_grace_s: float = 30.0
 
 
@@ -122,6 +124,7 @@ def build_worker(
         max_concurrent_activities=options.max_concurrent_activities,
         max_concurrent_local_activities=options.max_concurrent_local_activities,
         max_concurrent_workflow_tasks=options.max_concurrent_workflow_tasks,
+        max_cached_workflows=options.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=options.shutdown_grace_s),
         interceptors=interceptors,
     )
