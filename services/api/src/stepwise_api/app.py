@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator, Callable
 
 import msgspec
 from aiohttp import web
-from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.http_tracing import tracing_middlewares
 from stepwise_contract.platform.nats_connection import connect_nats
 from stepwise_contract.platform.nats_tracing import traced_jetstream
 from stepwise_contract.platform.ops import ReadinessCheck, add_ops_routes
 from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
-from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.service_start import connect_service_temporal
 from stepwise_contract.platform.tracing import TracerProvider, temporal_interceptors
 
 from stepwise_api.codec_cors import codec_cors_middleware
@@ -38,13 +37,11 @@ def _resources(
         pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
         try:
             # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
-            client = await connect_temporal(
-                common.temporal_address,
-                common.temporal_namespace,
-                claims=PostgresClaimStore(pool),
-                lazy=True,
+            client = await connect_service_temporal(
+                common,
+                pool,
                 interceptors=temporal_interceptors(tracer_provider),
-                access=common.temporal_access,
+                lazy=True,
             )
             nc = await connect_nats(common.nats, name="stepwise-api", max_reconnect_attempts=-1)
             try:

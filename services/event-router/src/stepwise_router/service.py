@@ -13,17 +13,14 @@ import contextlib
 import asyncpg
 import structlog
 from nats.aio.client import Client as NATS
-from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
-from stepwise_contract.platform.logs import configure_logging
 from stepwise_contract.platform.nats_connection import connect_nats
 from stepwise_contract.platform.nats_tracing import traced_message_handler
-from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
+from stepwise_contract.platform.ops import ops_server
 from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
-from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_contract.platform.service_start import connect_service_temporal, start_service
 from stepwise_contract.platform.tracing import (
     TracerProvider,
-    configure_tracing,
     temporal_interceptors,
 )
 from temporalio.client import Client
@@ -111,21 +108,15 @@ async def _log_nats_reconnected() -> None:
 
 async def serve(settings: Settings) -> None:
     common = settings.common
-    configure_logging(
-        service="stepwise-router", log_format=common.log_format, level=common.log_level
-    )
-    tracer_provider = configure_tracing("stepwise-router", common.otel)  # None unless OTEL_* ask
-    stop = stop_event_on_signals()
+    tracer_provider, stop = start_service("stepwise-router", common)
     # The steps' statements are grouped, so connections serve batches (one per step at a time),
     # failed batches retried item by item and trigger starts; plus readiness checks.
     pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
     try:
-        client = await connect_temporal(
-            common.temporal_address,
-            common.temporal_namespace,
-            claims=PostgresClaimStore(pool),
+        client = await connect_service_temporal(
+            common,
+            pool,
             interceptors=temporal_interceptors(tracer_provider),
-            access=common.temporal_access,
         )
         nc = await connect_nats(
             common.nats,

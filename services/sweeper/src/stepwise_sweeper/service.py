@@ -12,13 +12,11 @@ import contextlib
 
 import asyncpg
 import structlog
-from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
-from stepwise_contract.platform.logs import configure_logging
-from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
+from stepwise_contract.platform.ops import ops_server
 from stepwise_contract.platform.readiness import postgres_check, temporal_check
-from stepwise_contract.platform.temporal import connect_temporal
-from stepwise_contract.platform.tracing import configure_tracing, temporal_interceptors
+from stepwise_contract.platform.service_start import connect_service_temporal, start_service
+from stepwise_contract.platform.tracing import temporal_interceptors
 from temporalio.client import Client
 
 from stepwise_sweeper.jobs.buffer import BufferJob
@@ -61,11 +59,7 @@ def build_scheduler(
 
 async def serve(settings: Settings) -> None:
     common = settings.common
-    configure_logging(
-        service="stepwise-sweeper", log_format=common.log_format, level=common.log_level
-    )
-    tracer_provider = configure_tracing("stepwise-sweeper", common.otel)  # None unless OTEL_* ask
-    stop = stop_event_on_signals()
+    tracer_provider, stop = start_service("stepwise-sweeper", common)
     # the quota scan takes session advisory locks: keep asyncpg's reset on release
     pool = await create_pool(
         common.database_url, max_size=settings.db_pool_size, session_state=True
@@ -73,13 +67,11 @@ async def serve(settings: Settings) -> None:
     try:
         # Lazy: the Postgres-only jobs (expiry, buffer, retention) run while Temporal is down;
         # readiness reports it, and reconciliation treats it as transient until the deadline.
-        client = await connect_temporal(
-            common.temporal_address,
-            common.temporal_namespace,
-            claims=PostgresClaimStore(pool),
-            lazy=True,
+        client = await connect_service_temporal(
+            common,
+            pool,
             interceptors=temporal_interceptors(tracer_provider),
-            access=common.temporal_access,
+            lazy=True,
         )
         checks = {"postgres": postgres_check(pool), "temporal": temporal_check(client)}
         scheduler = build_scheduler(settings, pool, client, SweeperMetrics())

@@ -13,15 +13,13 @@ import asyncio
 import contextlib
 
 import structlog
-from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
-from stepwise_contract.platform.logs import configure_logging
 from stepwise_contract.platform.nats_connection import connect_nats
 from stepwise_contract.platform.nats_tracing import traced_jetstream
-from stepwise_contract.platform.ops import ops_server, stop_event_on_signals
+from stepwise_contract.platform.ops import ops_server
 from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
-from stepwise_contract.platform.temporal import connect_temporal
-from stepwise_contract.platform.tracing import configure_tracing, temporal_interceptors
+from stepwise_contract.platform.service_start import connect_service_temporal, start_service
+from stepwise_contract.platform.tracing import temporal_interceptors
 
 from stepwise_worker.actions.base import ActionSettings
 from stepwise_worker.actions.events import jetstream_publisher
@@ -49,23 +47,17 @@ def worker_options(settings: Settings) -> WorkerOptions:
 
 async def serve(settings: Settings) -> None:
     common = settings.common
-    configure_logging(
-        service="stepwise-worker", log_format=common.log_format, level=common.log_level
-    )
-    tracer_provider = configure_tracing("stepwise-worker", common.otel)  # None unless OTEL_* ask
-    stop = stop_event_on_signals()
+    tracer_provider, stop = start_service("stepwise-worker", common)
     registry = ActionRegistry.default()
     pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
     evaluator = ExpressionEvaluator(settings.expression_processes)
     nc = None
     try:
         await evaluator.start()
-        client = await connect_temporal(
-            common.temporal_address,
-            common.temporal_namespace,
-            claims=PostgresClaimStore(pool),
+        client = await connect_service_temporal(
+            common,
+            pool,
             interceptors=temporal_interceptors(tracer_provider),
-            access=common.temporal_access,
         )
         nc = await connect_nats(common.nats, name="stepwise-worker", max_reconnect_attempts=-1)
         worker = build_worker(
