@@ -7,9 +7,11 @@ with `parser.set_defaults(func=...)`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from stepwise_cli import (
     admin_command,
@@ -55,5 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
 
+def run() -> NoReturn:
+    """The `stepwise` executable: `main`, then exit without interpreter finalization.
+
+    Commands that talk to Temporal (doctor) may leave an RPC in flight when a check times out;
+    the SDK's native threads then call back into Python while it finalizes and the process aborts
+    (SIGABRT, "PyGILState_Release") after its output is complete. Everything is flushed first and
+    nothing here needs atexit handlers.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader that went away: nothing left to tell it
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
