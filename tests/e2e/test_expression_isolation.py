@@ -39,16 +39,19 @@ async def test_hostile_runs_fail_and_other_tenants_keep_their_latency(
     stack_api: StackApi, stack: Stack, stack_db: asyncpg.Pool
 ) -> None:
     # raises unless every hostile run ends FAILED with an ExpressionError
-    loaded_ms, idle_ms = await expression_isolation(
+    found = await expression_isolation(
         stack_api, stack_db, stack.api_url, hostile_runs=20, samples=5
     )
+    loaded_ms, idle_ms = found.loaded_ms, found.idle_ms
     print(
         f"\nexpression isolation: B idle p50 {idle_ms:.0f} ms, with 20 hostile runs of A"
-        f" {loaded_ms:.0f} ms (x{loaded_ms / idle_ms:.2f})"
+        f" {loaded_ms:.0f} ms (x{loaded_ms / idle_ms:.2f}); slowest hostile run failed"
+        f" {found.slowest_failure_s:.2f} s after its start"
     )
-    # Goal: 1.5x idle (make bench). The hostile runs' CPU (~0.1 s each at most) still queues
-    # ahead of B's on one worker; the bound here absorbs a loaded 2-core CI machine.
-    assert loaded_ms <= 2 * idle_ms + 10_000
+    # Goals: 1.5x idle (make bench), 2x here, each hostile run FAILED within 2 s. Measured on the
+    # 2-core machine: x0.99 and under 2 s; the bounds absorb a loaded CI machine.
+    assert loaded_ms <= 2 * idle_ms + 3_000
+    assert found.slowest_failure_s < 10
 
 
 async def test_a_catastrophic_regex_is_just_false(stack_api: StackApi) -> None:

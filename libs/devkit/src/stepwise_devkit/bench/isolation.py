@@ -11,6 +11,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -66,10 +67,17 @@ async def run_latencies(api: StackApi, workflow_id: str, n: int) -> list[float]:
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
+@dataclass(frozen=True, slots=True)
+class Isolation:
+    loaded_ms: float  # B's p50 launch → SUCCEEDED with A's hostile runs in flight
+    idle_ms: float  # the same with none
+    slowest_failure_s: float  # the slowest hostile run's start → FAILED (the run's own timestamps)
+
+
 async def expression_isolation(
     api_a: StackApi, pool: asyncpg.Pool, api_url: str, hostile_runs: int, samples: int
-) -> tuple[float, float]:
-    """(B's p50 with A's hostile runs in flight, B's idle p50), in ms."""
+) -> Isolation:
+    """Tenant B's latency beside tenant A's hostile runs, and how fast those fail."""
     _, key = await create_tenant(pool, f"bench-b-{uuid.uuid4().hex[:6]}")
     async with aiohttp.ClientSession(
         base_url=api_url, headers={"Authorization": f"Bearer {key}"}
@@ -95,4 +103,9 @@ async def expression_isolation(
             category = (run["error_json"] or {}).get("category")
             if run["status"] != "FAILED" or category != "ExpressionError":
                 raise RuntimeError(f"hostile run {run_id} ended {run['status']} ({category})")
-    return loaded * 1000, idle * 1000
+    slowest: float = await pool.fetchval(
+        "SELECT max(extract(epoch FROM completed_at - started_at)) FROM workflow_runs"
+        " WHERE run_id = ANY($1::uuid[])",
+        list(launched),
+    )
+    return Isolation(loaded_ms=loaded * 1000, idle_ms=idle * 1000, slowest_failure_s=slowest)
