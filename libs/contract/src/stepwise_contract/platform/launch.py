@@ -231,10 +231,15 @@ async def launch(
 
     Returns the Temporal run id, or None when the start failed (the run is then FAILED).
     """
+    run_id = uuid.UUID(run_input.run_id)
     try:
-        return await start_recorded(pool, client, run_input, priority)
+        temporal_run_id = await start_run(client, run_input, priority)
     except Exception as exc:
         log.error("run_launch_failed", run_id=run_input.run_id, tenant=run_input.tenant_id,
                   error=str(exc))  # fmt: skip
-        await mark_launch_failed(pool, uuid.UUID(run_input.run_id), f"Temporal start failed: {exc}")
+        await mark_launch_failed(pool, run_id, f"Temporal start failed: {exc}")
         return None
+    # Not under the `except` above: a Postgres error here is not a failed start. The run is
+    # running; its row learns the Temporal run id from the sweeper's reconciliation.
+    await record_started(pool, run_id, temporal_run_id)
+    return temporal_run_id
