@@ -50,8 +50,10 @@ async def run_router(
     metrics: Metrics,
     stop: asyncio.Event,
     tracer_provider: TracerProvider | None = None,
+    topology_ready: asyncio.Event | None = None,
 ) -> None:
-    """Ensure the streams and the consumer, then route events until `stop` is set."""
+    """Ensure the streams and the consumer (then set `topology_ready`), then route events until
+    `stop` is set."""
     js = nc.jetstream()
     await ensure_topology(
         js,
@@ -59,6 +61,8 @@ async def run_router(
         ack_wait_s=settings.ack_wait_s,
         replicas=settings.common.nats.stream_replicas,
     )
+    if topology_ready is not None:
+        topology_ready.set()
     dead_letters = DeadLetters(js, metrics)
 
     def observe(step: str, size: int) -> None:
@@ -126,10 +130,19 @@ async def serve(settings: Settings) -> None:
             disconnected_cb=_log_nats_disconnected,
             reconnected_cb=_log_nats_reconnected,
         )
+        # Not ready before the streams exist: on a cluster electing its meta leader creating them
+        # takes seconds, and a publisher or a dead-letter read meanwhile finds no stream.
+        topology_ready = asyncio.Event()
+
+        async def topology_check() -> None:
+            if not topology_ready.is_set():
+                raise RuntimeError("creating the JetStream streams and consumer")
+
         checks = {
             "postgres": postgres_check(pool),
             "temporal": temporal_check(client),
             "nats": nats_check(nc),
+            "jetstream": topology_check,
         }
         try:
             async with ops_server(settings.host, settings.port, checks):
@@ -142,6 +155,7 @@ async def serve(settings: Settings) -> None:
                     metrics=Metrics(),
                     stop=stop,
                     tracer_provider=tracer_provider,
+                    topology_ready=topology_ready,
                 )
                 log.info("service_stopping")
         finally:
