@@ -125,7 +125,14 @@ async def test_failing_workflow_task_is_visible_and_cancel_terminates_it(
         terminated, sweeper.cancel_grace_s + 15, "workflow terminated after the grace period"
     )
     assert time.monotonic() - canceled_at >= sweeper.cancel_grace_s
-    body = await (await api.get(f"/api/workflow-runs/{run_id}", headers=headers)).json()
+
+    async def recorded() -> dict[str, Any] | None:
+        # the sweeper terminates first, then records it on the row: a moment apart
+        read = await (await api.get(f"/api/workflow-runs/{run_id}", headers=headers)).json()
+        found: dict[str, Any] = read
+        return found if "workflowTerminated" in (read["error_json"] or {}) else None
+
+    body = await poll(recorded, 15, "the termination recorded on the run")
     assert body["status"] == "CANCELED"
     assert body["error_json"]["reason"] == "stuck"
     assert "did not close" in body["error_json"]["workflowTerminated"]["reason"]
