@@ -66,6 +66,9 @@ def _increment(step_id: str, namespace: str, key_expr: str) -> dict[str, Any]:
             "version": 1,
             "inputMapping": {"namespace": namespace, "key": {"$expr": key_expr}, "by": 1},
         },
+        # a lost connection is a TransientError a step retries only when its definition says so
+        # (docs/actions.md): without this, a Postgres blip landing inside an increment fails the run
+        "retry": {"maxAttempts": 5, "backoffMs": 500, "retryOn": ["TransientError"]},
     }
 
 
