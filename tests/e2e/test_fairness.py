@@ -1,9 +1,10 @@
 """Tenant fairness and run priority on the shared task queue, with the services as processes.
 
 Each test builds a backlog with the worker stopped (noisy.py), starts the worker and watches the
-order in which runs finish. The run counts are scaled down from 2,000 to keep the file within a
-few minutes on a 2-core machine; the effect does not depend on the size of the backlog (without
-fairness, every later run waits for all of it).
+order in which runs finish. The late-tenant test uses the full scenario (2,000 runs of A, then 20
+of B) and discards what is left of A's backlog once B is done, instead of draining it (a minute and
+a half of CPU on a 2-core machine). The priority and weight tests use smaller backlogs: the order
+does not depend on the backlog's size (first come, first served, a later run waits for all of it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncpg
 import pytest
 from stepwise_devkit.bench.noisy import (
     all_succeeded,
+    discard_unfinished,
     launch_many,
     succeeded,
     tenant_api,
@@ -22,8 +24,8 @@ from stepwise_devkit.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-FLOOD = 240  # tenant A's backlog (the issue's scenario: 2,000)
-LATE = 10  # tenant B's runs, launched after A's backlog
+FLOOD = 2_000  # tenant A's backlog
+LATE = 20  # tenant B's runs, launched after A's backlog
 PRIORITY_BACKLOG = 60
 WEIGHTED_FLOOD = 200  # per tenant
 
@@ -47,10 +49,11 @@ async def test_a_late_tenant_is_not_queued_behind_a_flood(
             a_done_when_b_done = await succeeded(stack_db, flood)
             return True
 
-        await wait_until(b_finished, "tenant B's runs", timeout_s=180)
-        print(f"fairness: B's {LATE} runs done when {a_done_when_b_done} of A's {FLOOD} were")
+        await wait_until(b_finished, "tenant B's runs", timeout_s=300)
+        discarded = await discard_unfinished(stack, stack_db, flood)
+        print(f"fairness: B's {LATE} runs done when {a_done_when_b_done} of A's {FLOOD} were"
+              f" ({discarded} of A's discarded after)")  # fmt: skip
         assert a_done_when_b_done < FLOOD / 2
-        await all_succeeded(stack_db, flood, timeout_s=240)
 
 
 async def test_an_urgent_run_overtakes_the_tenants_own_backlog(

@@ -50,7 +50,9 @@ async def serve(settings: Settings) -> None:
     tracer_provider, stop = start_service("stepwise-worker", common)
     registry = ActionRegistry.default()
     pool = await create_pool(common.database_url, max_size=settings.db_pool_size)
-    evaluator = ExpressionEvaluator(settings.expression_processes)
+    evaluator = ExpressionEvaluator(
+        settings.expression_processes, niceness=settings.expression_niceness
+    )
     nc = None
     try:
         await evaluator.start()

@@ -11,6 +11,7 @@
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 8 | workflow tasks at once (CPU-bound) |
 | `STEPWISE_WORKER_EXPRESSION_PROCESSES` | 1 | processes for expressions over the inline budget |
+| `STEPWISE_WORKER_EXPRESSION_NICENESS` | 10 | their CPU priority below the worker's (nice, 0-19) |
 | `STEPWISE_WORKER_MAX_CACHED_WORKFLOWS` | 10000 | runs kept in memory between activations (below) |
 | `STEPWISE_WORKER_DB_POOL_SIZE` | 20 | Postgres connections |
 | `STEPWISE_WORKER_SHUTDOWN_GRACE_S` | 30 | on SIGTERM, how long running activities may finish |
@@ -49,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_local_activities: int = 200
     max_concurrent_workflow_tasks: int = 8
     expression_processes: int = 1
+    expression_niceness: int = 10
     max_cached_workflows: int = 10_000
     db_pool_size: int = 20
     shutdown_grace_s: float = 30.0
@@ -76,6 +78,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             expression_processes=env_int(
                 environ, "STEPWISE_WORKER_EXPRESSION_PROCESSES", 1, minimum=1
+            ),
+            expression_niceness=env_int(
+                environ, "STEPWISE_WORKER_EXPRESSION_NICENESS", 10, minimum=0, maximum=19
             ),
             max_cached_workflows=env_int(
                 environ, "STEPWISE_WORKER_MAX_CACHED_WORKFLOWS", 10_000, minimum=0

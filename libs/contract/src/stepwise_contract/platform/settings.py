@@ -33,7 +33,12 @@ def env_str(environ: Mapping[str, str], name: str, default: str) -> str:
 
 
 def env_int(
-    environ: Mapping[str, str], name: str, default: int, *, minimum: int | None = None
+    environ: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -44,6 +49,8 @@ def env_int(
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
     if minimum is not None and value < minimum:
         raise SettingsError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be <= {maximum}")
     return value
 
 
