@@ -1,12 +1,15 @@
 """`python -m stepwise_devkit.bench --smoke`: the bench harness runs end to end at tiny sizes (so it
-never rots) and writes the figures file in the agreed shape. The numbers themselves mean nothing
+never rots) and writes the figures file in the agreed shape; so does the replicas bench
+(`python -m stepwise_devkit.bench.replicas`). The numbers themselves mean nothing
 at these sizes and are not asserted."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +33,9 @@ NAMES = [
 # their baseline is not the same work: reported, never passed or failed
 INFORMATION = {"step_overhead_vs_regular"}
 FIELDS = {"name", "ours", "baseline", "unit", "ratio", "target", "ok"}
+# `python -m stepwise_devkit.bench.replicas` at toy sizes: 4 stacks (1 and 2 replicas, 2 parts)
+TOY_REPLICAS = ["--counts", "1,2", "--repeat", "1", "--seconds", "1",
+                "--waiting", "20", "--burst", "20"]  # fmt: skip
 
 
 def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
@@ -64,3 +70,33 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
     # the same table is printed
     for name in NAMES:
         assert name in done.stdout
+
+
+def _table_rows(stdout: str, header_start: str) -> dict[int, list[str]]:
+    """The rows of the markdown table whose header starts with `header_start`: count → cells."""
+    lines = stdout[stdout.index(header_start) :].splitlines()[2:]
+    rows = {}
+    for line in itertools.takewhile(lambda line: line.startswith("|"), lines):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[int(cells[0])] = cells[1:]
+    return rows
+
+
+def test_replicas_bench_smoke() -> None:
+    """`python -m stepwise_devkit.bench.replicas` at toy sizes: both parts, 1 and 2 replicas."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stepwise_devkit.bench.replicas", *TOY_REPLICAS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for header in ("| API replicas |", "| router replicas |"):
+        rows = _table_rows(done.stdout, header)
+        assert sorted(rows) == [1, 2], done.stdout
+        for count, (figure, ratio) in rows.items():
+            assert float(figure.split()[0]) > 0 and float(ratio) > 0, (count, done.stdout)
+    # with two API replicas, each answered launches (the round robin reached both)
+    two = re.search(r"2 API replica\(s\):.*\n.*answered per replica: (\d+), (\d+)", done.stdout)
+    assert two is not None and min(map(int, two.groups())) > 0, done.stdout

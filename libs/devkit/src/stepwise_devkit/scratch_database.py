@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -32,3 +34,15 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
         yield f"{admin_url.rpartition('/')[0]}/{name}"
     finally:
         asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def add_pg_admin_url(parser: argparse.ArgumentParser) -> None:
+    """`--pg-admin-url` of the bench entry points (default `$STEPWISE_BENCH_PG_ADMIN_URL`, else
+    the machine's Postgres as `postgres`)."""
+    parser.add_argument(
+        "--pg-admin-url",
+        default=os.environ.get(
+            "STEPWISE_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a Postgres URL with CREATE DATABASE rights (a fresh database is made and dropped)",
+    )

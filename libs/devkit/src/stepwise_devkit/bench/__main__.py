@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 from stepwise_devkit.bench import figures, isolation
 from stepwise_devkit.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
 from stepwise_devkit.bench.noisy import noisy_neighbour
-from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.scratch_database import add_pg_admin_url, scratch_database
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import EventPublisher, StackApi
 
@@ -337,13 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         help="measure only this part (repeatable); default: all",
     )
     parser.add_argument("--out", default=os.environ.get("BENCH_OUT", ".stepwise/bench.json"))
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get(
-            "STEPWISE_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a Postgres URL with CREATE DATABASE rights (a fresh database is made and dropped)",
-    )
+    add_pg_admin_url(parser)
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     home = Path(tempfile.mkdtemp(prefix="stepwise-bench-"))

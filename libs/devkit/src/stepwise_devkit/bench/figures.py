@@ -232,7 +232,7 @@ async def large_payload_steps(api: StackApi, client: Client, runs: int) -> tuple
     return per_step["ours"], per_step["local"]
 
 
-async def _closed_loop(
+async def closed_loop(
     make: Callable[[], Awaitable[Any]], seconds: float, concurrency: int
 ) -> tuple[float, list[float], list[Any]]:
     """`concurrency` clients calling `make` back to back for `seconds`: (per second, latencies,
@@ -289,7 +289,7 @@ class Launches:
     base_achieved: float
 
 
-async def _drained(pool: asyncpg.Pool, workflow_id: str, timeout_s: float) -> None:
+async def drained(pool: asyncpg.Pool, workflow_id: str, timeout_s: float) -> None:
     """Wait until no run of the workflow is RUNNING (the next phase starts on a quiet worker)."""
 
     async def running() -> int:
@@ -342,21 +342,21 @@ async def launches(
         )
 
     drain_s = 60 + rate * seconds / 5
-    per_s, _, _ = await _closed_loop(ours, seconds, concurrency)
+    per_s, _, _ = await closed_loop(ours, seconds, concurrency)
     note(f"launch capacity through the API: {per_s:.0f}/s with {concurrency} clients")
-    await _drained(pool, workflow_id, drain_s)
-    base_per_s, _, handles = await _closed_loop(base, seconds, concurrency)
+    await drained(pool, workflow_id, drain_s)
+    base_per_s, _, handles = await closed_loop(base, seconds, concurrency)
     note(f"raw Temporal start capacity: {base_per_s:.0f}/s")
     await _results(handles, drain_s)
     achieved, latencies, _ = await _open_loop(ours, rate, seconds)
     note(f"API at {rate:.0f}/s offered: {achieved:.0f}/s completed")
-    await _drained(pool, workflow_id, drain_s)
+    await drained(pool, workflow_id, drain_s)
     base_achieved, base_latencies, handles = await _open_loop(base, rate, seconds)
     await _results(handles, drain_s)
     # On a machine where `rate` is at the edge of what the Temporal server accepts, its p99 is
     # queueing; half the rate shows what a launch itself costs.
     _, half_latencies, _ = await _open_loop(ours, rate / 2, seconds)
-    await _drained(pool, workflow_id, drain_s)
+    await drained(pool, workflow_id, drain_s)
     _, base_half_latencies, handles = await _open_loop(base, rate / 2, seconds)
     await _results(handles, drain_s)
     note(
@@ -407,6 +407,86 @@ def _epoch(value: datetime) -> float:
     return value.timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedRuns:
+    """Runs of one `wait_definition` workflow, each parked on `event.wait` with its own key."""
+
+    workflow_id: str
+    event_name: str
+    keys: tuple[str, ...]
+
+    async def waits(self, pool: asyncpg.Pool, status: str) -> int:
+        """How many of the runs' waits are in `status` (WAITING, RESOLVED…)."""
+        return int(
+            await pool.fetchval(
+                "SELECT count(*) FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
+                " WHERE r.workflow_id = $1 AND w.status = $2",
+                uuid.UUID(self.workflow_id),
+                status,
+            )
+        )
+
+
+async def park_runs(api: StackApi, pool: asyncpg.Pool, waiting: int) -> ParkedRuns:
+    """Publish a fresh `wait_definition` and launch `waiting` runs of it (16 at a time, keys
+    `k0`, `k1`…); returns once every run's wait is WAITING."""
+    event_name = f"BENCH_{uuid.uuid4().hex[:8].upper()}"
+    workflow_id = await api.publish_definition(
+        wait_definition(f"bench-wait-{event_name}", event_name)
+    )
+    parked = ParkedRuns(workflow_id, event_name, tuple(f"k{i}" for i in range(waiting)))
+    sem = asyncio.Semaphore(16)
+    started = time.perf_counter()
+
+    async def park(key: str) -> None:
+        async with sem:
+            await api.launch(workflow_id, {"key": key})
+
+    await asyncio.gather(*(park(k) for k in parked.keys))
+    note(f"{waiting} runs launched in {time.perf_counter() - started:.0f}s")
+    await _wait_for(
+        lambda: parked.waits(pool, "WAITING"),
+        waiting,
+        120 + waiting / 5,
+        "runs parked on event.wait",
+    )
+    note(f"{waiting} runs waiting after {time.perf_counter() - started:.0f}s")
+    return parked
+
+
+async def route_burst(
+    pool: asyncpg.Pool, publisher: EventPublisher, parked: ParkedRuns, keys: tuple[str, ...]
+) -> float:
+    """Events routed per second: one event per key of `keys` published at once (16 in flight),
+    from the first publish to the router's `processed_at` of the last one; an event counts once
+    the router recorded a signalled run on it (publish → signal delivered, as SPEC §11 defines
+    "routed")."""
+    sem = asyncio.Semaphore(16)
+    event_ids: list[str] = []
+
+    async def publish(key: str) -> None:
+        async with sem:
+            event_ids.append(await publisher.publish(parked.event_name, {"key": key}, key=key))
+
+    async def routed() -> list[float]:
+        rows = await pool.fetch(
+            "SELECT processed_at FROM workflow_runtime_events WHERE event_id = ANY($1::text[])"
+            " AND processed_at IS NOT NULL AND cardinality(signaled_run_ids) > 0",
+            event_ids,
+        )
+        return [_epoch(r["processed_at"]) for r in rows]
+
+    async def routed_count() -> int:
+        return len(await routed())
+
+    first = time.time()
+    await asyncio.gather(*(publish(k) for k in keys))
+    await _wait_for(
+        routed_count, len(keys), 60 + len(keys) / 5, "burst events routed (signal delivered)"
+    )
+    return len(keys) / max(max(await routed()) - first, 1e-6)
+
+
 async def event_routing(
     api: StackApi,
     client: Client,
@@ -424,86 +504,38 @@ async def event_routing(
     assert burst + paced <= waiting
     # the baseline first, on a quiet system, with as many hand-written waiters parked as ours
     base_per_s, base_p50 = await _signal_baseline(client, waiting, burst, paced, paced_rate)
-    event_name = f"BENCH_{uuid.uuid4().hex[:8].upper()}"
-    workflow_id = await api.publish_definition(
-        wait_definition(f"bench-wait-{event_name}", event_name)
-    )
-    keys = [f"k{i}" for i in range(waiting)]
-    sem = asyncio.Semaphore(16)
-    parked_started = time.perf_counter()
-
-    async def park(key: str) -> None:
-        async with sem:
-            await api.launch(workflow_id, {"key": key})
-
-    await asyncio.gather(*(park(k) for k in keys))
-    note(f"{waiting} runs launched in {time.perf_counter() - parked_started:.0f}s")
-
-    async def count_waits(status: str) -> int:
-        return int(
-            await pool.fetchval(
-                "SELECT count(*) FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
-                " WHERE r.workflow_id = $1 AND w.status = $2",
-                uuid.UUID(workflow_id),
-                status,
-            )
-        )
-
+    parked = await park_runs(api, pool, waiting)
+    per_s = await route_burst(pool, publisher, parked, parked.keys[:burst])
     await _wait_for(
-        lambda: count_waits("WAITING"), waiting, 120 + waiting / 5, "runs parked on event.wait"
+        lambda: parked.waits(pool, "RESOLVED"), burst, 60 + burst / 5, "burst events resuming runs"
     )
-    note(f"{waiting} runs waiting after {time.perf_counter() - parked_started:.0f}s")
 
+    # paced: latency, publish → the run's wait RESOLVED (written by the worker)
+    paced_keys = parked.keys[burst : burst + paced]
     published: dict[str, float] = {}
-    event_ids: dict[str, str] = {}
 
     async def publish(key: str) -> None:
-        async with sem:
-            published[key] = time.time()
-            event_ids[key] = await publisher.publish(event_name, {"key": key}, key=key)
+        published[key] = time.time()
+        await publisher.publish(parked.event_name, {"key": key}, key=key)
 
-    async def resolved_at(subset: list[str]) -> dict[str, float]:
-        rows = await pool.fetch(
-            "SELECT r.input_json->>'key' AS key, w.resolved_at"
-            " FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
-            " WHERE r.workflow_id = $1 AND w.status = 'RESOLVED'"
-            " AND r.input_json->>'key' = ANY($2::text[])",
-            uuid.UUID(workflow_id),
-            subset,
-        )
-        return {r["key"]: _epoch(r["resolved_at"]) for r in rows}
-
-    async def routed() -> list[float]:
-        """When the router finished each burst event: its signals were delivered by then."""
-        rows = await pool.fetch(
-            "SELECT processed_at FROM workflow_runtime_events WHERE event_id = ANY($1::text[])"
-            " AND processed_at IS NOT NULL AND cardinality(signaled_run_ids) > 0",
-            [event_ids[k] for k in burst_keys],
-        )
-        return [_epoch(r["processed_at"]) for r in rows]
-
-    async def routed_count() -> int:
-        return len(await routed())
-
-    # burst: throughput, publish → signal delivered (SPEC §11), as the router records it
-    burst_keys = keys[:burst]
-    first = time.time()
-    await asyncio.gather(*(publish(k) for k in burst_keys))
-    await _wait_for(routed_count, burst, 60 + burst / 5, "burst events routed (signal delivered)")
-    per_s = burst / max(max(await routed()) - first, 1e-6)
-    await _wait_for(
-        lambda: count_waits("RESOLVED"), burst, 60 + burst / 5, "burst events resuming runs"
-    )
-
-    # paced: latency
-    paced_keys = keys[burst : burst + paced]
     for key in paced_keys:
         asyncio.create_task(publish(key))  # noqa: RUF006 - awaited below through the resumes
         await asyncio.sleep(1.0 / paced_rate)
     await _wait_for(
-        lambda: count_waits("RESOLVED"), burst + paced, 60 + paced, "paced events resuming runs"
+        lambda: parked.waits(pool, "RESOLVED"),
+        burst + paced,
+        60 + paced,
+        "paced events resuming runs",
     )
-    resumed = await resolved_at(paced_keys)
+    rows = await pool.fetch(
+        "SELECT r.input_json->>'key' AS key, w.resolved_at"
+        " FROM workflow_run_waits w JOIN workflow_runs r USING (run_id)"
+        " WHERE r.workflow_id = $1 AND w.status = 'RESOLVED'"
+        " AND r.input_json->>'key' = ANY($2::text[])",
+        uuid.UUID(parked.workflow_id),
+        list(paced_keys),
+    )
+    resumed = {r["key"]: _epoch(r["resolved_at"]) for r in rows}
     p50 = statistics.median(resumed[k] - published[k] for k in paced_keys) * 1000
     note(f"ours: burst {per_s:.0f} events/s, paced p50 {p50:.0f} ms")
     return Routing(per_s=per_s, base_per_s=base_per_s, p50_ms=p50, base_p50_ms=base_p50)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 import uuid
@@ -22,7 +21,7 @@ import aiohttp
 import asyncpg
 
 from stepwise_devkit.bench.figures import echo_definition
-from stepwise_devkit.scratch_database import scratch_database
+from stepwise_devkit.scratch_database import add_pg_admin_url, scratch_database
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import StackApi
 
@@ -73,12 +72,7 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,3", help="worker counts to compare")
     parser.add_argument("--runs", type=int, default=300, help="measured runs per worker count")
     parser.add_argument("--repeat", type=int, default=2, help="measurements per worker count")
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get(
-            "STEPWISE_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    add_pg_admin_url(parser)
     args = parser.parse_args()
     counts = [int(part) for part in args.workers.split(",")]
     results: dict[int, list[float]] = {}
