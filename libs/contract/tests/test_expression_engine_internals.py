@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import version
 
-from jsonata import functions
+from jsonata import functions, utils
 from jsonata.jsonata import Jsonata
 from stepwise_contract import expression_engine
 from stepwise_contract.expressions import SAFE_BUILTINS, compile_expression, last_work
@@ -55,8 +55,16 @@ def test_the_dispatch_covers_every_node_type_the_library_evaluates() -> None:
 
 
 def test_library_hooks_still_exist() -> None:
-    # higher-order built-ins apply lambdas through the thread's current instance
-    assert "CURRENT.jsonata.apply" in inspect.getsource(functions.Functions.func_apply)
+    # higher-order built-ins apply lambdas through the thread's current instance, by the helpers
+    # `expression_engine` re-implements without their per-call import
+    library = inspect.getsource(functions)
+    assert "res = jsonata.Jsonata.CURRENT.jsonata.apply(func, func_args, None," in library
+    assert "return func.signature.get_min_number_of_args()" in library
+    assert "Functions.get_function_arity(func)" in inspect.getsource(
+        functions.Functions.hof_func_args
+    )
+    assert "Functions.func_apply(" in inspect.getsource(functions.Functions.map)
+    assert getattr(utils.Utils, "_stepwise_import_free", False)
     assert "Functions.to_boolean" in inspect.getsource(Jsonata.boolize)
     assert "function_clone" in inspect.getsource(Jsonata.Transformer.call)
     assert getattr(functions.Functions, "_stepwise_guarded", False)

@@ -89,9 +89,9 @@ COSTS_V1: Final = Costs(version=1, max_work=MAX_WORK)
 # Calibrated so that every kind of work costs about the same CPU per unit (about 13 ns on this
 # project's 2-core reference machine, the rate of a `$map` over a lambda): built-ins pay for their
 # fixed overhead, the slow formatters for theirs, node types for what they do beyond a lookup.
-# `MAX_WORK_V2` then bounds any evaluation to about 0.07 s of CPU (up to twice that inside the
-# workflow sandbox, and the worker runs 8 activations at once inside Temporal's 2 s deadlock
-# detector); a `$map` of a small lambda over 6,500 items fits.
+# `MAX_WORK_V2` then bounds any evaluation to about 0.07 s of CPU (about the same inside the
+# workflow sandbox, see docs/expressions.md; the worker runs 8 activations at once inside
+# Temporal's 2 s deadlock detector); a `$map` of a small lambda over 6,500 items fits.
 MAX_WORK_V2: Final = 5_000_000
 COSTS: Final = Costs(
     version=2,

@@ -12,18 +12,21 @@ range, `$pad`, `$sum`, `$distinct`, a regular expression, flattening a path — 
 - overrides the evaluator's own loops (range, `&`, array constructors, path steps, wildcards,
   descendants, `=`/`in`) with the same accounting;
 - gives every compiled expression a private frame holding only the metered built-ins, so a
-  function outside the allowlist is not even reachable at run time.
+  function outside the allowlist is not even reachable at run time;
+- re-implements the library's hottest helpers without their per-call imports, which Temporal's
+  workflow sandbox makes slow (same answers, nothing counted differently).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import re2
-from jsonata import functions, utils
+from jsonata import functions, signature, utils
 from jsonata.jsonata import Jsonata
 from jsonata.regex_engine import RegexFlags
 
@@ -527,3 +530,61 @@ def _guard_library_walkers() -> None:
 
 
 _guard_library_walkers()
+
+
+# what `Signature.get_symbol` answers for a plain JSON value (never a function or a regex)
+_JSON_SYMBOLS: Final = {str: "s", bool: "b", int: "n", float: "n", list: "a", dict: "o"}
+
+
+def _skip_per_call_imports() -> None:
+    """The library's hottest helpers, without their per-call `from jsonata import ...`.
+
+    An import statement inside a function runs `builtins.__import__` on every call: cheap in plain
+    Python, but Temporal's workflow sandbox replaces it with its own Python importer, which made
+    every function call node, every element a typed signature checks (`$sum` of an array) and
+    every item a higher-order built-in (`$map`, `$filter`, ...) applies a lambda to pay for a full
+    import. Same answers as the library's for every value (a plain JSON value takes a shortcut).
+    """
+    function_callable = Jsonata.JFunctionCallable
+
+    def is_function(o: Any) -> bool:
+        return isinstance(o, function_callable)
+
+    original_symbol = signature.Signature.get_symbol
+
+    def get_symbol(self: Any, value: Any) -> str:
+        symbol = _JSON_SYMBOLS.get(type(value))
+        return symbol if symbol is not None else original_symbol(self, value)
+
+    is_lambda = functions.Functions.is_lambda
+
+    def get_function_arity(func: Any) -> int:
+        if isinstance(func, Jsonata.JFunction):
+            return int(func.signature.get_min_number_of_args())
+        if isinstance(func, Jsonata.JLambda):
+            return len(inspect.signature(func.function).parameters)
+        return len(func.arguments)
+
+    def func_apply(func: Any, func_args: Sequence[Any] | None) -> Any:
+        # through the thread's current instance, as the library does (`evaluate` sets it)
+        if is_lambda(func):
+            current = Jsonata.CURRENT.jsonata
+            return current.apply(func, func_args, None, current.environment)
+        return func.call(None, func_args)
+
+    guarded_to_boolean = functions.Functions.to_boolean
+
+    def to_boolean(arg: Any) -> Any:
+        # a condition's usual operand; the library answers `bool(arg)` for it after its import
+        return arg if type(arg) is bool else guarded_to_boolean(arg)
+
+    if not getattr(utils.Utils, "_stepwise_import_free", False):
+        functions.Functions.to_boolean = staticmethod(to_boolean)
+        utils.Utils.is_function = staticmethod(is_function)
+        signature.Signature.get_symbol = get_symbol
+        functions.Functions.get_function_arity = staticmethod(get_function_arity)
+        functions.Functions.func_apply = staticmethod(func_apply)
+        utils.Utils._stepwise_import_free = True
+
+
+_skip_per_call_imports()

@@ -30,6 +30,7 @@ from stepwise_worker.activities.projections import Projections
 from stepwise_worker.activities.quota_store import QuotaStore
 from stepwise_worker.activities.task_store import HumanTaskStore
 from stepwise_worker.activities.wait_store import WaitStore
+from stepwise_worker.sandbox_builtins import bind_plain_builtins
 from stepwise_worker.workflow.run_workflow import RunWorkflow
 
 # Deterministic code the workflow imports: loaded once per process instead of once per run in
@@ -43,6 +44,9 @@ PASSTHROUGH_MODULES = (
     "msgspec",
     "structlog",
 )
+# The passed-through pure-Python packages workflow code runs hot (the expression evaluator, the
+# interpreter): they get the plain `isinstance` back (see sandbox_builtins).
+PLAIN_BUILTINS_PACKAGES = ("stepwise_contract", "stepwise_worker", "jsonata")
 
 
 class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +67,7 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
+    bind_plain_builtins(PLAIN_BUILTINS_PACKAGES)
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )
