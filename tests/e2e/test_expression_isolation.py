@@ -44,12 +44,14 @@ async def test_hostile_runs_fail_and_other_tenants_keep_their_latency(
     )
     loaded_ms, idle_ms = found.loaded_ms, found.idle_ms
     print(
-        f"\nexpression isolation: B idle p50 {idle_ms:.0f} ms, with 20 hostile runs of A"
-        f" {loaded_ms:.0f} ms (x{loaded_ms / idle_ms:.2f}); slowest hostile run failed"
-        f" {found.slowest_failure_s:.2f} s after its start"
+        f"\nexpression isolation: B idle p50 {idle_ms:.0f} ms; with 20 hostile runs of A in"
+        f" flight {loaded_ms:.0f} ms (x{loaded_ms / idle_ms:.2f}); with 20 benign ones"
+        f" {found.benign_ms:.0f} ms (x{found.benign_ms / idle_ms:.2f}); {found.hostile_runs}"
+        f" hostile runs, the slowest failed {found.slowest_failure_s:.2f} s after its start"
     )
-    # Goals: 1.5x idle (make bench), 2x here, each hostile run FAILED within 2 s. Measured on the
-    # 2-core machine: x0.99 and under 2 s; the bounds absorb a loaded CI machine.
+    assert found.hostile_runs >= 20
+    # Goals: 1.5x idle (make bench), 2x here, each hostile run FAILED within 2 s. The bounds
+    # absorb a loaded CI machine (docs/expressions.md has the measured figures).
     assert loaded_ms <= 2 * idle_ms + 3_000
     assert found.slowest_failure_s < 10
 

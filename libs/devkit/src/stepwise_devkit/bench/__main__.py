@@ -183,7 +183,9 @@ async def _launch(
         sizes.launch_rate,
     )
     out.append(
-        figures.Figure("launch_per_s", la.per_s, la.base_per_s, "1/s", ">= 200", la.per_s >= 200)
+        figures.Figure(
+            "launch_per_s", la.per_s, la.base_per_s, "1/s", ">= 200", la.per_s >= 200, ">= 0.8"
+        )
     )
     out.append(
         figures.Figure(
@@ -193,6 +195,18 @@ async def _launch(
             "ms",
             f"<= 100 at {la.rate:g}/s",
             la.p99_ms <= 100 and la.achieved >= 0.95 * la.rate,
+        )
+    )
+    half = la.rate / 2
+    out.append(
+        figures.Figure(
+            "launch_p99_half_rate_ms",
+            la.half_p99_ms,
+            la.base_half_p99_ms,
+            "ms",
+            f"<= 100 at {half:g}/s",
+            la.half_p99_ms <= 100,
+            "<= 2",
         )
     )
 
@@ -218,12 +232,24 @@ async def _events(
     )
     out.append(
         figures.Figure(
-            "events_routed_per_s", ev.per_s, ev.base_per_s, "1/s", ">= 500", ev.per_s >= 500
+            "events_routed_per_s",
+            ev.per_s,
+            ev.base_per_s,
+            "1/s",
+            ">= 500",
+            ev.per_s >= 500,
+            ">= 0.8",
         )
     )
     out.append(
         figures.Figure(
-            "event_resume_p50_ms", ev.p50_ms, ev.base_p50_ms, "ms", "<= 50", ev.p50_ms <= 50
+            "event_resume_p50_ms",
+            ev.p50_ms,
+            ev.base_p50_ms,
+            "ms",
+            "<= 50",
+            ev.p50_ms <= 50,
+            "<= 1.25",
         )
     )
 
@@ -247,10 +273,19 @@ async def _isolation(
     )
     loaded, idle = found.loaded_ms, found.idle_ms
     figures.note("baseline = tenant B's idle p50 launch → SUCCEEDED on the same stack")
-    figures.note(f"slowest hostile run start → FAILED: {found.slowest_failure_s:.2f} s")
+    figures.note(
+        f"{found.hostile_runs} hostile runs, all FAILED with an ExpressionError; the slowest"
+        f" {found.slowest_failure_s:.2f} s after its start"
+    )
     out.append(
         figures.Figure(
             "expression_isolation", loaded, idle, "ms", "ratio <= 1.5", loaded <= 1.5 * idle
+        )
+    )
+    # the same load without hostility: what keeping that many runs in flight costs B anyway
+    out.append(
+        figures.Figure(
+            "expression_isolation_benign", found.benign_ms, idle, "ms", "information", None
         )
     )
 
@@ -317,13 +352,19 @@ async def machine(client: Client) -> Machine:
 def render(rows: list[figures.Figure]) -> str:
     header = (
         f"{'figure':<26} {'ours':>10} {'baseline':>10} {'unit':>5} {'ratio':>7}  {'target':<18} ok"
+        "    ratio goal"
     )
     lines = [header, "-" * len(header)]
     for f in rows:
+        goal = f"{f.ratio_goal:<8} {_verdict(f.ratio_ok)}" if f.ratio_goal else ""
         lines.append(
             f"{f.name:<26} {f.ours:>10.2f} {f.baseline:>10.2f} {f.unit:>5} {f.ratio:>7.2f}  "
-            f"{f.target:<18} {_verdict(f.ok)}"
+            f"{f.target:<18} {_verdict(f.ok):<5} {goal}".rstrip()
         )
+    lines.append(
+        "ratio goal: against the hand-written Temporal baseline in this run (where the Temporal"
+        " server itself caps the absolute target on this machine)"
+    )
     return "\n".join(lines)
 
 

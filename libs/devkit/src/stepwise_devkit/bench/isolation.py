@@ -8,6 +8,7 @@ same stack). Every hostile run must end FAILED with an `ExpressionError`.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 import uuid
@@ -53,31 +54,109 @@ def one_step_definition(name: str, expr: str) -> dict[str, Any]:
     }
 
 
-async def run_latencies(api: StackApi, workflow_id: str, n: int) -> list[float]:
-    """Launch `n` runs at once; each one's launch → SUCCEEDED in seconds."""
+async def run_latencies(api: StackApi, pool: asyncpg.Pool, workflow_id: str, n: int) -> list[float]:
+    """`n` runs of the workflow one after another; each one's launch → SUCCEEDED in seconds.
 
-    async def one(i: int) -> float:
-        started = time.perf_counter()
+    The end is the run row's own `completed_at` (written by the worker, on this machine's clock),
+    not the moment a poll saw it: polls every 0.2 s would round a 0.1 s run up to 0.25 s and make
+    the ratio a count of polls."""
+    latencies = []
+    for i in range(n):
+        sent = time.time()
         run_id = await api.launch(workflow_id, {"i": i})
-        run = await api.wait_run(run_id, timeout_s=120)
-        if run["status"] != "SUCCEEDED":
-            raise RuntimeError(f"benign run {run_id} ended {run['status']}: {run['error_json']}")
-        return time.perf_counter() - started
+        [row] = await _wait_ended(pool, [run_id], timeout_s=120)
+        if row["status"] != "SUCCEEDED":
+            raise RuntimeError(f"benign run {run_id} ended {row['status']}: {row['error_json']}")
+        latencies.append(row["completed_at"].timestamp() - sent)
+    return latencies
 
-    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+_ENDED = (
+    "SELECT run_id, status, error_json, started_at, completed_at FROM workflow_runs"
+    " WHERE run_id = ANY($1::uuid[]) AND status IN ('SUCCEEDED', 'FAILED', 'CANCELED')"
+)
+
+
+async def _wait_ended(
+    pool: asyncpg.Pool, run_ids: list[str], timeout_s: float
+) -> list[asyncpg.Record]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = await pool.fetch(_ENDED, run_ids)
+        if len(rows) == len(run_ids):
+            return list(rows)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(run_ids) - len(rows)} of {len(run_ids)} runs still running")
+        await asyncio.sleep(0.02)
+
+
+async def _keep_in_flight(
+    api: StackApi,
+    pool: asyncpg.Pool,
+    workflow_ids: list[str],
+    count: int,
+    stop: asyncio.Event,
+    launched: list[str],
+) -> None:
+    """Keeps `count` runs in flight (round robin over `workflow_ids`) until `stop`: one watcher
+    query every 50 ms replaces each run that ended."""
+    next_index = 0
+
+    async def launch(n: int) -> None:
+        nonlocal next_index
+        ids = [workflow_ids[(next_index + i) % len(workflow_ids)] for i in range(n)]
+        next_index += n
+        launched.extend(await asyncio.gather(*(api.launch(w, {}) for w in ids)))
+
+    await launch(count)
+    ended: set[str] = set()
+    while not stop.is_set():
+        rows = await pool.fetch(_ENDED, [r for r in launched if r not in ended])
+        ended.update(str(r["run_id"]) for r in rows)
+        if rows:
+            await launch(len(rows))
+        await asyncio.sleep(0.05)
+
+
+async def p50_beside(
+    api_a: StackApi,
+    api_b: StackApi,
+    pool: asyncpg.Pool,
+    a_workflows: list[str],
+    b_workflow: str,
+    in_flight: int,
+    samples: int,
+) -> tuple[float, list[asyncpg.Record]]:
+    """B's p50 (seconds) while A keeps `in_flight` runs in flight; A's runs, once all ended."""
+    stop = asyncio.Event()
+    launched: list[str] = []
+    keeper = asyncio.create_task(
+        _keep_in_flight(api_a, pool, a_workflows, in_flight, stop, launched)
+    )
+    try:
+        await asyncio.sleep(0.5)  # A's first runs launched and under way, not just queued
+        p50 = statistics.median(await run_latencies(api_b, pool, b_workflow, samples))
+    finally:
+        stop.set()
+        await keeper
+    return p50, await _wait_ended(pool, launched, timeout_s=120)
 
 
 @dataclass(frozen=True, slots=True)
 class Isolation:
     loaded_ms: float  # B's p50 launch → SUCCEEDED with A's hostile runs in flight
     idle_ms: float  # the same with none
+    benign_ms: float  # the same with as many *benign* runs of A in flight (the load's own cost)
+    hostile_runs: int  # A's hostile runs launched in all, every one FAILED with ExpressionError
     slowest_failure_s: float  # the slowest hostile run's start → FAILED (the run's own timestamps)
 
 
 async def expression_isolation(
     api_a: StackApi, pool: asyncpg.Pool, api_url: str, hostile_runs: int, samples: int
 ) -> Isolation:
-    """Tenant B's latency beside tenant A's hostile runs, and how fast those fail."""
+    """Tenant B's one-step runs, one after another: alone, while tenant A keeps `hostile_runs`
+    hostile runs in flight (each replaced as soon as it ends), and while A keeps as many benign
+    runs in flight. Raises unless every hostile run ended FAILED with an `ExpressionError`."""
     _, key = await create_tenant(pool, f"bench-b-{uuid.uuid4().hex[:6]}")
     async with aiohttp.ClientSession(
         base_url=api_url, headers={"Authorization": f"Bearer {key}"}
@@ -86,26 +165,37 @@ async def expression_isolation(
         benign = await api_b.publish_definition(
             one_step_definition(f"benign-{uuid.uuid4().hex[:6]}", "payload.i * 2")
         )
-        await run_latencies(api_b, benign, 2)  # warm caches
-        idle = statistics.median(await run_latencies(api_b, benign, samples))
+        await run_latencies(api_b, pool, benign, 3)  # warm caches
+        idle = statistics.median(await run_latencies(api_b, pool, benign, samples))
         hostile_ids = [
             await api_a.publish_definition(
                 one_step_definition(f"hostile-{i}-{uuid.uuid4().hex[:6]}", expr)
             )
             for i, expr in enumerate(HOSTILE_EXPRESSIONS)
         ]
-        launched = await asyncio.gather(
-            *(api_a.launch(hostile_ids[i % len(hostile_ids)], {}) for i in range(hostile_runs))
+        loaded, hostile = await p50_beside(
+            api_a, api_b, pool, hostile_ids, benign, hostile_runs, samples
         )
-        loaded = statistics.median(await run_latencies(api_b, benign, samples))
-        for run_id in launched:
-            run = await api_a.wait_run(run_id, timeout_s=120)
-            category = (run["error_json"] or {}).get("category")
-            if run["status"] != "FAILED" or category != "ExpressionError":
-                raise RuntimeError(f"hostile run {run_id} ended {run['status']} ({category})")
-    slowest: float = await pool.fetchval(
-        "SELECT max(extract(epoch FROM completed_at - started_at)) FROM workflow_runs"
-        " WHERE run_id = ANY($1::uuid[])",
-        list(launched),
+        for row in hostile:
+            error = row["error_json"]
+            if isinstance(error, str):  # a pool without a jsonb codec
+                error = json.loads(error)
+            category = (error or {}).get("category")
+            if row["status"] != "FAILED" or category != "ExpressionError":
+                raise RuntimeError(
+                    f"hostile run {row['run_id']} ended {row['status']} ({category})"
+                )
+        a_benign = await api_a.publish_definition(
+            one_step_definition(f"a-benign-{uuid.uuid4().hex[:6]}", "$sum([1..100])")
+        )
+        beside_benign, _ = await p50_beside(
+            api_a, api_b, pool, [a_benign], benign, hostile_runs, samples
+        )
+    slowest = max((r["completed_at"] - r["started_at"]).total_seconds() for r in hostile)
+    return Isolation(
+        loaded_ms=loaded * 1000,
+        idle_ms=idle * 1000,
+        benign_ms=beside_benign * 1000,
+        hostile_runs=len(hostile),
+        slowest_failure_s=slowest,
     )
-    return Isolation(loaded_ms=loaded * 1000, idle_ms=idle * 1000, slowest_failure_s=slowest)

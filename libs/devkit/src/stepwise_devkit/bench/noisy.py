@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -216,13 +217,17 @@ async def start_without_fairness(
 async def _paced(
     pool: asyncpg.Pool, launch: Callable[[int], Awaitable[str]], count: int, rate: float
 ) -> list[float]:
-    """Launch `count` runs at `rate`/s; seconds from each launch call to its row SUCCEEDED."""
+    """Launch `count` runs at `rate`/s; seconds from each launch call to its row SUCCEEDED (the
+    row's own `completed_at`, on this machine's clock, so the poll interval does not round it)."""
 
     async def one(i: int) -> float:
-        started = time.perf_counter()
+        sent = time.time()
         run_id = await launch(i)
         await wait_until(lambda: _one_succeeded(pool, run_id), f"run {run_id}", 1800, 0.05)
-        return time.perf_counter() - started
+        completed: datetime = await pool.fetchval(
+            "SELECT completed_at FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id)
+        )
+        return completed.timestamp() - sent
 
     tasks = []
     for i in range(count):
