@@ -22,7 +22,7 @@ from stepwise_contract.expressions import UNDEFINED, ExpressionError, is_expr, r
 from stepwise_contract.payloads import CurrentStep, RunInput
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError, FailureError
+from temporalio.exceptions import FailureError
 
 from stepwise_worker.evaluation_messages import (
     EVALUATE_EXPRESSION,
@@ -31,6 +31,7 @@ from stepwise_worker.evaluation_messages import (
 )
 from stepwise_worker.messages import ActionInfo
 from stepwise_worker.step_errors import ReturnSignal, StepError, expression_failure
+from stepwise_worker.workflow.activity_failures import failure_cause
 from stepwise_worker.workflow.bookkeeping import Bookkeeper, DeferredStart
 from stepwise_worker.workflow.checkpoint import Checkpoints
 from stepwise_worker.workflow.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
@@ -150,12 +151,10 @@ class Interpreter:
                 retry_policy=OFFLOAD_RETRY,
             )
         except FailureError as err:
-            cause = err.cause if isinstance(err, ActivityError) else err
-            if isinstance(cause, CancelledError):
-                raise asyncio.CancelledError() from None
+            cause = failure_cause(err)
             raise StepError(
                 ErrorCategory.TRANSIENT,
-                f"the expression at {at.path} could not be evaluated: {cause or err}",
+                f"the expression at {at.path} could not be evaluated: {cause}",
                 code="EXPRESSION_EVALUATOR_UNAVAILABLE",
                 node_path=at.path,
             ) from None

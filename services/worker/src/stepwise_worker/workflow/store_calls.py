@@ -1,22 +1,22 @@
 """Calls from workflow code to the stores' local activities (waits, tasks, child runs, quota,
 cancellation), by activity name.
 
-`local()` turns a cancelled local activity back into `asyncio.CancelledError`: cancellation is never
-a step error.
+`local()` turns a cancelled local activity back into `asyncio.CancelledError` (cancellation is never
+a step error) and a modelled failure into a `StepError`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from stepwise_contract.enums import ErrorCategory
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 from stepwise_worker.step_errors import StepError
+from stepwise_worker.workflow.activity_failures import failure_cause
 
 T = TypeVar("T")
 
@@ -43,15 +43,11 @@ async def local(name: str, arg: Any, result_type: type[T]) -> T:
         )
         return result
     except FailureError as err:
-        # a failed local activity surfaces as ActivityError(cause) or, once its retries are
-        # exhausted or it is non-retryable, as the cause itself
-        cause = err.cause if isinstance(err, ActivityError) else err
-        if isinstance(cause, CancelledError):
-            raise asyncio.CancelledError() from None
+        cause = failure_cause(err)
         if isinstance(cause, ApplicationError):
             detail = cause.details[0] if cause.details else None
             code = detail.get("code") if isinstance(detail, dict) else None
             raise StepError(
                 cause.type or ErrorCategory.TRANSIENT, cause.message, code=code, details=detail
             ) from None
-        raise StepError(ErrorCategory.TRANSIENT, str(cause or err)) from None
+        raise StepError(ErrorCategory.TRANSIENT, str(cause)) from None
