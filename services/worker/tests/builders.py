@@ -42,6 +42,11 @@ def assign(step_id: str, **targets: Any) -> dict[str, Any]:
     return {"id": step_id, "type": "transform.assign", "config": {"assign": targets}}
 
 
+def for_each(step_id: str, items: Any, body: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """`control.forEach` over `items`; `fields` adds step fields (`itemVar`, `concurrency`, …)."""
+    return {"id": step_id, "type": "control.forEach", "items": items, "body": body, **fields}
+
+
 def event_wait(step_id: str, event_name: str, **config: Any) -> dict[str, Any]:
     return {"id": step_id, "type": "event.wait", "config": {"eventName": event_name, **config}}
 

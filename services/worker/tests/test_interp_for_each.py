@@ -4,12 +4,13 @@ new items."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from .builders import assign, echo, expr, fail
+from .builders import action, assign, echo, expr, fail, for_each
 from .runs import (
     Probe,
     run_steps,
@@ -21,12 +22,10 @@ async def test_for_each_sequential(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
-        {
-            "id": "loop",
-            "type": "control.forEach",
-            "items": expr("payload.items"),
-            "itemVar": "it",
-            "body": [
+        for_each(
+            "loop",
+            expr("payload.items"),
+            [
                 echo("e", expr("it * 10"), "local.ten"),
                 assign(
                     "collect",
@@ -37,7 +36,8 @@ async def test_for_each_sequential(
                     },
                 ),
             ],
-        },
+            itemVar="it",
+        ),
         assign("after", **{"vars.count": expr("len(vars.seen)")}),
     ]
     run_id, closed, row = await run_steps(
@@ -69,19 +69,16 @@ async def test_nested_for_each_with_trailing_steps(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
     steps = [
-        {
-            "id": "outer",
-            "type": "control.forEach",
-            "items": expr("payload.rows"),
-            "itemVar": "row",
-            "body": [
-                {
-                    "id": "inner",
-                    "type": "control.forEach",
-                    "items": expr("row"),
-                    "itemVar": "cell",
-                    "body": [assign("cell", **{"vars.cells": expr("append(vars.cells, cell)")})],
-                },
+        for_each(
+            "outer",
+            expr("payload.rows"),
+            [
+                for_each(
+                    "inner",
+                    expr("row"),
+                    [assign("cell", **{"vars.cells": expr("append(vars.cells, cell)")})],
+                    itemVar="cell",
+                ),
                 {
                     "id": "tail",
                     "type": "control.if",
@@ -90,7 +87,8 @@ async def test_nested_for_each_with_trailing_steps(
                 },
                 assign("rowdone", **{"vars.rows": expr("append(vars.rows, local.index)")}),
             ],
-        },
+            itemVar="row",
+        ),
         assign("final", **{"vars.done": True}),
         {"id": "ret", "type": "control.return"},
     ]
@@ -111,25 +109,15 @@ async def test_for_each_parallel_respects_the_bound(
 ) -> None:
     probe.max_active = 0
     steps = [
-        {
-            "id": "par",
-            "type": "control.forEach",
-            "items": expr("payload.keys"),
-            "concurrency": 3,
-            "body": [
-                {
-                    "id": "hold",
-                    "type": "action.call",
-                    "config": {
-                        "actionId": "test.hold",
-                        "version": 1,
-                        "inputMapping": {"ms": 300, "key": expr("item")},
-                        "saveAs": "local.r",
-                    },
-                },
+        for_each(
+            "par",
+            expr("payload.keys"),
+            [
+                action("hold", "test.hold", {"ms": 300, "key": expr("item")}, "local.r"),
                 assign("collect", **{"vars.done": expr("append(vars.done, local.r.key)")}),
             ],
-        },
+            concurrency=3,
+        ),
     ]
     keys = [f"{tenant_id}-{i}" for i in range(9)]
     _run_id, closed, row = await run_steps(pool, temporal_client, tenant_id, steps, {"keys": keys})
@@ -155,13 +143,7 @@ async def test_for_each_on_item_error(
         assign("collect", **{"vars.seen": expr("append(vars.seen, item)")}),
     ]
     cont = [
-        {
-            "id": "loop",
-            "type": "control.forEach",
-            "items": expr("payload.items"),
-            "onItemError": "continue",
-            "body": body,
-        },
+        for_each("loop", expr("payload.items"), body, onItemError="continue"),
         assign("end", **{"vars.lastError": expr("error.message")}),
     ]
     run_id, closed, row = await run_steps(
@@ -177,15 +159,7 @@ async def test_for_each_on_item_error(
     assert ("root.steps[0].body.steps[0].then.steps[0]", "FAILED") in statuses
     assert row["status"] == "SUCCEEDED" and row["error_json"] is None
 
-    stop = [
-        {
-            "id": "loop",
-            "type": "control.forEach",
-            "items": expr("payload.items"),
-            "onItemError": "fail",
-            "body": body,
-        }
-    ]
+    stop = [for_each("loop", expr("payload.items"), body, onItemError="fail")]
     run_id, closed, row = await run_steps(
         pool, temporal_client, tenant_id, stop, {"items": [1, 2, 3]}
     )
@@ -195,41 +169,36 @@ async def test_for_each_on_item_error(
     assert row["result_json"] is None
     rows = await step_rows(pool, run_id)
     failed = [r["step_path"] for r in rows if r["status"] == "FAILED"]
-    assert failed == [
+    # the failed step, its `control.if` and the loop, in whatever order their rows were written
+    assert sorted(failed) == [
         "root.steps[0]",
         "root.steps[0].body.steps[0]",
         "root.steps[0].body.steps[0].then.steps[0]",
-    ] or sorted(failed) == sorted(
-        [
-            "root.steps[0]",
-            "root.steps[0].body.steps[0]",
-            "root.steps[0].body.steps[0].then.steps[0]",
-        ]
-    )
+    ]
     # item 3 never started
     assert [r["step_path"] for r in rows].count("root.steps[0].body.steps[1]") == 1
+
+
+def _failing_items(when: str, message: str, collect: str, **loop: Any) -> list[dict[str, Any]]:
+    """A parallel forEach over `payload.items` whose body fails an item for which `when` holds
+    (with the expression `message`), then appends the item to `vars.<collect>`; `loop` adds the
+    loop's fields (`concurrency`, `onItemError`). The two parallel tests differ only in these."""
+    body = [
+        {
+            "id": "maybe",
+            "type": "control.if",
+            "condition": expr(when),
+            "then": [fail("f", expr(message))],
+        },
+        assign("c", **{f"vars.{collect}": expr(f"append(vars.{collect}, item)")}),
+    ]
+    return [for_each("par", expr("payload.items"), body, **loop)]
 
 
 async def test_parallel_items_stop_on_first_failure(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
-    steps = [
-        {
-            "id": "par",
-            "type": "control.forEach",
-            "items": expr("payload.items"),
-            "concurrency": 2,
-            "body": [
-                {
-                    "id": "maybe",
-                    "type": "control.if",
-                    "condition": expr("item = 'bad'"),
-                    "then": [fail("f", expr("'failed ' & item"))],
-                },
-                assign("c", **{"vars.ok": expr("append(vars.ok, item)")}),
-            ],
-        }
-    ]
+    steps = _failing_items("item = 'bad'", "'failed ' & item", "ok", concurrency=2)
     _run_id, closed, row = await run_steps(
         pool, temporal_client, tenant_id, steps, {"items": ["a", "bad", "c", "d", "e"]}
     )
@@ -241,24 +210,9 @@ async def test_parallel_items_stop_on_first_failure(
 async def test_parallel_items_continue_on_item_error(
     worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
 ) -> None:
-    steps = [
-        {
-            "id": "par",
-            "type": "control.forEach",
-            "items": expr("payload.items"),
-            "concurrency": 3,
-            "onItemError": "continue",
-            "body": [
-                {
-                    "id": "maybe",
-                    "type": "control.if",
-                    "condition": expr("item % 2 = 0"),
-                    "then": [fail("f", expr("'even ' & $string(item)"))],
-                },
-                assign("c", **{"vars.done": expr("append(vars.done, item)")}),
-            ],
-        }
-    ]
+    steps = _failing_items(
+        "item % 2 = 0", "'even ' & $string(item)", "done", concurrency=3, onItemError="continue"
+    )
     run_id, closed, row = await run_steps(
         pool, temporal_client, tenant_id, steps, {"items": [1, 2, 3, 4, 5]}
     )

@@ -74,6 +74,44 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# -- the wait row ------------------------------------------------------------------------------
+# `event.wait` and `time.wait` open and resolve their row through these two, so both issue the
+# same commands in the same order: the book's flush (if anything is buffered), then OPEN_WAIT;
+# later one RESOLVE_WAIT. Recorded histories replay against that order, so keep it when editing.
+# `human.task` writes its row with the task (CREATE_HUMAN_TASK / RESOLVE_HUMAN_TASK) instead.
+
+
+async def _open_wait(
+    ctx: StepContext,
+    at: At,
+    wait_id: str,
+    wait_type: WaitType,
+    *,
+    timeout_at: datetime | None,
+    payload: dict[str, Any],
+    key: str | None = None,
+    event_name: str | None = None,
+) -> None:
+    """Write the wait row before blocking; buffered step rows and logs go first, so what the run
+    did before it parks is visible while it waits."""
+    run = ctx.run_input
+    row = OpenWait(tenant_id=run.tenant_id, run_id=run.run_id, wait_id=wait_id, step_path=at.path,
+                   wait_type=wait_type, key=key, event_name=event_name, timeout_at=timeout_at,
+                   payload=payload)  # fmt: skip
+    await ctx.book.flush()
+    await local(OPEN_WAIT, row, WaitOpened)
+
+
+async def _resolve_wait(ctx: StepContext, wait_id: str, payload_patch: dict[str, Any]) -> None:
+    """Close the wait row, merging `payload_patch` into its payload."""
+    tenant_id = ctx.run_input.tenant_id
+    await local(
+        RESOLVE_WAIT,
+        ResolveWait(tenant_id=tenant_id, wait_id=wait_id, payload_patch=payload_patch),
+        Done,
+    )
+
+
 # -- event.wait --------------------------------------------------------------------------------
 
 
@@ -109,21 +147,15 @@ async def event_wait(ctx: StepContext, step: dsl.EventWait, at: At) -> None:
         "filters": msgspec.to_builtins(config.filters),
         "timeoutAt": iso(timeout_at) if timeout_at else None,
     }
-    await ctx.book.flush()
-    await local(
-        OPEN_WAIT,
-        OpenWait(
-            tenant_id=run.tenant_id,
-            run_id=run.run_id,
-            wait_id=wait_id,
-            step_path=at.path,
-            wait_type=WaitType.EVENT,
-            key=key,
-            event_name=config.event_name,
-            timeout_at=timeout_at,
-            payload=descriptor,
-        ),
-        WaitOpened,
+    await _open_wait(
+        ctx,
+        at,
+        wait_id,
+        WaitType.EVENT,
+        timeout_at=timeout_at,
+        payload=descriptor,
+        key=key,
+        event_name=config.event_name,
     )
     inbox = ctx.inbox
     inbox.drop_consumed_events()
@@ -149,12 +181,7 @@ async def event_wait(ctx: StepContext, step: dsl.EventWait, at: At) -> None:
         with inbox.waiting_on(wait):
             event = await _block_for_event(inbox, accept, timeout_at)
         if event is None:
-            await local(
-                RESOLVE_WAIT,
-                ResolveWait(tenant_id=run.tenant_id, wait_id=wait_id,
-                            payload_patch={"matchedEventId": None, "timedOut": True}),
-                Done,
-            )  # fmt: skip
+            await _resolve_wait(ctx, wait_id, {"matchedEventId": None, "timedOut": True})
             raise StepError(
                 ErrorCategory.TIMEOUT,
                 f"event.wait timed out waiting for {config.event_name}",
@@ -163,13 +190,9 @@ async def event_wait(ctx: StepContext, step: dsl.EventWait, at: At) -> None:
                 node_path=at.path,
             )
     inbox.mark_consumed(event.event_id)
-    await local(
-        RESOLVE_WAIT,
-        ResolveWait(tenant_id=run.tenant_id, wait_id=wait_id,
-                    payload_patch={"matchedEventId": event.event_id,
-                                   "resolvedAt": iso(workflow.now())}),
-        Done,
-    )  # fmt: skip
+    await _resolve_wait(
+        ctx, wait_id, {"matchedEventId": event.event_id, "resolvedAt": iso(workflow.now())}
+    )
     ctx.scopes.vars["event"] = event.payload
     ctx.scopes.vars["eventName"] = event.event_name
     await assign_in_order(ctx, config.assign, at)
@@ -219,7 +242,6 @@ def parse_instant(value: Any) -> datetime | None:
 
 async def time_wait(ctx: StepContext, step: dsl.TimeWait, at: At) -> None:
     config = step.config
-    run = ctx.run_input
     now = workflow.now()
     if config.mode == "duration":
         if config.duration_ms is None or config.duration_ms < 0:
@@ -242,30 +264,19 @@ async def time_wait(ctx: StepContext, step: dsl.TimeWait, at: At) -> None:
     if due > now:
         # A past instant continues at once, without a wait row: there is nothing to route.
         wait_id = str(workflow.uuid4())
-        await ctx.book.flush()
-        await local(
-            OPEN_WAIT,
-            OpenWait(
-                tenant_id=run.tenant_id,
-                run_id=run.run_id,
-                wait_id=wait_id,
-                step_path=at.path,
-                wait_type=WaitType.TIME,
-                timeout_at=due,
-                payload={"mode": config.mode, "durationMs": config.duration_ms, "dueAt": iso(due)},
-            ),
-            WaitOpened,
+        await _open_wait(
+            ctx,
+            at,
+            wait_id,
+            WaitType.TIME,
+            timeout_at=due,
+            payload={"mode": config.mode, "durationMs": config.duration_ms, "dueAt": iso(due)},
         )
         wait = CurrentWait(wait_id=wait_id, wait_type=WaitType.TIME, step_path=at.path)
         with ctx.inbox.waiting_on(wait):
             await workflow.sleep((due - now).total_seconds())
         resumed = workflow.now()
-        await local(
-            RESOLVE_WAIT,
-            ResolveWait(tenant_id=run.tenant_id, wait_id=wait_id,
-                        payload_patch={"resumedAt": iso(resumed)}),
-            Done,
-        )  # fmt: skip
+        await _resolve_wait(ctx, wait_id, {"resumedAt": iso(resumed)})
     ctx.scopes.vars["timeWait"] = {
         "mode": config.mode,
         "dueAt": iso(due),
