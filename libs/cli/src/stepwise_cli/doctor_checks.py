@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -95,6 +95,11 @@ def _mask_urls(urls: str) -> str:
     return ",".join(mask_url(url.strip()) for url in urls.split(","))
 
 
+def _failed_with_dependents(failed: Check, dependents: Iterable[str], why: str) -> list[Check]:
+    """`failed`, then a `skip` for every check that needs what failed (`why`: what is missing)."""
+    return [failed, *(Check(name=n, status="skip", detail=why) for n in dependents)]
+
+
 def _error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -125,15 +130,16 @@ class Doctor:
                 fix = "create the database and migrate it"
                 fix += " (python -m stepwise_contract.platform.migrate),"
                 fix += " or point DATABASE_URL at the right one"
-            return [
+            return _failed_with_dependents(
                 Check(
                     name="postgres",
                     status="fail",
                     detail=f"cannot connect to {_mask_urls(url)}: {_error(exc)}",
                     fix=fix,
                 ),
-                Check(name="migrations", status="skip", detail="Postgres is unreachable"),
-            ]
+                ["migrations"],
+                "Postgres is unreachable",
+            )
         try:
             version = await conn.fetchval("SHOW server_version")
             first = Check(
@@ -194,18 +200,16 @@ class Doctor:
             )
             await self._bounded(client.service_client.check_health())
         except Exception as exc:
-            return [
+            return _failed_with_dependents(
                 Check(
                     name="temporal",
                     status="fail",
                     detail=f"cannot reach Temporal at {t.temporal_address}: {_error(exc)}",
                     fix="start Temporal (`make run` starts a dev server) or set TEMPORAL_ADDRESS",
                 ),
-                *(
-                    Check(name=n, status="skip", detail="Temporal is unreachable")
-                    for n in names[1:]
-                ),
-            ]
+                names[1:],
+                "Temporal is unreachable",
+            )
         try:
             await self._bounded(
                 client.workflow_service.describe_namespace(
@@ -214,16 +218,17 @@ class Doctor:
             )
         except Exception as exc:
             if not (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND):
-                return [
+                return _failed_with_dependents(
                     Check(
                         name="temporal",
                         status="fail",
                         detail=f"cannot describe namespace {t.temporal_namespace!r}: {_error(exc)}",
                         fix="check Temporal's health (its log, the Temporal UI)",
                     ),
-                    *(Check(name=n, status="skip", detail="namespace unknown") for n in names[1:]),
-                ]
-            return [
+                    names[1:],
+                    "namespace unknown",
+                )
+            return _failed_with_dependents(
                 Check(
                     name="temporal",
                     status="fail",
@@ -232,8 +237,9 @@ class Doctor:
                     fix=f"create it: temporal operator namespace create {t.temporal_namespace}"
                     " (or set TEMPORAL_NAMESPACE to an existing one)",
                 ),
-                *(Check(name=n, status="skip", detail="no such namespace") for n in names[1:]),
-            ]
+                names[1:],
+                "no such namespace",
+            )
         first = Check(
             name="temporal",
             status="ok",
@@ -385,15 +391,16 @@ class Doctor:
                 )
             )
         except Exception as exc:
-            return [
+            return _failed_with_dependents(
                 Check(
                     name="nats",
                     status="fail",
                     detail=f"cannot connect to {mask_url(url)}: {_error(exc)}",
                     fix="start nats-server with JetStream (-js) or set NATS_URL",
                 ),
-                *(Check(name=n, status="skip", detail="NATS is unreachable") for n in names),
-            ]
+                names,
+                "NATS is unreachable",
+            )
         try:
             return [
                 Check(name="nats", status="ok", detail=f"reachable: {_mask_urls(url)}"),
@@ -408,18 +415,16 @@ class Doctor:
         try:
             account = await js.account_info()
         except Exception as exc:
-            return [
+            return _failed_with_dependents(
                 Check(
                     name="jetstream",
                     status="fail",
                     detail=f"JetStream is not available: {_error(exc)}",
                     fix="start nats-server with JetStream enabled (-js)",
                 ),
-                *(
-                    Check(name=n, status="skip", detail="no JetStream")
-                    for n in (f"stream {EVENTS_STREAM}", f"stream {DLQ_STREAM}", "event consumer")
-                ),
-            ]
+                [f"stream {EVENTS_STREAM}", f"stream {DLQ_STREAM}", "event consumer"],
+                "no JetStream",
+            )
         router_fix = "the event router creates it when it starts: python -m stepwise_router"
         checks = [
             Check(

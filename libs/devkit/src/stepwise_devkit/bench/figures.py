@@ -391,7 +391,7 @@ async def launches(
     )
 
 
-async def _wait_for(
+async def wait_for(
     check: Callable[[], Awaitable[int]],
     target: int,
     timeout_s: float,
@@ -461,7 +461,7 @@ async def park_runs(api: StackApi, pool: asyncpg.Pool, waiting: int) -> ParkedRu
 
     await asyncio.gather(*(park(k) for k in parked.keys))
     note(f"{waiting} runs launched in {time.perf_counter() - started:.0f}s")
-    await _wait_for(
+    await wait_for(
         lambda: parked.waits(pool, "WAITING"),
         waiting,
         120 + waiting / 5,
@@ -498,7 +498,7 @@ async def route_burst(
 
     first = time.time()
     await asyncio.gather(*(publish(k) for k in keys))
-    await _wait_for(
+    await wait_for(
         routed_count, len(keys), 60 + len(keys) / 5, "burst events routed (signal delivered)"
     )
     return len(keys) / max(max(await routed()) - first, 1e-6)
@@ -523,7 +523,7 @@ async def event_routing(
     base_per_s, base_p50 = await _signal_baseline(client, waiting, burst, paced, paced_rate)
     parked = await park_runs(api, pool, waiting)
     per_s = await route_burst(pool, publisher, parked, parked.keys[:burst])
-    await _wait_for(
+    await wait_for(
         lambda: parked.waits(pool, "RESOLVED"), burst, 60 + burst / 5, "burst events resuming runs"
     )
 
@@ -538,7 +538,7 @@ async def event_routing(
     for key in paced_keys:
         asyncio.create_task(publish(key))  # noqa: RUF006 - awaited below through the resumes
         await asyncio.sleep(1.0 / paced_rate)
-    await _wait_for(
+    await wait_for(
         lambda: parked.waits(pool, "RESOLVED"),
         burst + paced,
         60 + paced,
@@ -582,7 +582,7 @@ async def _signal_baseline(
             done += (described.history_length or 0) >= 4
         return done
 
-    await _wait_for(parked, 10, 120 + waiting / 5, "baseline waiters parked")
+    await wait_for(parked, 10, 120 + waiting / 5, "baseline waiters parked")
     note(f"baseline: {waiting} waiters parked after {time.perf_counter() - started:.0f}s")
     handles = handles[: burst + paced]
     sent: dict[str, float] = {}
@@ -675,9 +675,7 @@ async def sweep_under_write(
 
     try:
         # a slow poll: counting the backlog must not compete with the sweeper it measures
-        await _wait_for(
-            swept, expired_rows, 120 + expired_rows / 2000, "rows swept", interval_s=2.0
-        )
+        await wait_for(swept, expired_rows, 120 + expired_rows / 2000, "rows swept", interval_s=2.0)
     finally:
         stop.set()
         ours = await task

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -38,29 +37,9 @@ from temporalio.common import Priority
 from temporalio.service import RPCError
 
 from stepwise_devkit.bench.figures import note
+from stepwise_devkit.bench.isolation import one_step_definition
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import StackApi
-
-
-def one_step_definition(name: str, priority: int | None = None) -> dict[str, Any]:
-    definition: dict[str, Any] = {
-        "name": name,
-        "steps": [
-            {
-                "id": "echo",
-                "type": "action.call",
-                "config": {
-                    "actionId": "core.echo",
-                    "version": 1,
-                    "inputMapping": {"value": {"$expr": "payload.i"}},
-                    "saveAs": "vars.out",
-                },
-            }
-        ],
-    }
-    if priority is not None:
-        definition["priority"] = priority
-    return definition
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +69,10 @@ async def tenant_api(
         connector=aiohttp.TCPConnector(limit=0),
     ) as session:
         api = StackApi(session)
-        workflow_id = await api.publish_definition(one_step_definition(name, priority))
+        definition = one_step_definition(name, "payload.i")
+        if priority is not None:
+            definition["priority"] = priority
+        workflow_id = await api.publish_definition(definition)
         yield TenantApi(tenant=tenant, api=api, workflow_id=workflow_id)
 
 
@@ -223,10 +205,18 @@ async def _paced(
     async def one(i: int) -> float:
         sent = time.time()
         run_id = await launch(i)
-        await wait_until(lambda: _one_succeeded(pool, run_id), f"run {run_id}", 1800, 0.05)
-        completed: datetime = await pool.fetchval(
-            "SELECT completed_at FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id)
-        )
+        completed: datetime | None = None
+
+        async def done() -> bool:
+            nonlocal completed
+            completed = await pool.fetchval(
+                "SELECT completed_at FROM workflow_runs WHERE run_id = $1 AND status = 'SUCCEEDED'",
+                uuid.UUID(run_id),
+            )
+            return completed is not None
+
+        await wait_until(done, f"run {run_id}", 1800, 0.05)
+        assert completed is not None
         return completed.timestamp() - sent
 
     tasks = []
@@ -234,10 +224,6 @@ async def _paced(
         tasks.append(asyncio.create_task(one(i)))
         await asyncio.sleep(1.0 / rate)
     return list(await asyncio.gather(*tasks))
-
-
-async def _one_succeeded(pool: asyncpg.Pool, run_id: str) -> bool:
-    return await succeeded(pool, [run_id]) == 1
 
 
 async def noisy_neighbour(

@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 from stepwise_contract.platform.db import create_pool
 
-from stepwise_devkit.bench.figures import ParkedRuns, park_runs, route_burst
+from stepwise_devkit.bench.figures import ParkedRuns, park_runs, route_burst, wait_for
 from stepwise_devkit.scratch_database import add_pg_admin_url, scratch_database
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import EventPublisher, StackApi
@@ -50,11 +50,12 @@ async def _resume_all(stack: Stack, parked: ParkedRuns) -> tuple[float, float]:
     try:
         first = time.time()
         routed = await route_burst(pool, publisher, parked, parked.keys)
-        deadline = time.monotonic() + 120 + len(parked.keys) / 5
-        while await parked.waits(pool, "RESOLVED") < len(parked.keys):
-            if time.monotonic() > deadline:
-                raise TimeoutError("bench: parked runs did not all resume")
-            await asyncio.sleep(0.2)
+        await wait_for(
+            lambda: parked.waits(pool, "RESOLVED"),
+            len(parked.keys),
+            120 + len(parked.keys) / 5,
+            "parked runs resumed",
+        )
         last: datetime = await pool.fetchval(
             "SELECT max(w.resolved_at) FROM workflow_run_waits w JOIN workflow_runs r"
             " USING (run_id) WHERE r.workflow_id = $1",
