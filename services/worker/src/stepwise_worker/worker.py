@@ -14,7 +14,7 @@ import msgspec
 from stepwise_contract.names import TASK_QUEUE
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from stepwise_worker.actions.base import ActionSettings, Publisher
 from stepwise_worker.actions.registry import ActionRegistry
@@ -31,6 +31,7 @@ from stepwise_worker.activities.quota_store import QuotaStore
 from stepwise_worker.activities.task_store import HumanTaskStore
 from stepwise_worker.activities.wait_store import WaitStore
 from stepwise_worker.sandbox_builtins import bind_plain_builtins
+from stepwise_worker.sandbox_runner import CompiledSandboxRunner
 from stepwise_worker.workflow.run_workflow import RunWorkflow
 
 # Deterministic code the workflow imports: loaded once per process instead of once per run in
@@ -66,9 +67,9 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_grace_s: float = 30.0
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
+def workflow_runner() -> CompiledSandboxRunner:
     bind_plain_builtins(PLAIN_BUILTINS_PACKAGES)
-    return SandboxedWorkflowRunner(
+    return CompiledSandboxRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )
 
