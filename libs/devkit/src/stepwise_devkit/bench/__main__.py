@@ -209,6 +209,12 @@ async def _launch(
             "<= 2",
         )
     )
+    # where the launch ratio goes: the same closed loops, in CPU per run rather than runs per second
+    out.append(
+        figures.Figure(
+            "launch_cpu_ms_per_run", la.cpu_ms, la.base_cpu_ms, "ms", "information", None
+        )
+    )
 
 
 async def _events(

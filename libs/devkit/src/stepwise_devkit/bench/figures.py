@@ -47,6 +47,7 @@ from stepwise_worker.actions.store import store_set
 from temporalio.client import Client, WorkflowHandle
 
 from stepwise_devkit.bench.baseline import BASELINE_TASK_QUEUE, STEPS
+from stepwise_devkit.bench.machine_cpu import busy_seconds, per_item_ms
 from stepwise_devkit.stack_client import EventPublisher, StackApi
 
 
@@ -302,6 +303,9 @@ class Launches:
     rate: float
     achieved: float
     base_achieved: float
+    # machine CPU per launched run, launch to the run's end (every process; machine_cpu.py)
+    cpu_ms: float
+    base_cpu_ms: float
 
 
 async def drained(pool: asyncpg.Pool, workflow_id: str, timeout_s: float) -> None:
@@ -357,12 +361,17 @@ async def launches(
         )
 
     drain_s = 60 + rate * seconds / 5
-    per_s, _, _ = await closed_loop(ours, seconds, concurrency)
+    cpu_before = busy_seconds()
+    per_s, _, launched = await closed_loop(ours, seconds, concurrency)
     note(f"launch capacity through the API: {per_s:.0f}/s with {concurrency} clients")
     await drained(pool, workflow_id, drain_s)
+    cpu_ms = per_item_ms(cpu_before, busy_seconds(), len(launched))
+    cpu_before = busy_seconds()
     base_per_s, _, handles = await closed_loop(base, seconds, concurrency)
     note(f"raw Temporal start capacity: {base_per_s:.0f}/s")
     await _results(handles, drain_s)
+    base_cpu_ms = per_item_ms(cpu_before, busy_seconds(), len(handles))
+    note(f"machine CPU per launched run: {cpu_ms:.1f} ms; per raw no-op run: {base_cpu_ms:.1f} ms")
     achieved, latencies, _ = await _open_loop(ours, rate, seconds)
     note(f"API at {rate:.0f}/s offered: {achieved:.0f}/s completed")
     await drained(pool, workflow_id, drain_s)
@@ -388,6 +397,8 @@ async def launches(
         rate=rate,
         achieved=achieved,
         base_achieved=base_achieved,
+        cpu_ms=cpu_ms,
+        base_cpu_ms=base_cpu_ms,
     )
 
 
