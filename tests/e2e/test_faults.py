@@ -170,16 +170,30 @@ async def _check_ledger_and_counters(
     twice = [dict(r) for r in ledger if r["succeeded"] != 1]
     assert not twice, f"invocations not SUCCEEDED exactly once: {twice[:5]}"
 
+    # Per step: one SUCCEEDED row. An increment may also have FAILED attempts before it — a blip
+    # inside it is a TransientError its definition retries — never after it, and never for
+    # another reason.
     steps = await _db(
         lambda: db.fetch(
-            "SELECT run_id, definition_step_id, status, count(*) AS n FROM workflow_run_steps"
-            " WHERE tenant = $1 AND run_id = ANY($2::uuid[])"
-            " GROUP BY run_id, definition_step_id, status",
+            "SELECT run_id, definition_step_id,"
+            " count(*) FILTER (WHERE status = 'SUCCEEDED') AS succeeded,"
+            " max(attempt) FILTER (WHERE status = 'SUCCEEDED') AS succeeded_attempt,"
+            " max(attempt) FILTER (WHERE status <> 'SUCCEEDED') AS last_failed_attempt,"
+            " bool_and(status = 'SUCCEEDED' OR (status = 'FAILED'"
+            "          AND error_json ->> 'category' = 'TransientError')) AS only_retried"
+            " FROM workflow_run_steps WHERE tenant = $1 AND run_id = ANY($2::uuid[])"
+            " GROUP BY run_id, definition_step_id",
             tenant,
             runs,
         )
     )
-    not_once = [dict(r) for r in steps if r["status"] != "SUCCEEDED" or r["n"] != 1]
+    not_once = [
+        dict(r)
+        for r in steps
+        if r["succeeded"] != 1
+        or not r["only_retried"]
+        or (r["last_failed_attempt"] or 0) >= r["succeeded_attempt"]
+    ]
     assert not not_once, f"step rows not exactly one SUCCEEDED per step: {not_once[:5]}"
     assert len(steps) == COUNTER_STEPS * len(runs)
 
