@@ -1,5 +1,5 @@
-"""The worker's sandbox runner compiles each sandbox entry string once, and still runs workflows
-exactly as Temporal's own runner does. The first test guards the SDK internals it relies on: when
+"""The worker's sandbox runner compiles each sandbox entry string once and looks serialization
+contexts up directly, and still runs workflows exactly as Temporal's own runner does. The first test guards the SDK internals it relies on: when
 a temporalio upgrade changes them, it fails here rather than in production."""
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ class _CompiledInstance(_Instance):
 
 
 class CompiledSandboxRunner(SandboxedWorkflowRunner):
-    """`SandboxedWorkflowRunner` whose instances compile each sandbox entry string once."""
+    """`SandboxedWorkflowRunner` whose instances compile each sandbox entry string once and answer
+    serialization-context lookups without entering the sandbox."""
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
         return _CompiledInstance(det, self.runner_class, self.restrictions)
