@@ -11,8 +11,10 @@ from typing import Any
 
 import asyncpg
 from stepwise_cli.admin_operations import set_rate_limit
+from stepwise_contract.converter import DATA_CONVERTER
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
+from stepwise_contract.payloads import ActionFacts, RunInput
 from temporalio.client import Client
 
 
@@ -28,10 +30,27 @@ async def test_launch_records_row_and_starts_temporal(
     assert row["engine"] == "temporal" and row["input_json"] == {"a": 1}
     assert row["temporal_run_id"] and row["temporal_workflow_id"] == workflow_id_for(out["runId"])
     assert row["root_run_id"] == row["run_id"] and row["definition_hash"]
-    description = await temporal_client.get_workflow_handle(
-        workflow_id_for(out["runId"])
-    ).describe()
+    handle = temporal_client.get_workflow_handle(workflow_id_for(out["runId"]))
+    description = await handle.describe()
     assert description.run_id == row["temporal_run_id"]
+    # the start carries the run, so the workflow does not load it (PreloadedRun)
+    started = (await handle.fetch_history()).events[0]
+    run_input = DATA_CONVERTER.payload_converter.from_payload(
+        started.workflow_execution_started_event_attributes.input.payloads[0], RunInput
+    )
+    preloaded = run_input.preloaded
+    assert preloaded is not None
+    stored = await tenant.pool.fetchval(
+        "SELECT definition_json FROM workflow_definition_versions"
+        " WHERE workflow_id = $1 AND version = 1",
+        row["workflow_id"],
+    )
+    assert (preloaded.definition, preloaded.definition_hash, preloaded.payload) == (
+        stored,
+        row["definition_hash"],
+        {"a": 1},
+    )
+    assert preloaded.actions == {"core.echo@1": ActionFacts(local=True, timeout_s=30.0)}
     logs = await tenant.pool.fetch(
         "SELECT message, source FROM workflow_run_logs WHERE run_id = $1", row["run_id"]
     )

@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
-from stepwise_contract.actions import ActionDeclaration
+from stepwise_contract import dsl
+from stepwise_contract.actions import ActionDeclaration, action_facts
 from stepwise_contract.hashing import definition_hash
 from stepwise_contract.names import workflow_id_for
-from stepwise_contract.payloads import RunInput, RunResult
+from stepwise_contract.payloads import PreloadedRun, RunInput, RunResult
 from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
 from stepwise_worker.actions.base import Action, ActionContext, ActionFailure, JSONObject
@@ -68,8 +69,11 @@ async def launch_run(
     definition_hash: str | None,
     payload: Any = None,
     priority: int = DEFAULT_PRIORITY,
+    preloaded: PreloadedRun | None = None,
 ) -> tuple[str, WorkflowHandle[Any, Any]]:
-    """Insert the run row and start it (at `priority`, weight 1); returns (run_id, handle)."""
+    """Insert the run row and start it (at `priority`, weight 1); returns (run_id, handle).
+
+    With `preloaded` the start carries the run, as the API's launch does (`preloaded_run`)."""
     run_id = uuid.uuid4()
     await insert_run(
         pool,
@@ -89,6 +93,7 @@ async def launch_run(
         workflow_id=workflow_id,
         workflow_version=version,
         root_run_id=str(run_id),
+        preloaded=preloaded,
     )
     started = await launch(
         pool,
@@ -99,6 +104,18 @@ async def launch_run(
     if started is None:
         raise RuntimeError(f"run {run_id} could not be started")
     return str(run_id), client.get_workflow_handle(workflow_id_for(str(run_id)))
+
+
+def preloaded_run(
+    definition: dict[str, Any], digest: str | None, payload: Any, registry: ActionRegistry
+) -> PreloadedRun:
+    """What the API's launch sends for a run of `definition` (action facts from `registry`)."""
+    return PreloadedRun(
+        definition=definition,
+        definition_hash=digest,
+        payload=payload,
+        actions=action_facts(dsl.decode_definition(definition), registry.catalog()),
+    )
 
 
 async def run_definition(

@@ -14,6 +14,9 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
+from stepwise_contract import dsl
+from stepwise_contract.payloads import ActionFacts
+
 ENTRY_POINT_GROUP: Final = "stepwise.actions"
 
 
@@ -411,3 +414,17 @@ def builtin_catalog(extra: Iterable[ActionDeclaration] = ()) -> ActionCatalog:
 def full_catalog() -> ActionCatalog:
     """Built-ins plus every installed plugin's declaration."""
     return builtin_catalog(declaration_of(p) for p in load_plugins())
+
+
+def action_facts(definition: dsl.Definition, catalog: ActionCatalog) -> dict[str, ActionFacts]:
+    """What the interpreter needs to schedule each action `definition` calls that `catalog`
+    declares, by "<actionId>@<version>" (an action it does not declare fails at its step)."""
+    found: dict[str, ActionFacts] = {}
+    for _path, step in dsl.walk_steps(definition.steps):
+        if isinstance(step, dsl.ActionCall):
+            decl = catalog.get((step.config.action_id, step.config.version))
+            if decl is not None:
+                found[f"{decl.id}@{decl.version}"] = ActionFacts(
+                    local=decl.local, timeout_s=decl.timeout_s
+                )
+    return found

@@ -35,6 +35,25 @@ class Checkpoint(TemporalPayload, frozen=True, kw_only=True):
     inbox: list[InboxSignal] = []
 
 
+class ActionFacts(TemporalPayload, frozen=True, kw_only=True):
+    """What the interpreter needs of an action's declaration to schedule it."""
+
+    local: bool
+    timeout_s: float
+
+
+class PreloadedRun(TemporalPayload, frozen=True, kw_only=True):
+    """What the interpreter otherwise loads from Postgres when it starts, sent by a starter that
+    already holds it (the API's launch): the pinned definition and its hash, the run input, and
+    the facts of every action the definition calls ("<actionId>@<version>"). The start event
+    records it, so a replay schedules exactly as the original run did."""
+
+    definition: JSON
+    definition_hash: str | None = None
+    payload: JSON = None
+    actions: dict[str, ActionFacts] = {}
+
+
 class RunInput(TemporalPayload, frozen=True, kw_only=True):
     """Input of the interpreter workflow (SPEC §5)."""
 
@@ -48,6 +67,8 @@ class RunInput(TemporalPayload, frozen=True, kw_only=True):
     # set for child runs started by control.callWorkflow
     parent_run_id: str | None = None
     root_run_id: str | None = None
+    # None: the workflow loads the run from Postgres (a local activity)
+    preloaded: PreloadedRun | None = None
 
 
 class RunResult(TemporalPayload, frozen=True, kw_only=True):

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import msgspec
 from aiohttp import web
+from stepwise_contract.actions import full_catalog
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.http_tracing import tracing_middlewares
 from stepwise_contract.platform.nats_connection import connect_nats
@@ -52,7 +53,10 @@ def _resources(
                     nats=nc,
                     js=traced_jetstream(nc, tracer_provider),
                     launcher=Launcher(
-                        pool, client, crash_after_row=settings.fault_crash_after_run_row
+                        pool,
+                        client,
+                        catalog=full_catalog(),
+                        crash_after_row=settings.fault_crash_after_run_row,
                     ),
                     key_cache=KeyCache(settings.auth_cache_s),
                 )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from stepwise_contract.actions import ActionCatalog
 from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.hashing import sha256_hex
 from stepwise_contract.platform.launch import NewRun, insert_run, launch
@@ -29,10 +30,12 @@ from temporalio.client import Client
 from stepwise_api import ratelimit
 from stepwise_api.db import Tx
 from stepwise_api.errors import ApiError
+from stepwise_api.run_preload import Preloader
 
 _TARGET = """
 SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
-       v.version, v.payload_schema_json, v.definition_hash, t.run_rate_limit_per_min,
+       v.version, v.payload_schema_json, v.definition_hash, v.definition_json,
+       t.run_rate_limit_per_min,
        t.fairness_weight, t.most_urgent_priority,
        (v.definition_json ->> 'priority')::smallint AS definition_priority
   FROM workflow_definitions d
@@ -86,9 +89,17 @@ class Launched:
 
 
 class Launcher:
-    def __init__(self, pool: asyncpg.Pool, client: Client, *, crash_after_row: bool = False):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: Client,
+        *,
+        catalog: ActionCatalog,
+        crash_after_row: bool = False,
+    ):
         self._pool = pool
         self._client = client
+        self._preloader = Preloader(catalog)
         self._crash_after_row = crash_after_row
 
     async def _existing(self, spec: LaunchSpec) -> Launched | None:
@@ -179,7 +190,12 @@ class Launcher:
             # the Temporal start, as a crashed replica would.
             os._exit(137)
         fairness = run.temporal_priority(target["fairness_weight"])
-        if await launch(self._pool, self._client, run.run_input(), fairness) is None:
+        preloaded = self._preloader.preload(
+            definition=target["definition_json"],
+            definition_hash=target["definition_hash"],
+            payload=spec.payload,
+        )
+        if await launch(self._pool, self._client, run.run_input(preloaded), fairness) is None:
             raise ApiError(
                 503,
                 "WORKFLOW_LAUNCH_FAILED",

@@ -27,7 +27,7 @@ from stepwise_contract.names import (
     WORKFLOW_TYPE,
     workflow_id_for,
 )
-from stepwise_contract.payloads import RunInput
+from stepwise_contract.payloads import PreloadedRun, RunInput
 from stepwise_contract.platform.db import Executor
 from stepwise_contract.platform.run_logs import LogLine, insert_logs_sql
 from stepwise_contract.priority import DEFAULT_PRIORITY, run_priority
@@ -82,8 +82,9 @@ class NewRun:
             self.priority,
         ]  # fmt: skip
 
-    def run_input(self) -> RunInput:
-        """The interpreter workflow's input for this run."""
+    def run_input(self, preloaded: PreloadedRun | None = None) -> RunInput:
+        """The interpreter workflow's input for this run; with `preloaded`, the run's definition
+        and input travel with the start instead of being loaded by the workflow."""
         return _run_input(
             run_id=self.run_id,
             tenant=self.tenant,
@@ -93,6 +94,7 @@ class NewRun:
             execution_key=self.trigger_fire_key or self.idempotency_key,
             parent_run_id=self.parent_run_id,
             root_run_id=self.root_run_id or self.run_id,
+            preloaded=preloaded,
         )
 
     def temporal_priority(self, fairness_weight: float) -> Priority:
@@ -142,6 +144,7 @@ def _run_input(
     execution_key: str | None,
     parent_run_id: uuid.UUID | None,
     root_run_id: uuid.UUID | None,
+    preloaded: PreloadedRun | None = None,
 ) -> RunInput:
     return RunInput(
         run_id=str(run_id),
@@ -152,6 +155,7 @@ def _run_input(
         execution_key=execution_key,
         parent_run_id=str(parent_run_id) if parent_run_id else None,
         root_run_id=str(root_run_id) if root_run_id else None,
+        preloaded=preloaded,
     )
 
 

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 import structlog
 from stepwise_contract import dsl
-from stepwise_contract.actions import ActionCatalog
+from stepwise_contract.actions import ActionCatalog, action_facts
 from stepwise_contract.enums import ErrorCategory, LogSource
 from stepwise_contract.platform.run_logs import insert_logs_sql
 from temporalio import activity
@@ -121,15 +121,10 @@ def _actions_of(definition: Any, catalog: ActionCatalog) -> dict[str, ActionInfo
         decoded = dsl.decode_definition(definition)
     except msgspec.ValidationError:
         return {}  # the workflow reports the decoding error itself
-    found: dict[str, ActionInfo] = {}
-    for _path, step in dsl.walk_steps(decoded.steps):
-        if isinstance(step, dsl.ActionCall):
-            decl = catalog.get((step.config.action_id, step.config.version))
-            if decl is not None:
-                found[f"{decl.id}@{decl.version}"] = ActionInfo(
-                    local=decl.local, timeout_s=decl.timeout_s
-                )
-    return found
+    return {
+        key: ActionInfo(local=facts.local, timeout_s=facts.timeout_s)
+        for key, facts in action_facts(decoded, catalog).items()
+    }
 
 
 class Projections:

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
 
-    from stepwise_worker.messages import LOAD_RUN, LoadedRun, LoadRun
+    from stepwise_worker.messages import LOAD_RUN, ActionInfo, LoadedRun, LoadRun
     from stepwise_worker.step_errors import ReturnSignal, StepError, failure_from_activity
     from stepwise_worker.workflow.bookkeeping import PROJECTION_RETRY, Bookkeeper
     from stepwise_worker.workflow.cancellation import is_run_cancellation, record_cancellation
@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from stepwise_worker.workflow.scopes import Scopes
 
 LOAD_TIMEOUT = timedelta(seconds=30)
+PRELOADED_RUN_PATCH = "stepwise-preloaded-run"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -92,21 +93,7 @@ class RunWorkflow:
         return await self._succeed(book)
 
     async def _load(self, run: RunInput, book: Bookkeeper) -> Interpreter:
-        try:
-            loaded = await workflow.execute_local_activity(
-                LOAD_RUN,
-                LoadRun(
-                    tenant_id=run.tenant_id,
-                    run_id=run.run_id,
-                    workflow_id=run.workflow_id,
-                    workflow_version=run.workflow_version,
-                ),
-                result_type=LoadedRun,
-                start_to_close_timeout=LOAD_TIMEOUT,
-                retry_policy=PROJECTION_RETRY,
-            )
-        except FailureError as err:
-            raise failure_from_activity(err) from None
+        loaded = await self._loaded(run)
         try:
             definition = dsl.decode_definition(loaded.definition)
         except msgspec.ValidationError as exc:
@@ -132,6 +119,38 @@ class RunWorkflow:
             inbox=self.inbox,
             handlers=HANDLERS,
         )
+
+    async def _loaded(self, run: RunInput) -> LoadedRun:
+        """The run as its starter sent it, or loaded from Postgres (one local activity)."""
+        # The patch: a history whose first task ran on a worker that loaded despite a preloaded
+        # input replays on the loading path.
+        preloaded = run.preloaded
+        if preloaded is not None and workflow.patched(PRELOADED_RUN_PATCH):
+            return LoadedRun(
+                definition=preloaded.definition,
+                definition_hash=preloaded.definition_hash,
+                payload=preloaded.payload,
+                actions={
+                    key: ActionInfo(local=facts.local, timeout_s=facts.timeout_s)
+                    for key, facts in preloaded.actions.items()
+                },
+            )
+        try:
+            loaded: LoadedRun = await workflow.execute_local_activity(
+                LOAD_RUN,
+                LoadRun(
+                    tenant_id=run.tenant_id,
+                    run_id=run.run_id,
+                    workflow_id=run.workflow_id,
+                    workflow_version=run.workflow_version,
+                ),
+                result_type=LoadedRun,
+                start_to_close_timeout=LOAD_TIMEOUT,
+                retry_policy=PROJECTION_RETRY,
+            )
+        except FailureError as err:
+            raise failure_from_activity(err) from None
+        return loaded
 
     def _result(self, status: str, error: Any = None) -> RunResult:
         scopes = self.interp.scopes if self.interp is not None else None

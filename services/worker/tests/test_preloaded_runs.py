@@ -1,0 +1,190 @@
+"""A run whose start carries its definition, input and action facts (`RunInput.preloaded`, sent
+by the API's launch) skips the load's local activity, schedules from the facts it was sent, and
+replays; a history whose first task loaded anyway (a worker from before the preload) replays on
+the loading path."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+from stepwise_contract.converter import DATA_CONVERTER
+from stepwise_contract.payloads import PreloadedRun
+from stepwise_worker.actions.builtin import builtin_actions
+from stepwise_worker.actions.registry import ActionRegistry
+from stepwise_worker.worker import workflow_runner
+from stepwise_worker.workflow.run_workflow import PRELOADED_RUN_PATCH, RunWorkflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.worker import Replayer, Worker
+
+from .builders import action, assign, expr
+from .runs import (
+    Probe,
+    launch_run,
+    outcome,
+    preloaded_run,
+    probe_actions,
+    publish_definition,
+    run_row,
+    step_rows,
+)
+
+STEPS = [
+    action("echo", "core.echo", {"value": expr("payload.n")}, "vars.echoed"),
+    # a regular activity: only the facts sent with the start say so
+    action("remote", "test.countRemote", {"key": expr("$string(payload.n)")}),
+    assign("a", **{"vars.doubled": expr("vars.echoed.value * 2")}),
+]
+
+
+async def _launch(
+    pool: asyncpg.Pool,
+    client: Client,
+    tenant_id: str,
+    *,
+    preload: Any,
+    steps: list[Any] = STEPS,
+    payload: Any = None,
+) -> tuple[str, WorkflowHandle[Any, Any]]:
+    """Launch a run of `steps`; `preload` maps the stored definition and its hash to what the
+    start carries (None: nothing, the workflow loads the run)."""
+    payload = payload if payload is not None else {"n": 21}
+    workflow_id, version, digest = await publish_definition(
+        pool, tenant_id, {"name": "t", "steps": steps}
+    )
+    stored = await pool.fetchval(
+        "SELECT definition_json FROM workflow_definition_versions WHERE workflow_id = $1",
+        uuid.UUID(workflow_id),
+    )
+    return await launch_run(
+        pool,
+        client,
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        version=version,
+        definition_hash=digest,
+        payload=payload,
+        preloaded=preload(stored, digest, payload),
+    )
+
+
+def _registry(probe: Probe) -> ActionRegistry:
+    return ActionRegistry([*builtin_actions(), *probe_actions(probe)])
+
+
+def _recorded(history: WorkflowHistory) -> tuple[list[str], list[str]]:
+    """(local activity types, patch ids) of the history's markers, in order."""
+    activities: list[str] = []
+    patches: list[str] = []
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        details = event.marker_recorded_event_attributes.details
+        if "data" in details:
+            activities.append(json.loads(details["data"].payloads[0].data)["activity_type"])
+        if "patch-data" in details:
+            patches.append(json.loads(details["patch-data"].payloads[0].data)["id"])
+    return activities, patches
+
+
+def _scheduled(history: WorkflowHistory) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def _replay(history: WorkflowHistory) -> None:
+    replayer = Replayer(
+        workflows=[RunWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, repr(result.replay_failure)
+
+
+async def test_a_preloaded_run_skips_the_load_and_replays(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str, probe: Probe
+) -> None:
+    registry = _registry(probe)
+    run_id, handle = await _launch(
+        pool,
+        temporal_client,
+        tenant_id,
+        preload=lambda d, h, p: preloaded_run(d, h, p, registry),
+    )
+    assert await outcome(handle) == "completed", (await run_row(pool, run_id))["error_json"]
+    row = await run_row(pool, run_id)
+    assert row["status"] == "SUCCEEDED"
+    assert row["result_json"]["vars"]["doubled"] == 42
+    assert [s["status"] for s in await step_rows(pool, run_id)] == ["SUCCEEDED"] * 3
+    history = await handle.fetch_history()
+    activities, patches = _recorded(history)
+    assert "stepwise.load_run" not in activities
+    assert PRELOADED_RUN_PATCH in patches
+    assert _scheduled(history) == ["stepwise.execute_action"]  # test.countRemote, regular
+    await _replay(history)
+
+
+async def test_a_run_started_without_a_preload_loads_itself(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    run_id, handle = await _launch(pool, temporal_client, tenant_id, preload=lambda d, h, p: None)
+    assert await outcome(handle) == "completed", (await run_row(pool, run_id))["error_json"]
+    activities, patches = _recorded(await handle.fetch_history())
+    assert activities[0] == "stepwise.load_run"
+    assert PRELOADED_RUN_PATCH not in patches
+
+
+async def test_a_history_that_loaded_despite_a_preloaded_input_replays(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str, probe: Probe
+) -> None:
+    """A new API's start taken by a worker that predates the preload: that worker ignored the
+    field and loaded. Today's worker replaying the history must load too."""
+    registry = _registry(probe)
+    run_id, handle = await _launch(pool, temporal_client, tenant_id, preload=lambda d, h, p: None)
+    assert await outcome(handle) == "completed"
+    history = json.loads((await handle.fetch_history()).to_json())
+    start = history["events"][0]["workflowExecutionStartedEventAttributes"]
+    encoded = start["input"]["payloads"][0]
+    run_input = json.loads(base64.b64decode(encoded["data"]))
+    row = await run_row(pool, run_id)
+    stored = await pool.fetchval(
+        "SELECT definition_json FROM workflow_definition_versions WHERE workflow_id = $1",
+        row["workflow_id"],
+    )
+    preloaded = preloaded_run(stored, row["definition_hash"], row["input_json"], registry)
+    run_input["preloaded"] = json.loads(DATA_CONVERTER.payload_converter.to_payload(preloaded).data)
+    encoded["data"] = base64.b64encode(json.dumps(run_input).encode()).decode()
+    await _replay(WorkflowHistory.from_json("loaded-despite-preload", history))
+
+
+async def test_a_preloaded_definition_that_does_not_decode_fails_the_run(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    def broken(_d: Any, digest: str, payload: Any) -> PreloadedRun:
+        return PreloadedRun(definition={"steps": 5}, definition_hash=digest, payload=payload)
+
+    run_id, handle = await _launch(pool, temporal_client, tenant_id, preload=broken)
+    assert await outcome(handle) == "failed"
+    error = (await run_row(pool, run_id))["error_json"]
+    assert (error["category"], error["code"]) == ("ValidationError", "INVALID_WORKFLOW_DEFINITION")
+
+
+async def test_the_action_facts_sent_are_the_ones_used(
+    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+) -> None:
+    """Facts recorded with the start, not the replaying worker's catalog, decide how an action
+    is scheduled: an action the starter did not know fails its step as unknown."""
+
+    def without_facts(definition: Any, digest: str, payload: Any) -> PreloadedRun:
+        return PreloadedRun(definition=definition, definition_hash=digest, payload=payload)
+
+    run_id, handle = await _launch(pool, temporal_client, tenant_id, preload=without_facts)
+    assert await outcome(handle) == "failed"
+    error = (await run_row(pool, run_id))["error_json"]
+    assert (error["code"], error["nodePath"]) == ("UNKNOWN_ACTION", "root.steps[0]")
