@@ -161,7 +161,7 @@ async def _terminate_open_runs(pool: asyncpg.Pool, client: Client, tenant_id: uu
     """Most runs here are launched with no worker polling; terminate what is still open so that
     workers of later tests on the same Temporal server do not inherit them."""
     records = await pool.fetch(
-        "SELECT run_id FROM workflow_runs WHERE tenant = $1 AND temporal_run_id IS NOT NULL",
+        "SELECT run_id FROM workflow_runs WHERE tenant = $1 AND status IN ('RUNNING', 'WAITING')",
         tenant_id,
     )
     for record in records:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from stepwise_cli.admin_operations import set_quota
 from stepwise_contract.names import SIGNAL_QUOTA_RESUME, workflow_id_for
+from stepwise_devkit.stack_client import eventually
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -170,10 +171,15 @@ async def test_replay_uses_the_original_unredacted_input(
     assert resp.status == 201
     body = await resp.json()
     assert body["ok"] is True and body["runId"] != source
-    new = await pool.fetchrow(
-        "SELECT * FROM workflow_runs WHERE run_id = $1", uuid.UUID(body["runId"])
+    # the Temporal run id is written just after the answer (StartRecorder)
+    new = await eventually(
+        lambda: pool.fetchrow(
+            "SELECT * FROM workflow_runs WHERE run_id = $1 AND temporal_run_id IS NOT NULL",
+            uuid.UUID(body["runId"]),
+        ),
+        "the replayed run's Temporal run id",
+        interval_s=0.02,
     )
-    assert new is not None
     assert new["input_json"] == original
     assert new["workflow_version"] == 1  # pinned, although version 2 is the latest
     meta = new["trigger_metadata_json"]
@@ -189,7 +195,7 @@ async def test_replay_uses_the_original_unredacted_input(
     assert meta["launchedBy"] == {
         "keyId": str(key["key_id"]), "keyName": key["name"], "role": "admin",
     }  # fmt: skip
-    assert new["temporal_run_id"] is not None and new["status"] == "RUNNING"
+    assert new["status"] == "RUNNING"
     new_logs = await pool.fetch(
         "SELECT message, context_json FROM workflow_run_logs WHERE run_id = $1", new["run_id"]
     )

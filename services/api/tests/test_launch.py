@@ -15,6 +15,7 @@ from stepwise_contract.converter import DATA_CONVERTER
 from stepwise_contract.enums import Role
 from stepwise_contract.names import workflow_id_for
 from stepwise_contract.payloads import ActionFacts, RunInput
+from stepwise_devkit.stack_client import eventually
 from temporalio.client import Client
 
 
@@ -24,11 +25,17 @@ async def test_launch_records_row_and_starts_temporal(
     wf = await api.create_published(tenant.headers())
     out = await api.launch(tenant.headers(Role.MANAGE), wf, {"a": 1})
     assert out["status"] == "RUNNING" and out["workflowVersion"] == 1
-    row = await tenant.pool.fetchrow(
-        "SELECT * FROM workflow_runs WHERE run_id = $1", uuid.UUID(out["runId"])
+    # the Temporal run id is written just after the answer (StartRecorder)
+    row = await eventually(
+        lambda: tenant.pool.fetchrow(
+            "SELECT * FROM workflow_runs WHERE run_id = $1 AND temporal_run_id IS NOT NULL",
+            uuid.UUID(out["runId"]),
+        ),
+        "the run's Temporal run id",
+        interval_s=0.02,
     )
     assert row["engine"] == "temporal" and row["input_json"] == {"a": 1}
-    assert row["temporal_run_id"] and row["temporal_workflow_id"] == workflow_id_for(out["runId"])
+    assert row["temporal_workflow_id"] == workflow_id_for(out["runId"])
     assert row["root_run_id"] == row["run_id"] and row["definition_hash"]
     handle = temporal_client.get_workflow_handle(workflow_id_for(out["runId"]))
     description = await handle.describe()

@@ -15,6 +15,7 @@ from stepwise_contract.platform.nats_tracing import traced_jetstream
 from stepwise_contract.platform.ops import ReadinessCheck, add_ops_routes
 from stepwise_contract.platform.readiness import nats_check, postgres_check, temporal_check
 from stepwise_contract.platform.service_start import connect_service_temporal
+from stepwise_contract.platform.start_recorder import StartRecorder
 from stepwise_contract.platform.tracing import TracerProvider, temporal_interceptors
 
 from stepwise_api.codec_cors import codec_cors_middleware
@@ -46,21 +47,23 @@ def _resources(
             )
             nc = await connect_nats(common.nats, name="stepwise-api", max_reconnect_attempts=-1)
             try:
-                app[DEPS] = Deps(
-                    settings=settings,
-                    pool=pool,
-                    temporal=client,
-                    nats=nc,
-                    js=traced_jetstream(nc, tracer_provider),
-                    launcher=Launcher(
-                        pool,
-                        client,
-                        catalog=full_catalog(),
-                        crash_after_row=settings.fault_crash_after_run_row,
-                    ),
-                    key_cache=KeyCache(settings.auth_cache_s),
-                )
-                yield
+                async with StartRecorder(pool).running() as recorder:
+                    app[DEPS] = Deps(
+                        settings=settings,
+                        pool=pool,
+                        temporal=client,
+                        nats=nc,
+                        js=traced_jetstream(nc, tracer_provider),
+                        launcher=Launcher(
+                            pool,
+                            client,
+                            catalog=full_catalog(),
+                            recorder=recorder,
+                            crash_after_row=settings.fault_crash_after_run_row,
+                        ),
+                        key_cache=KeyCache(settings.auth_cache_s),
+                    )
+                    yield
             finally:
                 await nc.drain()
         finally:

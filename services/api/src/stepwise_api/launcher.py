@@ -11,6 +11,7 @@ and answers 503 — never an accepted run that nothing executes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.hashing import sha256_hex
 from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.platform.run_logs import LogLine
+from stepwise_contract.platform.start_recorder import StartRecorder
 from stepwise_contract.priority import DEFAULT_PRIORITY
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
@@ -32,8 +34,10 @@ from stepwise_api.db import Tx
 from stepwise_api.errors import ApiError
 from stepwise_api.run_preload import Preloader
 
+# The workflow by id, or by key (an id wins over an equal key), with its tenant's settings and the
+# version to pin; one round trip.
 _TARGET = """
-SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
+SELECT d.workflow_id, d.is_paused, d.concurrency_limit, d.latest_published_version,
        v.version, v.payload_schema_json, v.definition_hash, v.definition_json,
        t.run_rate_limit_per_min,
        t.fairness_weight, t.most_urgent_priority,
@@ -42,14 +46,26 @@ SELECT d.is_paused, d.concurrency_limit, d.latest_published_version,
   JOIN tenants t ON t.tenant = d.tenant
   LEFT JOIN workflow_definition_versions v
          ON v.workflow_id = d.workflow_id AND v.version = COALESCE($3, d.latest_published_version)
- WHERE d.tenant = $1 AND d.workflow_id = $2
+ WHERE d.tenant = $1 AND (d.workflow_id = $2 OR d.key = $4)
+ ORDER BY d.workflow_id = $2 DESC NULLS LAST
+ LIMIT 1
 """
+
+_BY_ID_OR_KEY = """
+SELECT workflow_id FROM workflow_definitions
+ WHERE tenant = $1 AND (workflow_id = $2 OR key = $3)
+ ORDER BY workflow_id = $2 DESC NULLS LAST
+ LIMIT 1
+"""
+
+_MAX_VERSION = 2**31
 
 
 @dataclass(frozen=True)
 class LaunchSpec:
     tenant: uuid.UUID
-    workflow_id: uuid.UUID
+    # the workflow's id; or, with `workflow_key`, the id or key the caller named (None: not an id)
+    workflow_id: uuid.UUID | None
     workflow_version: int | None  # None = the latest published version
     payload: dict[str, Any]
     idempotency_key: str | None = None
@@ -62,6 +78,17 @@ class LaunchSpec:
     # None = the definition's priority; more urgent than it only when `may_raise_priority`
     priority: int | None = None
     may_raise_priority: bool = False
+    workflow_key: str | None = None
+
+    def not_found(self) -> ApiError:
+        if self.workflow_key is None:
+            return ApiError(404, "WORKFLOW_NOT_FOUND", f"workflow {self.workflow_id} not found")
+        looked_for = "id or key" if self.workflow_id is not None else "key"
+        return ApiError(
+            404,
+            "WORKFLOW_NOT_FOUND",
+            f"no workflow with {looked_for} {self.workflow_key!r} in this tenant",
+        )
 
     def idempotency_hash(self) -> str:
         return sha256_hex(
@@ -95,10 +122,12 @@ class Launcher:
         client: Client,
         *,
         catalog: ActionCatalog,
+        recorder: StartRecorder | None = None,
         crash_after_row: bool = False,
     ):
         self._pool = pool
         self._client = client
+        self._recorder = recorder
         self._preloader = Preloader(catalog)
         self._crash_after_row = crash_after_row
 
@@ -127,21 +156,40 @@ class Launcher:
             created=False,
         )
 
+    async def _resolved(self, spec: LaunchSpec) -> LaunchSpec:
+        """`spec` naming its workflow by id only (the idempotency hash covers the id)."""
+        if spec.workflow_key is None:
+            return spec
+        found = await self._pool.fetchval(
+            _BY_ID_OR_KEY, spec.tenant, spec.workflow_id, spec.workflow_key
+        )
+        if found is None:
+            raise spec.not_found()
+        return dataclasses.replace(spec, workflow_id=found, workflow_key=None)
+
     async def launch(self, spec: LaunchSpec) -> Launched:
-        existing = await self._existing(spec)
-        if existing is not None:
-            return existing
+        if spec.idempotency_key is not None:
+            spec = await self._resolved(spec)
+            existing = await self._existing(spec)
+            if existing is not None:
+                return existing
+        asked = spec.workflow_version
+        # a version no row can have still answers "workflow not found" first when that is so
+        in_range = asked is None or 1 <= asked < _MAX_VERSION
         target = await self._pool.fetchrow(
-            _TARGET, spec.tenant, spec.workflow_id, spec.workflow_version
+            _TARGET, spec.tenant, spec.workflow_id, asked if in_range else None, spec.workflow_key
         )
         if target is None:
-            raise ApiError(404, "WORKFLOW_NOT_FOUND", f"workflow {spec.workflow_id} not found")
+            raise spec.not_found()
+        if not in_range:
+            raise ApiError(404, "VERSION_NOT_FOUND", f"version {asked} not found")
+        workflow_id: uuid.UUID = target["workflow_id"]
         if target["version"] is None:
-            if spec.workflow_version is not None:
+            if asked is not None:
                 raise ApiError(
                     404,
                     "VERSION_NOT_FOUND",
-                    f"version {spec.workflow_version} of {spec.workflow_id} is not published",
+                    f"version {asked} of {workflow_id} is not published",
                 )
             raise ApiError(409, "NO_PUBLISHED_VERSION", "the workflow has no published version")
         if target["is_paused"]:
@@ -161,7 +209,7 @@ class Launcher:
         run = NewRun(
             run_id=run_id,
             tenant=spec.tenant,
-            workflow_id=spec.workflow_id,
+            workflow_id=workflow_id,
             workflow_version=version,
             input_json=spec.payload,
             definition_hash=target["definition_hash"],
@@ -177,7 +225,7 @@ class Launcher:
                 await insert_run(self._pool, run, logs=logs, source=LogSource.API)
             else:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    await _check_concurrency(conn, spec)
+                    await _check_concurrency(conn, spec.tenant, workflow_id)
                     await insert_run(conn, run, logs=logs, source=LogSource.API)
         except asyncpg.UniqueViolationError:
             # A concurrent request with the same Idempotency-Key won the insert.
@@ -195,7 +243,10 @@ class Launcher:
             definition_hash=target["definition_hash"],
             payload=spec.payload,
         )
-        if await launch(self._pool, self._client, run.run_input(preloaded), fairness) is None:
+        temporal_run_id = await launch(
+            self._pool, self._client, run.run_input(preloaded), fairness, recorder=self._recorder
+        )
+        if temporal_run_id is None:
             raise ApiError(
                 503,
                 "WORKFLOW_LAUNCH_FAILED",
@@ -251,21 +302,21 @@ def _check_payload(schema: Any, payload: dict[str, Any]) -> None:
         )
 
 
-async def _check_concurrency(conn: Tx, spec: LaunchSpec) -> None:
+async def _check_concurrency(conn: Tx, tenant: uuid.UUID, workflow_id: uuid.UUID) -> None:
     # The row lock serialises launches of this workflow across replicas while we count.
     limit = await conn.fetchval(
         "SELECT concurrency_limit FROM workflow_definitions"
         " WHERE tenant = $1 AND workflow_id = $2 FOR UPDATE",
-        spec.tenant,
-        spec.workflow_id,
+        tenant,
+        workflow_id,
     )
     if limit is None:
         return
     active = await conn.fetchval(
         "SELECT count(*) FROM workflow_runs WHERE tenant = $1 AND workflow_id = $2"
         " AND status IN ('RUNNING', 'WAITING')",
-        spec.tenant,
-        spec.workflow_id,
+        tenant,
+        workflow_id,
     )
     if active >= limit:
         raise ApiError(

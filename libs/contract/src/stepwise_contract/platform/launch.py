@@ -30,6 +30,7 @@ from stepwise_contract.names import (
 from stepwise_contract.payloads import PreloadedRun, RunInput
 from stepwise_contract.platform.db import Executor
 from stepwise_contract.platform.run_logs import LogLine, insert_logs_sql
+from stepwise_contract.platform.start_recorder import StartRecorder
 from stepwise_contract.priority import DEFAULT_PRIORITY, run_priority
 
 log = structlog.get_logger("stepwise.launch")
@@ -229,11 +230,17 @@ async def start_recorded(
 
 
 async def launch(
-    pool: asyncpg.Pool, client: Client, run_input: RunInput, priority: Priority
+    pool: asyncpg.Pool,
+    client: Client,
+    run_input: RunInput,
+    priority: Priority,
+    *,
+    recorder: StartRecorder | None = None,
 ) -> str | None:
     """`start_recorded`, for a caller with no one to retry: a failed start FAILS the run.
 
-    Returns the Temporal run id, or None when the start failed (the run is then FAILED).
+    Returns the Temporal run id, or None when the start failed (the run is then FAILED). With a
+    `recorder` the run id is written by it, after this returns.
     """
     run_id = uuid.UUID(run_input.run_id)
     try:
@@ -245,5 +252,8 @@ async def launch(
         return None
     # Not under the `except` above: a Postgres error here is not a failed start. The run is
     # running; its row learns the Temporal run id from the sweeper's reconciliation.
-    await record_started(pool, run_id, temporal_run_id)
+    if recorder is not None:
+        recorder.record(run_id, temporal_run_id)
+    else:
+        await record_started(pool, run_id, temporal_run_id)
     return temporal_run_id

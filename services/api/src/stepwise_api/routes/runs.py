@@ -85,13 +85,15 @@ def _idempotency_key(request: web.Request) -> str | None:
 async def launch_run(request: web.Request, principal: Principal) -> web.StreamResponse:
     key = _idempotency_key(request)
     body = await typed_body(request, LaunchRequest)
-    workflow_id = await _workflow_by_id_or_key(request, principal, body.workflow_id)
-    if body.workflow_version is not None and not 1 <= body.workflow_version < 2**31:
-        raise ApiError(404, "VERSION_NOT_FOUND", f"version {body.workflow_version} not found")
+    try:
+        as_id: uuid.UUID | None = uuid.UUID(body.workflow_id)
+    except ValueError:
+        as_id = None
     launched = await deps_of(request).launcher.launch(
         LaunchSpec(
             tenant=principal.tenant,
-            workflow_id=workflow_id,
+            workflow_id=as_id,
+            workflow_key=body.workflow_id,
             workflow_version=body.workflow_version,
             payload=body.payload,
             idempotency_key=key,
@@ -101,30 +103,6 @@ async def launch_run(request: web.Request, principal: Principal) -> web.StreamRe
         )
     )
     return json_response(launched.body(), status=201 if launched.created else 200)
-
-
-_BY_ID_OR_KEY = """
-SELECT workflow_id FROM workflow_definitions
- WHERE tenant = $1 AND (workflow_id = $2 OR key = $3)
- ORDER BY workflow_id = $2 DESC NULLS LAST
- LIMIT 1
-"""
-
-
-async def _workflow_by_id_or_key(request: web.Request, principal: Principal, ref: str) -> uuid.UUID:
-    """`workflowId` names a workflow by its id or by its key (an id wins over an equal key)."""
-    try:
-        as_id: uuid.UUID | None = uuid.UUID(ref)
-    except ValueError:
-        as_id = None
-    found = await deps_of(request).pool.fetchval(_BY_ID_OR_KEY, principal.tenant, as_id, ref)
-    if found is None:
-        looked_for = "id or key" if as_id is not None else "key"
-        raise ApiError(
-            404, "WORKFLOW_NOT_FOUND", f"no workflow with {looked_for} {ref!r} in this tenant"
-        )
-    workflow_id: uuid.UUID = found
-    return workflow_id
 
 
 async def list_runs(request: web.Request, principal: Principal) -> web.StreamResponse:
