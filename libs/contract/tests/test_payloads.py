@@ -44,6 +44,18 @@ SAMPLES: list[Any] = [
             ],
         ),
     ),
+    payloads.RunInput(
+        run_id="r",
+        tenant_id="t",
+        workflow_id="w",
+        workflow_version=2,
+        preloaded=payloads.PreloadedRun(
+            definition={"name": "x", "steps": []},
+            definition_hash="h",
+            payload={"a": 1},
+            actions={"core.echo@1": payloads.ActionFacts(local=True, timeout_s=30.0)},
+        ),
+    ),
     payloads.RunResult(run_id="r", status="SUCCEEDED", payload={"x": 1}, vars={}, meta={}),  # type: ignore[arg-type]
     payloads.EventSignal(
         event_id="e",
@@ -82,13 +94,15 @@ def test_every_struct_has_a_sample() -> None:
         and obj not in (payloads.TemporalPayload, http.Body)
     }
     sampled = {type(s) for s in SAMPLES}
-    # covered inside RunInput's checkpoints
+    # covered inside RunInput's checkpoints and preloaded run
     inside = {
         payloads.PendingSignal,
         payloads.Checkpoint,
         payloads.PendingEvent,
         payloads.PendingHumanTask,
         payloads.PendingQuotaResume,
+        payloads.PreloadedRun,
+        payloads.ActionFacts,
     }
     assert structs - sampled <= inside
 
