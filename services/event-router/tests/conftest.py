@@ -227,6 +227,10 @@ class Bus:
 
         await eventually(check, within=within, interval=0.2, what=f"{count} events processed")
 
+    async def stream_last_seq(self) -> int:
+        info = await self.js.stream_info(names.EVENTS_STREAM)
+        return int(info.state.last_seq)
+
     async def consumer_settled(self, stream_seq: int, *, within: float = 15.0) -> None:
         """Every message up to `stream_seq` acknowledged by the router(s)."""
 
