@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 import pytest
 from stepwise_contract import names
+from stepwise_contract.converter import DATA_CONVERTER
+from stepwise_contract.payloads import RunInput
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -316,6 +318,15 @@ async def test_trigger_starts_a_run_once_even_when_redelivered(
     started = description.raw_description.workflow_execution_info.priority
     assert (started.priority_key, started.fairness_key) == (3, tenant_id)
     assert started.fairness_weight == 1.0 and run["priority"] == 3
+    # the start carries the run (its definition and input), so the workflow need not load it
+    history = await handle.fetch_history()
+    run_input = DATA_CONVERTER.payload_converter.from_payload(
+        history.events[0].workflow_execution_started_event_attributes.input.payloads[0], RunInput
+    )
+    assert run_input.preloaded is not None
+    assert run_input.preloaded.payload == run["input_json"]
+    assert run_input.preloaded.definition_hash == "hash"
+    assert run_input.preloaded.definition["trigger"]["eventName"] == "TICKET_CREATED"
 
     # a redelivery of the same event after a crash before step 8 (row recorded, not processed)
     await bus.pool.execute(

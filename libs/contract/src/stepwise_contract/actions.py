@@ -416,6 +416,18 @@ def full_catalog() -> ActionCatalog:
     return builtin_catalog(declaration_of(p) for p in load_plugins())
 
 
+def undeclared_actions(definition: dsl.Definition, catalog: ActionCatalog) -> list[str]:
+    """The "<actionId>@<version>" of each action `definition` calls that `catalog` does not
+    declare, in definition order."""
+    missing: list[str] = []
+    for _path, step in dsl.walk_steps(definition.steps):
+        if isinstance(step, dsl.ActionCall):
+            key = (step.config.action_id, step.config.version)
+            if key not in catalog:
+                missing.append(f"{key[0]}@{key[1]}")
+    return missing
+
+
 def action_facts(definition: dsl.Definition, catalog: ActionCatalog) -> dict[str, ActionFacts]:
     """What the interpreter needs to schedule each action `definition` calls that `catalog`
     declares, by "<actionId>@<version>" (an action it does not declare fails at its step)."""

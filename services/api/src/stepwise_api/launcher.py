@@ -26,13 +26,13 @@ from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.platform.run_logs import LogLine
 from stepwise_contract.platform.start_recorder import StartRecorder
 from stepwise_contract.priority import DEFAULT_PRIORITY
+from stepwise_contract.run_preload import Preloader
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
 
 from stepwise_api import ratelimit
 from stepwise_api.db import Tx
 from stepwise_api.errors import ApiError
-from stepwise_api.run_preload import Preloader
 
 # The workflow by id, or by key (an id wins over an equal key), with its tenant's settings and the
 # version to pin; one round trip.

@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from stepwise_contract import names
+from stepwise_contract.actions import ActionCatalog, full_catalog
 from stepwise_contract.enums import LogLevel, LogSource
 from stepwise_contract.envelope import EventEnvelope
 from stepwise_contract.expressions import (
@@ -48,6 +49,7 @@ from stepwise_contract.platform.launch import (
     start_recorded,
 )
 from stepwise_contract.platform.run_logs import LogLine
+from stepwise_contract.run_preload import Preloader
 from stepwise_contract.schemas import InvalidSchemaError, validate_instance
 from temporalio.client import Client
 
@@ -56,7 +58,7 @@ from stepwise_router.group_commit import Batching, fetch_grouped
 # Every event of a batch (group commit, `group_commit.py`): `ord` is its index in the batch.
 TRIGGERED = """
 SELECT i.ord, d.workflow_id, v.version, v.definition_json -> 'trigger' AS trigger,
-       v.payload_schema_json, v.definition_hash,
+       v.definition_json, v.payload_schema_json, v.definition_hash,
        GREATEST(COALESCE((v.definition_json ->> 'priority')::smallint, 3),
                 COALESCE(t.most_urgent_priority, 1)) AS priority,
        COALESCE(t.fairness_weight, 1.0) AS fairness_weight
@@ -92,6 +94,7 @@ class _Workflow(msgspec.Struct, frozen=True, kw_only=True):
     workflow_id: uuid.UUID
     version: int
     trigger: dict[str, Any]
+    definition: Any  # the version's whole definition, sent with the start (`Preloader`)
     payload_schema: Any
     definition_hash: str
     priority: int
@@ -151,9 +154,18 @@ _Lookup = tuple[uuid.UUID, str]
 
 
 class TriggerLauncher:
-    def __init__(self, pool: asyncpg.Pool, client: Client, batching: Batching | None = None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: Client,
+        batching: Batching | None = None,
+        *,
+        catalog: ActionCatalog | None = None,
+    ):
         self._pool = pool
         self._client = client
+        # the run travels with its start (one local activity less per triggered run)
+        self._preloader = Preloader(full_catalog() if catalog is None else catalog)
         batching = batching or Batching()  # concurrent lookups share a statement
         self._lookup = batching.commit("triggers", self._lookup_many, self._lookup_one)
 
@@ -180,6 +192,7 @@ class TriggerLauncher:
                     workflow_id=row["workflow_id"],
                     version=row["version"],
                     trigger=trigger,
+                    definition=row["definition_json"],
                     payload_schema=row["payload_schema_json"],
                     definition_hash=row["definition_hash"],
                     priority=row["priority"],
@@ -259,8 +272,14 @@ class TriggerLauncher:
             return await self._resume_existing(tenant, fire_key)
         if message is not None:
             return run_id, message
+        preloaded = self._preloader.preload(
+            definition=wf.definition, definition_hash=wf.definition_hash, payload=payload
+        )
         await start_recorded(
-            self._pool, self._client, run.run_input(), run.temporal_priority(wf.fairness_weight)
+            self._pool,
+            self._client,
+            run.run_input(preloaded),
+            run.temporal_priority(wf.fairness_weight),
         )
         return run_id, None
 

@@ -1,14 +1,14 @@
-"""What the launch sends with a Temporal start (`Preloader`): the action facts of the definition
-from the catalog, kept per definition hash and bounded; a definition that does not decode is
-left for the worker to load and report."""
+"""What a launcher sends with a Temporal start (`Preloader`): the action facts of the definition
+from the catalog, kept per definition hash and bounded; a definition that does not decode, or
+calls an action the catalog does not declare, is left for the worker to load."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from stepwise_api.run_preload import Preloader
 from stepwise_contract.actions import ActionDeclaration, builtin_catalog
 from stepwise_contract.payloads import ActionFacts
+from stepwise_contract.run_preload import MAX_PRELOADED_PAYLOAD_BYTES, Preloader
 
 REMOTE = ActionDeclaration(
     id="test.remote", version=2, input_schema={}, output_schema={}, timeout_s=90.0, local=False
@@ -28,7 +28,7 @@ def _definition(*steps: dict[str, Any]) -> dict[str, Any]:
 NESTED = _definition(
     _call("a", "core.echo"),
     {"id": "if", "type": "control.if", "condition": True,
-     "then": [_call("b", "test.remote", 2)], "else": [_call("c", "no.such")]},
+     "then": [_call("b", "test.remote", 2)], "else": [_call("c", "core.echo")]},
 )  # fmt: skip
 
 
@@ -42,11 +42,21 @@ def test_facts_of_every_action_called_nested_ones_included() -> None:
         "h1",
         {"p": 1},
     )
-    # an action the catalog does not declare is left out: its step fails as unknown
     assert preloaded.actions == {
         "core.echo@1": ActionFacts(local=True, timeout_s=30.0),
         "test.remote@2": ActionFacts(local=False, timeout_s=90.0),
     }
+
+
+def test_an_action_not_declared_here_leaves_the_run_to_the_worker() -> None:
+    """A plugin installed on workers only: the worker's own catalog must decide."""
+    preloader = Preloader(CATALOG)
+    worker_only = _definition(_call("a", "core.echo"), _call("b", "worker.only"))
+    for _ in range(2):  # the second answer comes from what is kept for the hash
+        assert preloader.preload(definition=worker_only, definition_hash="h", payload={}) is None
+    assert preloader.preload(definition=worker_only, definition_hash=None, payload={}) is None
+    remote_v1 = _definition(_call("a", "test.remote", 1))  # declared at version 2 only
+    assert preloader.preload(definition=remote_v1, definition_hash=None, payload={}) is None
 
 
 def test_facts_are_kept_per_hash_and_the_cache_is_bounded() -> None:
@@ -79,3 +89,12 @@ def test_a_definition_that_does_not_decode_is_not_preloaded() -> None:
         assert (
             Preloader(CATALOG).preload(definition=broken, definition_hash="h", payload={}) is None
         )
+
+
+def test_an_input_over_a_mebibyte_is_left_to_the_worker_s_size_check() -> None:
+    preloader = Preloader(CATALOG)
+    echo = _definition(_call("a", "core.echo"))
+    near = {"blob": "x" * (MAX_PRELOADED_PAYLOAD_BYTES - 20)}
+    assert preloader.preload(definition=echo, definition_hash="h", payload=near) is not None
+    over = {"blob": "x" * MAX_PRELOADED_PAYLOAD_BYTES}
+    assert preloader.preload(definition=echo, definition_hash="h", payload=over) is None
