@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,8 @@ from stepwise_contract.payloads import PreloadedRun
 from stepwise_worker.actions.builtin import builtin_actions
 from stepwise_worker.actions.registry import ActionRegistry
 from stepwise_worker.worker import workflow_runner
-from stepwise_worker.workflow.run_workflow import PRELOADED_RUN_PATCH, RunWorkflow
+from stepwise_worker.workflow.patches import CURRENT, PRELOADED_RUN
+from stepwise_worker.workflow.run_workflow import RunWorkflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, Worker
@@ -32,6 +34,8 @@ from .runs import (
     run_row,
     step_rows,
 )
+
+HISTORIES = Path(__file__).parent / "histories"
 
 STEPS = [
     action("echo", "core.echo", {"value": expr("payload.n")}, "vars.echoed"),
@@ -125,7 +129,7 @@ async def test_a_preloaded_run_skips_the_load_and_replays(
     history = await handle.fetch_history()
     activities, patches = _recorded(history)
     assert "stepwise.load_run" not in activities
-    assert PRELOADED_RUN_PATCH in patches
+    assert patches == [CURRENT]  # one patch marker for every change (`patches.py`)
     assert _scheduled(history) == ["stepwise.execute_action"]  # test.countRemote, regular
     await _replay(history)
 
@@ -137,27 +141,22 @@ async def test_a_run_started_without_a_preload_loads_itself(
     assert await outcome(handle) == "completed", (await run_row(pool, run_id))["error_json"]
     activities, patches = _recorded(await handle.fetch_history())
     assert activities[0] == "stepwise.load_run"
-    assert PRELOADED_RUN_PATCH not in patches
+    assert patches == [CURRENT]
 
 
-async def test_a_history_that_loaded_despite_a_preloaded_input_replays(
-    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str, probe: Probe
-) -> None:
-    """A new API's start taken by a worker that predates the preload: that worker ignored the
-    field and loaded. Today's worker replaying the history must load too."""
-    registry = _registry(probe)
-    run_id, handle = await _launch(pool, temporal_client, tenant_id, preload=lambda d, h, p: None)
-    assert await outcome(handle) == "completed"
-    history = json.loads((await handle.fetch_history()).to_json())
+async def test_a_history_that_loaded_despite_a_preloaded_input_replays() -> None:
+    """A new API's start taken by a worker from before the preload: that worker ignored the
+    field and loaded. Today's worker replaying such a history must load too. The committed
+    `actions_in_activity` history was recorded by such a worker; its start is given a preload."""
+    history = json.loads((HISTORIES / "actions_in_activity.json").read_text())
     start = history["events"][0]["workflowExecutionStartedEventAttributes"]
     encoded = start["input"]["payloads"][0]
     run_input = json.loads(base64.b64decode(encoded["data"]))
-    row = await run_row(pool, run_id)
-    stored = await pool.fetchval(
-        "SELECT definition_json FROM workflow_definition_versions WHERE workflow_id = $1",
-        row["workflow_id"],
-    )
-    preloaded = preloaded_run(stored, row["definition_hash"], row["input_json"], registry)
+    assert "preloaded" not in run_input
+    _activities, patches = _recorded(WorkflowHistory.from_json("recorded", history))
+    assert CURRENT not in patches and PRELOADED_RUN not in patches
+    # what it carries does not matter: the replay takes the load's recorded result
+    preloaded = PreloadedRun(definition={"name": "t", "steps": []}, definition_hash="h")
     run_input["preloaded"] = json.loads(DATA_CONVERTER.payload_converter.to_payload(preloaded).data)
     encoded["data"] = base64.b64encode(json.dumps(run_input).encode()).decode()
     await _replay(WorkflowHistory.from_json("loaded-despite-preload", history))

@@ -37,11 +37,10 @@ from stepwise_worker.workflow.checkpoint import Checkpoints
 from stepwise_worker.workflow.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
 from stepwise_worker.workflow.frames import At
 from stepwise_worker.workflow.inbox import Inbox
+from stepwise_worker.workflow.patches import EXPRESSION_OFFLOAD, MERGED_ACTION_START, RunPatches
 from stepwise_worker.workflow.retry import backoff_ms, should_retry
 from stepwise_worker.workflow.scopes import Scopes
 
-MERGED_ACTION_START_PATCH = "stepwise-action-start-in-activity"
-EXPRESSION_OFFLOAD_PATCH = "stepwise-expression-offload"
 # the evaluation is deterministic: only the process pool itself can fail, and rarely
 OFFLOAD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
 OFFLOAD_TIMEOUT = timedelta(seconds=30)
@@ -63,6 +62,7 @@ class Interpreter:
         book: Bookkeeper,
         inbox: Inbox,
         handlers: Mapping[str, StepHandler],
+        patches: RunPatches,
     ) -> None:
         self.run_input = run
         self.definition = definition
@@ -80,13 +80,13 @@ class Interpreter:
         # A local action's step-start row travels inside its action activity (one round trip
         # per step instead of two). It changes the commands a run issues, hence the patch:
         # histories recorded before it replay on the old path.
-        self.merge_action_starts = workflow.patched(MERGED_ACTION_START_PATCH)
+        self.merge_action_starts = patches.has(MERGED_ACTION_START)
         self.deferred_start: DeferredStart | None = None
         # Expressions are priced by the list the run started with, so a replay counts the same
         # work. Runs started since the patch evaluate with a small budget here and send what runs
         # out of it to a separate process (`_evaluate_offloaded`); earlier runs keep the first
         # price list, inline only.
-        self.offload_expressions = workflow.patched(EXPRESSION_OFFLOAD_PATCH)
+        self.offload_expressions = patches.has(EXPRESSION_OFFLOAD)
         self.expression_costs = INLINE_COSTS if self.offload_expressions else COSTS_V1
 
     # -- expressions ---------------------------------------------------------------------------

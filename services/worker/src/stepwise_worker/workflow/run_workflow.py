@@ -46,10 +46,10 @@ with workflow.unsafe.imports_passed_through():
     from stepwise_worker.workflow.dispatch import HANDLERS
     from stepwise_worker.workflow.inbox import Inbox
     from stepwise_worker.workflow.interpreter import Interpreter, now_iso
+    from stepwise_worker.workflow.patches import PRELOADED_RUN, RunPatches
     from stepwise_worker.workflow.scopes import Scopes
 
 LOAD_TIMEOUT = timedelta(seconds=30)
-PRELOADED_RUN_PATCH = "stepwise-preloaded-run"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -67,7 +67,7 @@ class RunWorkflow:
         if run.checkpoint is not None:  # continued as new: signals buffered before come first
             restore_inbox(self.inbox, run.checkpoint)
         try:
-            interp = await self._load(run, book)
+            interp = await self._load(run, book, RunPatches())
             if run.checkpoint is not None:
                 restore_interpreter(interp, run.checkpoint)
             self.interp = interp
@@ -92,8 +92,8 @@ class RunWorkflow:
             raise
         return await self._succeed(book)
 
-    async def _load(self, run: RunInput, book: Bookkeeper) -> Interpreter:
-        loaded = await self._loaded(run)
+    async def _load(self, run: RunInput, book: Bookkeeper, patches: RunPatches) -> Interpreter:
+        loaded = await self._loaded(run, patches)
         try:
             definition = dsl.decode_definition(loaded.definition)
         except msgspec.ValidationError as exc:
@@ -118,14 +118,15 @@ class RunWorkflow:
             book=book,
             inbox=self.inbox,
             handlers=HANDLERS,
+            patches=patches,
         )
 
-    async def _loaded(self, run: RunInput) -> LoadedRun:
+    async def _loaded(self, run: RunInput, patches: RunPatches) -> LoadedRun:
         """The run as its starter sent it, or loaded from Postgres (one local activity)."""
         # The patch: a history whose first task ran on a worker that loaded despite a preloaded
         # input replays on the loading path.
         preloaded = run.preloaded
-        if preloaded is not None and workflow.patched(PRELOADED_RUN_PATCH):
+        if preloaded is not None and patches.has(PRELOADED_RUN):
             return LoadedRun(
                 definition=preloaded.definition,
                 definition_hash=preloaded.definition_hash,
