@@ -32,6 +32,7 @@ from stepwise_worker.activities.task_store import HumanTaskStore
 from stepwise_worker.activities.wait_store import WaitStore
 from stepwise_worker.sandbox_builtins import bind_plain_builtins
 from stepwise_worker.sandbox_runner import CompiledSandboxRunner
+from stepwise_worker.struct_warmup import warm, workflow_struct_types
 from stepwise_worker.workflow.run_workflow import RunWorkflow
 
 # Deterministic code the workflow imports: loaded once per process instead of once per run in
@@ -119,6 +120,8 @@ def build_worker(
     interceptors: Sequence[Interceptor] = (),
     evaluator: ExpressionEvaluator | None = None,
 ) -> Worker:
+    # before any activation thread decodes one (struct_warmup.py: concurrent first uses crash)
+    warm(workflow_struct_types())
     return Worker(
         client,
         task_queue=TASK_QUEUE,
