@@ -15,6 +15,7 @@ from stepwise_contract import dsl
 from stepwise_contract.payloads import PreloadedRun, RunInput
 from stepwise_worker.messages import ActionRequest, LoadedRun
 from stepwise_worker.struct_warmup import workflow_struct_types
+from stepwise_worker.workflow.checkpoint import LevelMark
 
 RACE = """
 import sys, threading, time
@@ -77,6 +78,6 @@ def test_warmed_types_survive_concurrent_first_uses() -> None:
 
 def test_every_struct_the_workflow_decodes_is_warmed() -> None:
     warmed = set(workflow_struct_types())
-    assert {dsl.Definition, dsl.ActionCall, RunInput, PreloadedRun, LoadedRun, ActionRequest} <= (
-        warmed
-    )
+    assert {
+        dsl.Definition, dsl.ActionCall, RunInput, PreloadedRun, LoadedRun, ActionRequest, LevelMark,
+    } <= warmed  # fmt: skip

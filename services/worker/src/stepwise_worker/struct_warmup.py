@@ -15,14 +15,17 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-# the modules whose Structs cross into workflow code (inputs, results, signals, the definition)
+# importing these imports every module whose Structs workflow code decodes (inputs, results,
+# signals, the definition, checkpoint state)
 WORKFLOW_MODULES = (
     "stepwise_contract.dsl",
     "stepwise_contract.payloads",
     "stepwise_worker.messages",
     "stepwise_worker.evaluation_messages",
     "stepwise_worker.wait_messages",
+    "stepwise_worker.workflow.run_workflow",
 )
+_OURS = ("stepwise_contract.", "stepwise_worker.")
 
 
 def _subclasses(cls: type[msgspec.Struct]) -> Iterator[type[msgspec.Struct]]:
@@ -32,11 +35,11 @@ def _subclasses(cls: type[msgspec.Struct]) -> Iterator[type[msgspec.Struct]]:
 
 
 def workflow_struct_types() -> list[type[msgspec.Struct]]:
-    """Every Struct defined in `WORKFLOW_MODULES`."""
+    """Every Struct of the contract and the worker, once `WORKFLOW_MODULES` are imported."""
     for name in WORKFLOW_MODULES:
         importlib.import_module(name)
     return sorted(
-        {t for t in _subclasses(msgspec.Struct) if t.__module__ in WORKFLOW_MODULES},
+        {t for t in _subclasses(msgspec.Struct) if t.__module__.startswith(_OURS)},
         key=lambda t: (t.__module__, t.__qualname__),
     )
 
