@@ -242,6 +242,10 @@ async def test_launch_by_key_and_404_names_what_it_looked_for(
         "SELECT workflow_id FROM workflow_runs WHERE run_id = $1", uuid.UUID(out["runId"])
     )
     assert str(row["workflow_id"]) == wf
+    # the idempotency hash covers the resolved id: a repeat by id is the same request
+    repeat = {**tenant.headers(), "Idempotency-Key": f"idem-{uuid.uuid4()}"}
+    by_key = await api.launch(repeat, key, {"a": 2})
+    assert (await api.launch(repeat, wf, {"a": 2}, expect=200))["runId"] == by_key["runId"]
     # the id still works; another tenant's key is unknown; a near miss is named in the 404
     assert (await api.launch(tenant.headers(), wf))["workflowVersion"] == 1
     for headers, ref, looked_for in (

@@ -416,27 +416,23 @@ def full_catalog() -> ActionCatalog:
     return builtin_catalog(declaration_of(p) for p in load_plugins())
 
 
-def undeclared_actions(definition: dsl.Definition, catalog: ActionCatalog) -> list[str]:
-    """The "<actionId>@<version>" of each action `definition` calls that `catalog` does not
-    declare, in definition order."""
-    missing: list[str] = []
-    for _path, step in dsl.walk_steps(definition.steps):
-        if isinstance(step, dsl.ActionCall):
-            key = (step.config.action_id, step.config.version)
-            if key not in catalog:
-                missing.append(f"{key[0]}@{key[1]}")
-    return missing
+def called_actions(definition: dsl.Definition) -> list[tuple[str, int]]:
+    """(actionId, version) of each `action.call` in `definition`, depth first, in order."""
+    return [
+        (step.config.action_id, step.config.version)
+        for _path, step in dsl.walk_steps(definition.steps)
+        if isinstance(step, dsl.ActionCall)
+    ]
 
 
 def action_facts(definition: dsl.Definition, catalog: ActionCatalog) -> dict[str, ActionFacts]:
     """What the interpreter needs to schedule each action `definition` calls that `catalog`
     declares, by "<actionId>@<version>" (an action it does not declare fails at its step)."""
     found: dict[str, ActionFacts] = {}
-    for _path, step in dsl.walk_steps(definition.steps):
-        if isinstance(step, dsl.ActionCall):
-            decl = catalog.get((step.config.action_id, step.config.version))
-            if decl is not None:
-                found[f"{decl.id}@{decl.version}"] = ActionFacts(
-                    local=decl.local, timeout_s=decl.timeout_s
-                )
+    for key in called_actions(definition):
+        decl = catalog.get(key)
+        if decl is not None:
+            found[f"{decl.id}@{decl.version}"] = ActionFacts(
+                local=decl.local, timeout_s=decl.timeout_s
+            )
     return found

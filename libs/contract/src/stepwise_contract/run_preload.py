@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from stepwise_contract import dsl
-from stepwise_contract.actions import ActionCatalog, action_facts, undeclared_actions
+from stepwise_contract.actions import ActionCatalog, action_facts, called_actions
 from stepwise_contract.payloads import ActionFacts, PreloadedRun
 
 _KEPT = 1024
@@ -52,11 +52,8 @@ class Preloader:
                 decoded = dsl.decode_definition(definition)
             except msgspec.ValidationError:
                 return None
-            facts = (
-                None
-                if undeclared_actions(decoded, self._catalog)
-                else action_facts(decoded, self._catalog)
-            )
+            declared = all(key in self._catalog for key in called_actions(decoded))
+            facts = action_facts(decoded, self._catalog) if declared else None
             if definition_hash:
                 if len(self._facts) >= self._kept:
                     self._facts.pop(next(iter(self._facts)))

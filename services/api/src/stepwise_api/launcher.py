@@ -1,6 +1,7 @@
 """Starting a run from the API: `POST /api/workflow-runs` and replay (SPEC §7).
 
-Order of checks: idempotent repeat → workflow/version → pause → payload schema → priority (an
+Order of checks: workflow (by id or key) → a version number that can exist → idempotent repeat →
+published version → pause → payload schema → priority (an
 override more urgent than the definition's needs an admin key) → tenant rate limit → concurrency
 limit (under a row lock on the definition, so replicas cannot overshoot) →
 run row + log line (one statement) → Temporal start. The row comes first (the platform's
@@ -48,13 +49,6 @@ SELECT d.workflow_id, d.is_paused, d.concurrency_limit, d.latest_published_versi
          ON v.workflow_id = d.workflow_id AND v.version = COALESCE($3, d.latest_published_version)
  WHERE d.tenant = $1 AND (d.workflow_id = $2 OR d.key = $4)
  ORDER BY d.workflow_id = $2 DESC NULLS LAST
- LIMIT 1
-"""
-
-_BY_ID_OR_KEY = """
-SELECT workflow_id FROM workflow_definitions
- WHERE tenant = $1 AND (workflow_id = $2 OR key = $3)
- ORDER BY workflow_id = $2 DESC NULLS LAST
  LIMIT 1
 """
 
@@ -156,23 +150,7 @@ class Launcher:
             created=False,
         )
 
-    async def _resolved(self, spec: LaunchSpec) -> LaunchSpec:
-        """`spec` naming its workflow by id only (the idempotency hash covers the id)."""
-        if spec.workflow_key is None:
-            return spec
-        found = await self._pool.fetchval(
-            _BY_ID_OR_KEY, spec.tenant, spec.workflow_id, spec.workflow_key
-        )
-        if found is None:
-            raise spec.not_found()
-        return dataclasses.replace(spec, workflow_id=found, workflow_key=None)
-
     async def launch(self, spec: LaunchSpec) -> Launched:
-        if spec.idempotency_key is not None:
-            spec = await self._resolved(spec)
-            existing = await self._existing(spec)
-            if existing is not None:
-                return existing
         asked = spec.workflow_version
         # a version no row can have still answers "workflow not found" first when that is so
         in_range = asked is None or 1 <= asked < _MAX_VERSION
@@ -184,6 +162,11 @@ class Launcher:
         if not in_range:
             raise ApiError(404, "VERSION_NOT_FOUND", f"version {asked} not found")
         workflow_id: uuid.UUID = target["workflow_id"]
+        # named by id from here on: the idempotency hash covers the id
+        spec = dataclasses.replace(spec, workflow_id=workflow_id, workflow_key=None)
+        existing = await self._existing(spec)
+        if existing is not None:
+            return existing
         if target["version"] is None:
             if asked is not None:
                 raise ApiError(

@@ -7,9 +7,11 @@ activities by name and never imports the modules that talk to Postgres.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
+from stepwise_contract.payloads import ActionFacts
 
 from stepwise_worker.wait_messages import QuotaReservation
 
@@ -38,6 +40,11 @@ class ActionInfo(Message, frozen=True, kw_only=True):
 
     local: bool
     timeout_s: float
+
+
+def action_infos(facts: Mapping[str, ActionFacts]) -> dict[str, ActionInfo]:
+    """The contract's action facts in the shape `LoadedRun` records them."""
+    return {key: ActionInfo(local=f.local, timeout_s=f.timeout_s) for key, f in facts.items()}
 
 
 class LoadedRun(Message, frozen=True, kw_only=True):

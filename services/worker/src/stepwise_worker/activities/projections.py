@@ -35,6 +35,7 @@ from stepwise_worker.messages import (
     Recorded,
     RunDone,
     StepBatch,
+    action_infos,
 )
 from stepwise_worker.step_errors import action_error
 
@@ -121,10 +122,7 @@ def _actions_of(definition: Any, catalog: ActionCatalog) -> dict[str, ActionInfo
         decoded = dsl.decode_definition(definition)
     except msgspec.ValidationError:
         return {}  # the workflow reports the decoding error itself
-    return {
-        key: ActionInfo(local=facts.local, timeout_s=facts.timeout_s)
-        for key, facts in action_facts(decoded, catalog).items()
-    }
+    return action_infos(action_facts(decoded, catalog))
 
 
 class Projections:

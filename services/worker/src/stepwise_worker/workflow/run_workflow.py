@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
 
-    from stepwise_worker.messages import LOAD_RUN, ActionInfo, LoadedRun, LoadRun
+    from stepwise_worker.messages import LOAD_RUN, LoadedRun, LoadRun, action_infos
     from stepwise_worker.step_errors import ReturnSignal, StepError, failure_from_activity
     from stepwise_worker.workflow.bookkeeping import PROJECTION_RETRY, Bookkeeper
     from stepwise_worker.workflow.cancellation import is_run_cancellation, record_cancellation
@@ -131,10 +131,7 @@ class RunWorkflow:
                 definition=preloaded.definition,
                 definition_hash=preloaded.definition_hash,
                 payload=preloaded.payload,
-                actions={
-                    key: ActionInfo(local=facts.local, timeout_s=facts.timeout_s)
-                    for key, facts in preloaded.actions.items()
-                },
+                actions=action_infos(preloaded.actions),
             )
         try:
             loaded: LoadedRun = await workflow.execute_local_activity(
