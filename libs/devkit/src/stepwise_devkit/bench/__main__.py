@@ -2,7 +2,8 @@
 
 Starts a full stack (the same `Stack` as `make run`: Temporal dev server, nats-server, the four
 services as processes) on a fresh database of the machine's Postgres, runs the hand-written baseline
-worker in this process against the same Temporal server, measures, prints one table and writes
+worker as a process of its own against the same Temporal server (`baseline_worker.py`: this process
+only generates load, for ours and for the baseline alike), measures, prints one table and writes
 `$BENCH_OUT` (default `.stepwise/bench.json`). `--smoke` runs every figure at a tiny size (used by
 `make test` so the harness never rots); its numbers mean nothing.
 """
@@ -26,10 +27,9 @@ from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.temporal import connect_temporal
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from stepwise_devkit.bench import figures, isolation
-from stepwise_devkit.bench.baseline import ACTIVITIES, BASELINE_TASK_QUEUE, WORKFLOWS
+from stepwise_devkit.bench.baseline_worker import baseline_worker_process
 from stepwise_devkit.bench.noisy import noisy_neighbour
 from stepwise_devkit.scratch_database import add_pg_admin_url, scratch_database
 from stepwise_devkit.stack import Stack
@@ -108,15 +108,14 @@ async def measure(
     out: list[figures.Figure] = []
     host = await machine(client)
     print(host.render(), flush=True)
+    baseline_worker = baseline_worker_process(
+        stack.home, stack.temporal_address, stack.database_url
+    )
     try:
-        async with (
-            Worker(
-                client, task_queue=BASELINE_TASK_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES
-            ),
-            aiohttp.ClientSession(
-                base_url=stack.api_url, headers=headers, connector=connector
-            ) as session,
-        ):
+        await asyncio.to_thread(baseline_worker.start().wait_ready, 60.0)
+        async with aiohttp.ClientSession(
+            base_url=stack.api_url, headers=headers, connector=connector
+        ) as session:
             api = StackApi(session)
             if "overhead" in parts:
                 await _overhead(api, client, sizes, out)
@@ -133,6 +132,7 @@ async def measure(
             if "noisy" in parts:
                 await _noisy(stack, pool, client, sizes, out)
     finally:
+        await asyncio.to_thread(baseline_worker.stop)
         await publisher.close()
         await pool.close()
     return host, out

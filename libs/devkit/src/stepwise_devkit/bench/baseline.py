@@ -1,7 +1,7 @@
 """The hand-written baseline: the Stepwise definitions' work, written directly on Temporal.
 
-It runs on its own task queue (a benchmark queue, not the product's) in the bench process, against
-the same Temporal server as the Stepwise worker, with the same worker limits.
+It runs on its own task queue (a benchmark queue, not the product's) in a worker process of its own
+(`baseline_worker.py`), as the Stepwise worker does, against the same Temporal server.
 """
 
 from __future__ import annotations
