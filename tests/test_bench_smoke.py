@@ -90,6 +90,11 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
     # the same table is printed
     for name in NAMES:
         assert name in done.stdout
+    # the latency figures say where tenant B's time went, read from each run's history
+    phases = r"launch \d+ ms · queue \d+ ms · workflow task \d+ ms"
+    for label in ("B alone", "B beside hostile runs", "B beside benign runs"):
+        assert re.search(f"{label}: {phases}", done.stdout), label
+    assert len(re.findall(rf"noisy_neighbour: .* p50 [\d.]+ s \({phases}\)", done.stdout)) == 3
 
 
 def _table_rows(stdout: str, header_start: str) -> dict[int, list[str]]:

@@ -128,7 +128,7 @@ async def measure(
             if "sweep" in parts:
                 await _sweep(pool, sizes, out)
             if "isolation" in parts:
-                await _isolation(api, pool, stack.api_url, sizes, out)
+                await _isolation(api, client, pool, stack.api_url, sizes, out)
             if "noisy" in parts:
                 await _noisy(stack, pool, client, sizes, out)
     finally:
@@ -271,12 +271,20 @@ async def _sweep(pool: asyncpg.Pool, sizes: Sizes, out: list[figures.Figure]) ->
 
 
 async def _isolation(
-    api: StackApi, pool: asyncpg.Pool, api_url: str, sizes: Sizes, out: list[figures.Figure]
+    api: StackApi,
+    client: Client,
+    pool: asyncpg.Pool,
+    api_url: str,
+    sizes: Sizes,
+    out: list[figures.Figure],
 ) -> None:
     print(f"bench: expression isolation ({sizes.hostile_runs} hostile runs) …", flush=True)
     found = await isolation.expression_isolation(
-        api, pool, api_url, sizes.hostile_runs, sizes.isolation_samples
+        api, pool, api_url, sizes.hostile_runs, sizes.isolation_samples, client
     )
+    figures.note(f"B alone: {found.idle_phases}")
+    figures.note(f"B beside hostile runs: {found.loaded_phases}")
+    figures.note(f"B beside benign runs: {found.benign_phases}")
     loaded, idle = found.loaded_ms, found.idle_ms
     figures.note("baseline = tenant B's idle p50 launch → SUCCEEDED on the same stack")
     figures.note(

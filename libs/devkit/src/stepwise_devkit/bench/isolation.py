@@ -18,7 +18,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 from stepwise_cli.admin_operations import create_tenant
+from temporalio.client import Client
 
+from stepwise_devkit.bench.run_phases import RunPhases, describe, run_phases
 from stepwise_devkit.stack_client import StackApi
 
 # Each fails its run with an ExpressionError: refused from its size up front, or stopped by the
@@ -54,20 +56,30 @@ def one_step_definition(name: str, expr: str) -> dict[str, Any]:
     }
 
 
-async def run_latencies(api: StackApi, pool: asyncpg.Pool, workflow_id: str, n: int) -> list[float]:
+async def run_latencies(
+    api: StackApi,
+    pool: asyncpg.Pool,
+    workflow_id: str,
+    n: int,
+    phases: list[RunPhases] | None = None,
+    client: Client | None = None,
+) -> list[float]:
     """`n` runs of the workflow one after another; each one's launch → SUCCEEDED in seconds.
 
     The end is the run row's own `completed_at` (written by the worker, on this machine's clock),
     not the moment a poll saw it: polls every 0.2 s would round a 0.1 s run up to 0.25 s and make
-    the ratio a count of polls."""
+    the ratio a count of polls. With a `client`, each run's phases go to `phases`."""
     latencies = []
     for i in range(n):
         sent = time.time()
         run_id = await api.launch(workflow_id, {"i": i})
+        launch_s = time.time() - sent
         [row] = await _wait_ended(pool, [run_id], timeout_s=120)
         if row["status"] != "SUCCEEDED":
             raise RuntimeError(f"benign run {run_id} ended {row['status']}: {row['error_json']}")
         latencies.append(row["completed_at"].timestamp() - sent)
+        if client is not None and phases is not None:
+            phases.append(await run_phases(client, run_id, launch_s))
     return latencies
 
 
@@ -126,6 +138,8 @@ async def p50_beside(
     b_workflow: str,
     in_flight: int,
     samples: int,
+    phases: list[RunPhases] | None = None,
+    client: Client | None = None,
 ) -> tuple[float, list[asyncpg.Record]]:
     """B's p50 (seconds) while A keeps `in_flight` runs in flight; A's runs, once all ended."""
     stop = asyncio.Event()
@@ -135,7 +149,9 @@ async def p50_beside(
     )
     try:
         await asyncio.sleep(0.5)  # A's first runs launched and under way, not just queued
-        p50 = statistics.median(await run_latencies(api_b, pool, b_workflow, samples))
+        p50 = statistics.median(
+            await run_latencies(api_b, pool, b_workflow, samples, phases, client)
+        )
     finally:
         stop.set()
         await keeper
@@ -149,14 +165,27 @@ class Isolation:
     benign_ms: float  # the same with as many *benign* runs of A in flight (the load's own cost)
     hostile_runs: int  # A's hostile runs launched in all, every one FAILED with ExpressionError
     slowest_failure_s: float  # the slowest hostile run's start → FAILED (the run's own timestamps)
+    # where B's time went in each measurement (run_phases.describe; empty without a client)
+    idle_phases: str = ""
+    loaded_phases: str = ""
+    benign_phases: str = ""
 
 
 async def expression_isolation(
-    api_a: StackApi, pool: asyncpg.Pool, api_url: str, hostile_runs: int, samples: int
+    api_a: StackApi,
+    pool: asyncpg.Pool,
+    api_url: str,
+    hostile_runs: int,
+    samples: int,
+    client: Client | None = None,
 ) -> Isolation:
     """Tenant B's one-step runs, one after another: alone, while tenant A keeps `hostile_runs`
     hostile runs in flight (each replaced as soon as it ends), and while A keeps as many benign
-    runs in flight. Raises unless every hostile run ended FAILED with an `ExpressionError`."""
+    runs in flight. Raises unless every hostile run ended FAILED with an `ExpressionError`. With
+    a Temporal `client`, where B's time went in each (`run_phases.py`)."""
+    idle_phases: list[RunPhases] = []
+    loaded_phases: list[RunPhases] = []
+    benign_phases: list[RunPhases] = []
     _, key = await create_tenant(pool, f"bench-b-{uuid.uuid4().hex[:6]}")
     async with aiohttp.ClientSession(
         base_url=api_url, headers={"Authorization": f"Bearer {key}"}
@@ -166,7 +195,9 @@ async def expression_isolation(
             one_step_definition(f"benign-{uuid.uuid4().hex[:6]}", "payload.i * 2")
         )
         await run_latencies(api_b, pool, benign, 3)  # warm caches
-        idle = statistics.median(await run_latencies(api_b, pool, benign, samples))
+        idle = statistics.median(
+            await run_latencies(api_b, pool, benign, samples, idle_phases, client)
+        )
         hostile_ids = [
             await api_a.publish_definition(
                 one_step_definition(f"hostile-{i}-{uuid.uuid4().hex[:6]}", expr)
@@ -174,7 +205,7 @@ async def expression_isolation(
             for i, expr in enumerate(HOSTILE_EXPRESSIONS)
         ]
         loaded, hostile = await p50_beside(
-            api_a, api_b, pool, hostile_ids, benign, hostile_runs, samples
+            api_a, api_b, pool, hostile_ids, benign, hostile_runs, samples, loaded_phases, client
         )
         for row in hostile:
             error = row["error_json"]
@@ -189,7 +220,7 @@ async def expression_isolation(
             one_step_definition(f"a-benign-{uuid.uuid4().hex[:6]}", "$sum([1..100])")
         )
         beside_benign, _ = await p50_beside(
-            api_a, api_b, pool, [a_benign], benign, hostile_runs, samples
+            api_a, api_b, pool, [a_benign], benign, hostile_runs, samples, benign_phases, client
         )
     slowest = max((r["completed_at"] - r["started_at"]).total_seconds() for r in hostile)
     return Isolation(
@@ -198,4 +229,7 @@ async def expression_isolation(
         benign_ms=beside_benign * 1000,
         hostile_runs=len(hostile),
         slowest_failure_s=slowest,
+        idle_phases=describe(idle_phases) if client else "",
+        loaded_phases=describe(loaded_phases) if client else "",
+        benign_phases=describe(benign_phases) if client else "",
     )

@@ -38,6 +38,7 @@ from temporalio.service import RPCError
 
 from stepwise_devkit.bench.figures import note
 from stepwise_devkit.bench.isolation import one_step_definition
+from stepwise_devkit.bench.run_phases import RunPhases, describe, run_phases
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import StackApi
 
@@ -196,15 +197,27 @@ async def start_without_fairness(
     return str(run_id)
 
 
-async def _paced(
-    pool: asyncpg.Pool, launch: Callable[[int], Awaitable[str]], count: int, rate: float
-) -> list[float]:
-    """Launch `count` runs at `rate`/s; seconds from each launch call to its row SUCCEEDED (the
-    row's own `completed_at`, on this machine's clock, so the poll interval does not round it)."""
+@dataclass(frozen=True, slots=True)
+class Paced:
+    latencies: list[float]  # seconds, launch call → the row's `completed_at`
+    phases: list[RunPhases]  # where each went (run_phases.py), in the same order
 
-    async def one(i: int) -> float:
+
+async def _paced(
+    pool: asyncpg.Pool,
+    client: Client,
+    launch: Callable[[int], Awaitable[str]],
+    count: int,
+    rate: float,
+) -> Paced:
+    """Launch `count` runs at `rate`/s; seconds from each launch call to its row SUCCEEDED (the
+    row's own `completed_at`, on this machine's clock, so the poll interval does not round it),
+    and each run's phases from its history."""
+
+    async def one(i: int) -> tuple[float, RunPhases]:
         sent = time.time()
         run_id = await launch(i)
+        launch_s = time.time() - sent
         completed: datetime | None = None
 
         async def done() -> bool:
@@ -217,13 +230,14 @@ async def _paced(
 
         await wait_until(done, f"run {run_id}", 1800, 0.05)
         assert completed is not None
-        return completed.timestamp() - sent
+        return completed.timestamp() - sent, await run_phases(client, run_id, launch_s)
 
     tasks = []
     for i in range(count):
         tasks.append(asyncio.create_task(one(i)))
         await asyncio.sleep(1.0 / rate)
-    return list(await asyncio.gather(*tasks))
+    found = await asyncio.gather(*tasks)
+    return Paced(latencies=[f[0] for f in found], phases=[f[1] for f in found])
 
 
 async def noisy_neighbour(
@@ -244,13 +258,16 @@ async def noisy_neighbour(
         async def b_direct(i: int) -> str:
             return await start_without_fairness(pool, client, b_version, i)
 
-        idle = await _paced(pool, b_by_api, paced, rate)
-        note(f"noisy_neighbour: B alone p50 {p50(idle):.2f} s")
+        idle = await _paced(pool, client, b_by_api, paced, rate)
+        note(f"noisy_neighbour: B alone p50 {p50(idle.latencies):.2f} s ({describe(idle.phases)})")
 
         async with worker_stopped(stack):
             backlog = await launch_many(a, flood)
-        fair = await _paced(pool, b_by_api, paced, rate)
-        note(f"noisy_neighbour: beside {flood} queued, fairness keys: p50 {p50(fair):.2f} s")
+        fair = await _paced(pool, client, b_by_api, paced, rate)
+        note(
+            f"noisy_neighbour: beside {flood} queued, fairness keys: p50"
+            f" {p50(fair.latencies):.2f} s ({describe(fair.phases)})"
+        )
         await all_succeeded(pool, backlog, timeout_s=60 + flood)
 
         gate = asyncio.Semaphore(16)
@@ -261,7 +278,14 @@ async def noisy_neighbour(
 
         async with worker_stopped(stack):
             backlog = list(await asyncio.gather(*(a_direct(i) for i in range(flood))))
-        unfair = await _paced(pool, b_direct, paced, rate)
-        note(f"noisy_neighbour: beside {flood} queued, no fairness keys: p50 {p50(unfair):.2f} s")
+        unfair = await _paced(pool, client, b_direct, paced, rate)
+        note(
+            f"noisy_neighbour: beside {flood} queued, no fairness keys: p50"
+            f" {p50(unfair.latencies):.2f} s ({describe(unfair.phases)})"
+        )
         await all_succeeded(pool, backlog, timeout_s=60 + flood)
-    return NoisyNeighbour(idle_p50_s=p50(idle), fair_p50_s=p50(fair), unfair_p50_s=p50(unfair))
+    return NoisyNeighbour(
+        idle_p50_s=p50(idle.latencies),
+        fair_p50_s=p50(fair.latencies),
+        unfair_p50_s=p50(unfair.latencies),
+    )

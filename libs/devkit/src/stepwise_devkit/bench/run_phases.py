@@ -1,0 +1,64 @@
+"""Where a run's launch → SUCCEEDED went, read back from its Temporal history.
+
+The latency figures (`noisy_neighbour`, `expression_isolation`) print this beside their p50s, so
+a ratio that misses its goal says which part grew: the launch (HTTP: the run row and the workflow
+start), the wait in the shared task queue (workflow task scheduled → started) or the workflow
+task itself (started → its last completion: the steps, their local activities and the run's
+completion).
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from dataclasses import dataclass
+
+from stepwise_contract.names import workflow_id_for
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+
+@dataclass(frozen=True, slots=True)
+class RunPhases:
+    launch_s: float  # the launch call, as the client timed it
+    queue_s: float  # the first workflow task: scheduled → started
+    task_s: float  # the first workflow task started → the last one completed
+
+
+async def run_phases(client: Client, run_id: str, launch_s: float) -> RunPhases:
+    """The phases of a run that succeeded. Its row says SUCCEEDED from inside its last workflow
+    task, so this first waits for the workflow itself to close."""
+    scheduled: list[float] = []
+    started: list[float] = []
+    completed: list[float] = []
+    marks = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED: scheduled,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED: started,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: completed,
+    }
+    handle = client.get_workflow_handle(workflow_id_for(str(uuid.UUID(run_id))))
+    await handle.result()
+    async for event in handle.fetch_history_events():
+        found = marks.get(event.event_type)
+        if found is not None:
+            found.append(event.event_time.ToMicroseconds() / 1e6)
+    if not (scheduled and started and completed):
+        raise RuntimeError(f"run {run_id}: no completed workflow task in its history")
+    return RunPhases(
+        launch_s=launch_s, queue_s=started[0] - scheduled[0], task_s=completed[-1] - started[0]
+    )
+
+
+def describe(phases: list[RunPhases]) -> str:
+    """`launch 11 ms · queue 5 ms · workflow task 18 ms` (each the p50 over the runs)."""
+    if not phases:
+        return "no runs"
+
+    def p50_ms(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1000:.0f} ms"
+
+    return (
+        f"launch {p50_ms([p.launch_s for p in phases])}"
+        f" · queue {p50_ms([p.queue_s for p in phases])}"
+        f" · workflow task {p50_ms([p.task_s for p in phases])}"
+    )
