@@ -31,6 +31,7 @@ from temporalio.client import Client
 from stepwise_devkit.bench import figures, isolation
 from stepwise_devkit.bench.baseline_worker import baseline_worker_process
 from stepwise_devkit.bench.noisy import noisy_neighbour
+from stepwise_devkit.bench.run_phases import describe
 from stepwise_devkit.scratch_database import add_pg_admin_url, scratch_database
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import EventPublisher, StackApi
@@ -282,9 +283,9 @@ async def _isolation(
     found = await isolation.expression_isolation(
         api, pool, api_url, sizes.hostile_runs, sizes.isolation_samples, client
     )
-    figures.note(f"B alone: {found.idle_phases}")
-    figures.note(f"B beside hostile runs: {found.loaded_phases}")
-    figures.note(f"B beside benign runs: {found.benign_phases}")
+    figures.note(f"B alone: {describe(found.idle_phases)}")
+    figures.note(f"B beside hostile runs: {describe(found.loaded_phases)}")
+    figures.note(f"B beside benign runs: {describe(found.benign_phases)}")
     loaded, idle = found.loaded_ms, found.idle_ms
     figures.note("baseline = tenant B's idle p50 launch → SUCCEEDED on the same stack")
     figures.note(

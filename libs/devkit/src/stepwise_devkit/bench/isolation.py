@@ -12,7 +12,7 @@ import json
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -20,7 +20,7 @@ import asyncpg
 from stepwise_cli.admin_operations import create_tenant
 from temporalio.client import Client
 
-from stepwise_devkit.bench.run_phases import RunPhases, describe, run_phases
+from stepwise_devkit.bench.run_phases import RunPhases, TimedRuns, run_phases
 from stepwise_devkit.stack_client import StackApi
 
 # Each fails its run with an ExpressionError: refused from its size up front, or stopped by the
@@ -61,15 +61,15 @@ async def run_latencies(
     pool: asyncpg.Pool,
     workflow_id: str,
     n: int,
-    phases: list[RunPhases] | None = None,
     client: Client | None = None,
-) -> list[float]:
+) -> TimedRuns:
     """`n` runs of the workflow one after another; each one's launch → SUCCEEDED in seconds.
 
     The end is the run row's own `completed_at` (written by the worker, on this machine's clock),
     not the moment a poll saw it: polls every 0.2 s would round a 0.1 s run up to 0.25 s and make
-    the ratio a count of polls. With a `client`, each run's phases go to `phases`."""
+    the ratio a count of polls. With a `client`, each run's phases too."""
     latencies = []
+    phases = []
     for i in range(n):
         sent = time.time()
         run_id = await api.launch(workflow_id, {"i": i})
@@ -78,9 +78,9 @@ async def run_latencies(
         if row["status"] != "SUCCEEDED":
             raise RuntimeError(f"benign run {run_id} ended {row['status']}: {row['error_json']}")
         latencies.append(row["completed_at"].timestamp() - sent)
-        if client is not None and phases is not None:
+        if client is not None:
             phases.append(await run_phases(client, run_id, launch_s))
-    return latencies
+    return TimedRuns(latencies=latencies, phases=phases)
 
 
 _ENDED = (
@@ -130,7 +130,7 @@ async def _keep_in_flight(
         await asyncio.sleep(0.05)
 
 
-async def p50_beside(
+async def runs_beside(
     api_a: StackApi,
     api_b: StackApi,
     pool: asyncpg.Pool,
@@ -138,10 +138,9 @@ async def p50_beside(
     b_workflow: str,
     in_flight: int,
     samples: int,
-    phases: list[RunPhases] | None = None,
     client: Client | None = None,
-) -> tuple[float, list[asyncpg.Record]]:
-    """B's p50 (seconds) while A keeps `in_flight` runs in flight; A's runs, once all ended."""
+) -> tuple[TimedRuns, list[asyncpg.Record]]:
+    """B's runs while A keeps `in_flight` runs in flight; A's runs, once all ended."""
     stop = asyncio.Event()
     launched: list[str] = []
     keeper = asyncio.create_task(
@@ -149,13 +148,11 @@ async def p50_beside(
     )
     try:
         await asyncio.sleep(0.5)  # A's first runs launched and under way, not just queued
-        p50 = statistics.median(
-            await run_latencies(api_b, pool, b_workflow, samples, phases, client)
-        )
+        timed = await run_latencies(api_b, pool, b_workflow, samples, client)
     finally:
         stop.set()
         await keeper
-    return p50, await _wait_ended(pool, launched, timeout_s=120)
+    return timed, await _wait_ended(pool, launched, timeout_s=120)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +162,10 @@ class Isolation:
     benign_ms: float  # the same with as many *benign* runs of A in flight (the load's own cost)
     hostile_runs: int  # A's hostile runs launched in all, every one FAILED with ExpressionError
     slowest_failure_s: float  # the slowest hostile run's start → FAILED (the run's own timestamps)
-    # where B's time went in each measurement (run_phases.describe; empty without a client)
-    idle_phases: str = ""
-    loaded_phases: str = ""
-    benign_phases: str = ""
+    # where B's time went in each measurement (empty without a client)
+    idle_phases: list[RunPhases] = field(default_factory=list)
+    loaded_phases: list[RunPhases] = field(default_factory=list)
+    benign_phases: list[RunPhases] = field(default_factory=list)
 
 
 async def expression_isolation(
@@ -183,9 +180,6 @@ async def expression_isolation(
     hostile runs in flight (each replaced as soon as it ends), and while A keeps as many benign
     runs in flight. Raises unless every hostile run ended FAILED with an `ExpressionError`. With
     a Temporal `client`, where B's time went in each (`run_phases.py`)."""
-    idle_phases: list[RunPhases] = []
-    loaded_phases: list[RunPhases] = []
-    benign_phases: list[RunPhases] = []
     _, key = await create_tenant(pool, f"bench-b-{uuid.uuid4().hex[:6]}")
     async with aiohttp.ClientSession(
         base_url=api_url, headers={"Authorization": f"Bearer {key}"}
@@ -195,17 +189,15 @@ async def expression_isolation(
             one_step_definition(f"benign-{uuid.uuid4().hex[:6]}", "payload.i * 2")
         )
         await run_latencies(api_b, pool, benign, 3)  # warm caches
-        idle = statistics.median(
-            await run_latencies(api_b, pool, benign, samples, idle_phases, client)
-        )
+        idle = await run_latencies(api_b, pool, benign, samples, client)
         hostile_ids = [
             await api_a.publish_definition(
                 one_step_definition(f"hostile-{i}-{uuid.uuid4().hex[:6]}", expr)
             )
             for i, expr in enumerate(HOSTILE_EXPRESSIONS)
         ]
-        loaded, hostile = await p50_beside(
-            api_a, api_b, pool, hostile_ids, benign, hostile_runs, samples, loaded_phases, client
+        loaded, hostile = await runs_beside(
+            api_a, api_b, pool, hostile_ids, benign, hostile_runs, samples, client
         )
         for row in hostile:
             error = row["error_json"]
@@ -219,17 +211,17 @@ async def expression_isolation(
         a_benign = await api_a.publish_definition(
             one_step_definition(f"a-benign-{uuid.uuid4().hex[:6]}", "$sum([1..100])")
         )
-        beside_benign, _ = await p50_beside(
-            api_a, api_b, pool, [a_benign], benign, hostile_runs, samples, benign_phases, client
+        beside_benign, _ = await runs_beside(
+            api_a, api_b, pool, [a_benign], benign, hostile_runs, samples, client
         )
     slowest = max((r["completed_at"] - r["started_at"]).total_seconds() for r in hostile)
     return Isolation(
-        loaded_ms=loaded * 1000,
-        idle_ms=idle * 1000,
-        benign_ms=beside_benign * 1000,
+        loaded_ms=statistics.median(loaded.latencies) * 1000,
+        idle_ms=statistics.median(idle.latencies) * 1000,
+        benign_ms=statistics.median(beside_benign.latencies) * 1000,
         hostile_runs=len(hostile),
         slowest_failure_s=slowest,
-        idle_phases=describe(idle_phases) if client else "",
-        loaded_phases=describe(loaded_phases) if client else "",
-        benign_phases=describe(benign_phases) if client else "",
+        idle_phases=idle.phases,
+        loaded_phases=loaded.phases,
+        benign_phases=beside_benign.phases,
     )

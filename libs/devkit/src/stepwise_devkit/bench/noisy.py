@@ -38,7 +38,7 @@ from temporalio.service import RPCError
 
 from stepwise_devkit.bench.figures import note
 from stepwise_devkit.bench.isolation import one_step_definition
-from stepwise_devkit.bench.run_phases import RunPhases, describe, run_phases
+from stepwise_devkit.bench.run_phases import RunPhases, TimedRuns, describe, run_phases
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import StackApi
 
@@ -197,19 +197,13 @@ async def start_without_fairness(
     return str(run_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Paced:
-    latencies: list[float]  # seconds, launch call → the row's `completed_at`
-    phases: list[RunPhases]  # where each went (run_phases.py), in the same order
-
-
 async def _paced(
     pool: asyncpg.Pool,
     client: Client,
     launch: Callable[[int], Awaitable[str]],
     count: int,
     rate: float,
-) -> Paced:
+) -> TimedRuns:
     """Launch `count` runs at `rate`/s; seconds from each launch call to its row SUCCEEDED (the
     row's own `completed_at`, on this machine's clock, so the poll interval does not round it),
     and each run's phases from its history."""
@@ -237,7 +231,7 @@ async def _paced(
         tasks.append(asyncio.create_task(one(i)))
         await asyncio.sleep(1.0 / rate)
     found = await asyncio.gather(*tasks)
-    return Paced(latencies=[f[0] for f in found], phases=[f[1] for f in found])
+    return TimedRuns(latencies=[f[0] for f in found], phases=[f[1] for f in found])
 
 
 async def noisy_neighbour(

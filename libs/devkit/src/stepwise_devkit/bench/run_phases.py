@@ -25,6 +25,14 @@ class RunPhases:
     task_s: float  # the first workflow task started → the last one completed
 
 
+@dataclass(frozen=True, slots=True)
+class TimedRuns:
+    """Runs timed one by one: launch call → the row's `completed_at`, and where each went."""
+
+    latencies: list[float]  # seconds
+    phases: list[RunPhases]  # in the same order; empty when the histories were not read
+
+
 async def run_phases(client: Client, run_id: str, launch_s: float) -> RunPhases:
     """The phases of a run that succeeded. Its row says SUCCEEDED from inside its last workflow
     task, so this first waits for the workflow itself to close."""
