@@ -31,13 +31,18 @@ NAMES = [
     "sweep_writer_p99_ms",
     "expression_isolation",
     "expression_isolation_benign",
+    "expression_isolation_x_idle",
     "noisy_neighbour_p50_s",
+    "noisy_neighbour_x_idle",
 ]
 # their baseline is not the same work: reported, never passed or failed
 INFORMATION = {
     "step_overhead_vs_regular",
     "launch_cpu_ms_per_run",
     "expression_isolation_benign",
+    # ours beside the Temporal floor (hand-written code under the same load)
+    "expression_isolation_x_idle",
+    "noisy_neighbour_x_idle",
 }
 FIELDS = {"name", "ours", "baseline", "unit", "ratio", "target", "ok", "ratio_goal", "ratio_ok"}
 # the figures with a goal on their ratio to the baseline (besides the absolute target)
@@ -95,6 +100,13 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
     for label in ("B alone", "B beside hostile runs", "B beside benign runs"):
         assert re.search(f"{label}: {phases}", done.stdout), label
     assert len(re.findall(rf"noisy_neighbour: .* p50 [\d.]+ s \({phases}\)", done.stdout)) == 3
+    # and so does the Temporal floor, for both
+    assert len(re.findall(rf"Temporal floor, B alone: {phases}", done.stdout)) == 2
+    assert re.search(rf"Temporal floor, B beside \d+ in flight: {phases}", done.stdout)
+    assert re.search(rf"Temporal floor, B beside \d+ queued: {phases}", done.stdout)
+    for name in ("expression_isolation_x_idle", "noisy_neighbour_x_idle"):
+        assert re.search(rf"{name}: ours x[\d.]+ idle; .* x[\d.]+ \(the machine's floor\)",
+                         done.stdout), name  # fmt: skip
 
 
 def _table_rows(stdout: str, header_start: str) -> dict[int, list[str]]:

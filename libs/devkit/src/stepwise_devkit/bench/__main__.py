@@ -25,11 +25,13 @@ import msgspec
 from stepwise_contract.platform.claim_store import PostgresClaimStore
 from stepwise_contract.platform.db import create_pool
 from stepwise_contract.platform.temporal import connect_temporal
+from stepwise_worker.worker import WorkerOptions
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from stepwise_devkit.bench import figures, isolation
-from stepwise_devkit.bench.baseline_worker import baseline_worker_process
+from stepwise_devkit.bench import figures, isolation, temporal_floor
+from stepwise_devkit.bench.baseline import FLOOR_TASK_QUEUE
+from stepwise_devkit.bench.baseline_worker import BaselineWorker, baseline_worker_process
 from stepwise_devkit.bench.noisy import noisy_neighbour
 from stepwise_devkit.bench.run_phases import describe
 from stepwise_devkit.scratch_database import add_pg_admin_url, scratch_database
@@ -112,8 +114,16 @@ async def measure(
     baseline_worker = baseline_worker_process(
         stack.home, stack.temporal_address, stack.database_url
     )
+    # the latency figures' Temporal floor: a worker set up as ours is, polling only while measured
+    floor_worker = baseline_worker_process(
+        stack.home,
+        stack.temporal_address,
+        stack.database_url,
+        task_queue=FLOOR_TASK_QUEUE,
+        workflow_task_slots=WorkerOptions().max_concurrent_workflow_tasks,
+    )
     try:
-        await asyncio.to_thread(baseline_worker.start().wait_ready, 60.0)
+        await asyncio.to_thread(baseline_worker.start)
         async with aiohttp.ClientSession(
             base_url=stack.api_url, headers=headers, connector=connector
         ) as session:
@@ -129,9 +139,9 @@ async def measure(
             if "sweep" in parts:
                 await _sweep(pool, sizes, out)
             if "isolation" in parts:
-                await _isolation(api, client, pool, stack.api_url, sizes, out)
+                await _isolation(api, client, pool, stack.api_url, floor_worker, sizes, out)
             if "noisy" in parts:
-                await _noisy(stack, pool, client, sizes, out)
+                await _noisy(stack, pool, client, floor_worker, sizes, out)
     finally:
         await asyncio.to_thread(baseline_worker.stop)
         await publisher.close()
@@ -276,6 +286,7 @@ async def _isolation(
     client: Client,
     pool: asyncpg.Pool,
     api_url: str,
+    floor_worker: BaselineWorker,
     sizes: Sizes,
     out: list[figures.Figure],
 ) -> None:
@@ -303,10 +314,24 @@ async def _isolation(
             "expression_isolation_benign", found.benign_ms, idle, "ms", "information", None
         )
     )
+    async with temporal_floor.running(floor_worker):
+        floor = await temporal_floor.in_flight_floor(
+            client, sizes.hostile_runs, sizes.isolation_samples
+        )
+    figures.note(f"Temporal floor, B alone: {describe(floor.idle.phases)}")
+    figures.note(
+        f"Temporal floor, B beside {sizes.hostile_runs} in flight: {describe(floor.loaded.phases)}"
+    )
+    _floor_row("expression_isolation_x_idle", loaded / idle, floor, out)
 
 
 async def _noisy(
-    stack: Stack, pool: asyncpg.Pool, client: Client, sizes: Sizes, out: list[figures.Figure]
+    stack: Stack,
+    pool: asyncpg.Pool,
+    client: Client,
+    floor_worker: BaselineWorker,
+    sizes: Sizes,
+    out: list[figures.Figure],
 ) -> None:
     print(
         f"bench: noisy neighbour ({sizes.noisy_paced} paced runs of B beside {sizes.noisy_flood}"
@@ -326,6 +351,27 @@ async def _noisy(
             n.fair_p50_s <= 0.3 * n.unfair_p50_s and n.fair_p50_s <= 3 * n.idle_p50_s,
         )
     )
+    async with temporal_floor.running(floor_worker):
+        floor = await temporal_floor.backlog_floor(
+            client, floor_worker, sizes.noisy_flood, sizes.noisy_paced, sizes.noisy_rate
+        )
+    figures.note(f"Temporal floor, B alone: {describe(floor.idle.phases)}")
+    figures.note(
+        f"Temporal floor, B beside {sizes.noisy_flood} queued: {describe(floor.loaded.phases)}"
+    )
+    _floor_row("noisy_neighbour_x_idle", n.fair_p50_s / n.idle_p50_s, floor, out)
+
+
+def _floor_row(
+    name: str, ours_x_idle: float, floor: temporal_floor.Floor, out: list[figures.Figure]
+) -> None:
+    """B's latency under load as a multiple of its idle latency, ours beside the Temporal floor's
+    (hand-written one-step workflows, no Stepwise code: what the machine itself costs B)."""
+    figures.note(
+        f"{name}: ours x{ours_x_idle:.2f} idle; hand-written Temporal code under the same"
+        f" load x{floor.ratio:.2f} (the machine's floor)"
+    )
+    out.append(figures.Figure(name, ours_x_idle, floor.ratio, "x", "information", None))
 
 
 def _verdict(ok: bool | None) -> str:

@@ -12,6 +12,9 @@ from typing import Any
 from temporalio import activity, workflow
 
 BASELINE_TASK_QUEUE = "stepwise-bench-baseline"
+# The Temporal floor of the latency figures (`temporal_floor.py`) runs on a queue of its own, with a
+# worker set up as ours is: its backlog and its worker's stops touch no other baseline.
+FLOOR_TASK_QUEUE = "stepwise-bench-floor"
 STEPS = 10
 
 
@@ -65,6 +68,18 @@ class BenchLocalLarge10:
         return result
 
 
+@workflow.defn(name="BenchOneStep")
+class BenchOneStep:
+    """One local activity, as a one-step Stepwise run is one workflow task with its action a local
+    activity (the floor of the latency figures: no Stepwise code at all)."""
+
+    @workflow.run
+    async def run(self, value: Any) -> Any:
+        return await workflow.execute_local_activity(
+            bench_echo, value, start_to_close_timeout=timedelta(seconds=30)
+        )
+
+
 @workflow.defn(name="BenchNoop")
 class BenchNoop:
     """Does nothing (the baseline of a launch: a raw start of a trivial workflow)."""
@@ -91,5 +106,5 @@ class BenchWaiter:
         return self._got
 
 
-WORKFLOWS = [BenchRegular10, BenchLocal10, BenchLocalLarge10, BenchNoop, BenchWaiter]
+WORKFLOWS = [BenchRegular10, BenchLocal10, BenchLocalLarge10, BenchOneStep, BenchNoop, BenchWaiter]
 ACTIVITIES = [bench_echo]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import statistics
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from stepwise_contract.names import workflow_id_for
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,16 @@ class TimedRuns:
 async def run_phases(client: Client, run_id: str, launch_s: float) -> RunPhases:
     """The phases of a run that succeeded. Its row says SUCCEEDED from inside its last workflow
     task, so this first waits for the workflow itself to close."""
+    handle = client.get_workflow_handle(workflow_id_for(str(uuid.UUID(run_id))))
+    phases, _ = await history_phases(handle, launch_s)
+    return phases
+
+
+async def history_phases(
+    handle: WorkflowHandle[Any, Any], launch_s: float
+) -> tuple[RunPhases, float]:
+    """A workflow's phases once it has closed, and when its last workflow task completed (epoch
+    seconds, the Temporal server's clock)."""
     scheduled: list[float] = []
     started: list[float] = []
     completed: list[float] = []
@@ -44,17 +55,17 @@ async def run_phases(client: Client, run_id: str, launch_s: float) -> RunPhases:
         EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED: started,
         EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: completed,
     }
-    handle = client.get_workflow_handle(workflow_id_for(str(uuid.UUID(run_id))))
     await handle.result()
     async for event in handle.fetch_history_events():
         found = marks.get(event.event_type)
         if found is not None:
             found.append(event.event_time.ToMicroseconds() / 1e6)
     if not (scheduled and started and completed):
-        raise RuntimeError(f"run {run_id}: no completed workflow task in its history")
-    return RunPhases(
+        raise RuntimeError(f"workflow {handle.id}: no completed workflow task in its history")
+    phases = RunPhases(
         launch_s=launch_s, queue_s=started[0] - scheduled[0], task_s=completed[-1] - started[0]
     )
+    return phases, completed[-1]
 
 
 def describe(phases: list[RunPhases]) -> str:
