@@ -101,9 +101,10 @@ def test_bench_smoke_writes_all_figures(tmp_path: Path) -> None:
         assert re.search(f"{label}: {phases}", done.stdout), label
     assert len(re.findall(rf"noisy_neighbour: .* p50 [\d.]+ s \({phases}\)", done.stdout)) == 3
     # and so does the Temporal floor, for both
-    assert len(re.findall(rf"Temporal floor, B alone: {phases}", done.stdout)) == 2
-    assert re.search(rf"Temporal floor, B beside \d+ in flight: {phases}", done.stdout)
-    assert re.search(rf"Temporal floor, B beside \d+ queued: {phases}", done.stdout)
+    floor = r"Temporal floor, B {}: p50 \d+ ms \({}\)"
+    assert len(re.findall(floor.format("alone", phases), done.stdout)) == 2
+    assert re.search(floor.format(r"beside \d+ in flight", phases), done.stdout)
+    assert re.search(floor.format(r"beside \d+ queued", phases), done.stdout)
     for name in ("expression_isolation_x_idle", "noisy_neighbour_x_idle"):
         assert re.search(rf"{name}: ours x[\d.]+ idle; .* x[\d.]+ \(the machine's floor\)",
                          done.stdout), name  # fmt: skip

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -318,10 +319,7 @@ async def _isolation(
         floor = await temporal_floor.in_flight_floor(
             client, sizes.hostile_runs, sizes.isolation_samples
         )
-    figures.note(f"Temporal floor, B alone: {describe(floor.idle.phases)}")
-    figures.note(
-        f"Temporal floor, B beside {sizes.hostile_runs} in flight: {describe(floor.loaded.phases)}"
-    )
+    _floor_notes(floor, f"{sizes.hostile_runs} in flight")
     _floor_row("expression_isolation_x_idle", loaded / idle, floor, out)
 
 
@@ -355,11 +353,16 @@ async def _noisy(
         floor = await temporal_floor.backlog_floor(
             client, floor_worker, sizes.noisy_flood, sizes.noisy_paced, sizes.noisy_rate
         )
-    figures.note(f"Temporal floor, B alone: {describe(floor.idle.phases)}")
-    figures.note(
-        f"Temporal floor, B beside {sizes.noisy_flood} queued: {describe(floor.loaded.phases)}"
-    )
+    _floor_notes(floor, f"{sizes.noisy_flood} queued")
     _floor_row("noisy_neighbour_x_idle", n.fair_p50_s / n.idle_p50_s, floor, out)
+
+
+def _floor_notes(floor: temporal_floor.Floor, load: str) -> None:
+    for label, timed in (("alone", floor.idle), (f"beside {load}", floor.loaded)):
+        figures.note(
+            f"Temporal floor, B {label}: p50 {statistics.median(timed.latencies) * 1000:.0f} ms"
+            f" ({describe(timed.phases)})"
+        )
 
 
 def _floor_row(
