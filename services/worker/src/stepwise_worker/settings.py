@@ -10,7 +10,7 @@
 | `STEPWISE_WORKER_MAX_CONCURRENT_ACTIVITIES` | 100 | regular activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES` | 200 | local activities at once |
 | `STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS` | 8 | workflow tasks at once (CPU-bound) |
-| `STEPWISE_WORKER_EXPRESSION_PROCESSES` | 1 | processes for expressions over the inline budget |
+| `STEPWISE_WORKER_EXPRESSION_PROCESSES` | 2 | processes for expressions over the inline budget |
 | `STEPWISE_WORKER_EXPRESSION_NICENESS` | 10 | their CPU priority below the worker's (nice, 0-19) |
 | `STEPWISE_WORKER_MAX_CACHED_WORKFLOWS` | 10000 | runs kept in memory between activations (below) |
 | `STEPWISE_WORKER_DB_POOL_SIZE` | 20 | Postgres connections |
@@ -49,7 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_activities: int = 100
     max_concurrent_local_activities: int = 200
     max_concurrent_workflow_tasks: int = 8
-    expression_processes: int = 1
+    expression_processes: int = 2
     expression_niceness: int = 10
     max_cached_workflows: int = 10_000
     db_pool_size: int = 20
@@ -77,7 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 environ, "STEPWISE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 8, minimum=2
             ),
             expression_processes=env_int(
-                environ, "STEPWISE_WORKER_EXPRESSION_PROCESSES", 1, minimum=1
+                environ, "STEPWISE_WORKER_EXPRESSION_PROCESSES", 2, minimum=1
             ),
             expression_niceness=env_int(
                 environ, "STEPWISE_WORKER_EXPRESSION_NICENESS", 10, minimum=0, maximum=19
