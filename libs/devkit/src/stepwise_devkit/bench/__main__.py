@@ -3,9 +3,10 @@
 Starts a full stack (the same `Stack` as `make run`: Temporal dev server, nats-server, the four
 services as processes) on a fresh database of the machine's Postgres, runs the hand-written baseline
 worker as a process of its own against the same Temporal server (`baseline_worker.py`: this process
-only generates load, for ours and for the baseline alike), measures, prints one table and writes
-`$BENCH_OUT` (default `.stepwise/bench.json`). `--smoke` runs every figure at a tiny size (used by
-`make test` so the harness never rots); its numbers mean nothing.
+only generates load, for ours and for the baseline alike) — and, while the latency figures measure
+their Temporal floor (`temporal_floor.py`), a second one on a queue of its own — measures, prints
+one table and writes `$BENCH_OUT` (default `.stepwise/bench.json`). `--smoke` runs every figure at
+a tiny size (used by `make test` so the harness never rots); its numbers mean nothing.
 """
 
 from __future__ import annotations
