@@ -326,7 +326,8 @@ async def drained(pool: asyncpg.Pool, workflow_id: str, timeout_s: float) -> Non
         await asyncio.sleep(0.5)
 
 
-async def _results(handles: list[WorkflowHandle[Any, Any]], timeout_s: float) -> None:
+async def all_closed(handles: list[WorkflowHandle[Any, Any]], timeout_s: float) -> None:
+    """Every workflow's result awaited, 64 at a time, within `timeout_s` in all."""
     sem = asyncio.Semaphore(64)
 
     async def one(handle: WorkflowHandle[Any, Any]) -> None:
@@ -369,20 +370,20 @@ async def launches(
     cpu_before = busy_seconds()
     base_per_s, _, handles = await closed_loop(base, seconds, concurrency)
     note(f"raw Temporal start capacity: {base_per_s:.0f}/s")
-    await _results(handles, drain_s)
+    await all_closed(handles, drain_s)
     base_cpu_ms = per_item_ms(cpu_before, busy_seconds(), len(handles))
     note(f"machine CPU per launched run: {cpu_ms:.1f} ms; per raw no-op run: {base_cpu_ms:.1f} ms")
     achieved, latencies, _ = await _open_loop(ours, rate, seconds)
     note(f"API at {rate:.0f}/s offered: {achieved:.0f}/s completed")
     await drained(pool, workflow_id, drain_s)
     base_achieved, base_latencies, handles = await _open_loop(base, rate, seconds)
-    await _results(handles, drain_s)
+    await all_closed(handles, drain_s)
     # On a machine where `rate` is at the edge of what the Temporal server accepts, its p99 is
     # queueing; half the rate shows what a launch itself costs.
     _, half_latencies, _ = await _open_loop(ours, rate / 2, seconds)
     await drained(pool, workflow_id, drain_s)
     _, base_half_latencies, handles = await _open_loop(base, rate / 2, seconds)
-    await _results(handles, drain_s)
+    await all_closed(handles, drain_s)
     note(
         f"p99 at {rate / 2:.0f}/s offered: API {percentile(half_latencies, 0.99) * 1000:.0f} ms,"
         f" raw starts {percentile(base_half_latencies, 0.99) * 1000:.0f} ms"
@@ -624,7 +625,7 @@ async def _signal_baseline(
             await handle.signal("bench_event", {"x": 1})
 
     async def closed_at(subset: list[WorkflowHandle[Any, Any]]) -> dict[str, float]:
-        await _results(subset, 60 + len(subset) / 5)
+        await all_closed(subset, 60 + len(subset) / 5)
         out = {}
         for handle in subset:
             described = await handle.describe()

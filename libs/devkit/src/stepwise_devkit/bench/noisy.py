@@ -38,7 +38,7 @@ from temporalio.service import RPCError
 
 from stepwise_devkit.bench.figures import note
 from stepwise_devkit.bench.isolation import one_step_definition
-from stepwise_devkit.bench.run_phases import RunPhases, TimedRuns, describe, run_phases
+from stepwise_devkit.bench.run_phases import RunPhases, TimedRuns, describe, paced, run_phases
 from stepwise_devkit.stack import Stack
 from stepwise_devkit.stack_client import StackApi
 
@@ -226,12 +226,7 @@ async def _paced(
         assert completed is not None
         return completed.timestamp() - sent, await run_phases(client, run_id, launch_s)
 
-    tasks = []
-    for i in range(count):
-        tasks.append(asyncio.create_task(one(i)))
-        await asyncio.sleep(1.0 / rate)
-    found = await asyncio.gather(*tasks)
-    return TimedRuns(latencies=[f[0] for f in found], phases=[f[1] for f in found])
+    return await paced(one, count, rate)
 
 
 async def noisy_neighbour(

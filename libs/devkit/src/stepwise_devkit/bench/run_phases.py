@@ -9,8 +9,10 @@ completion).
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import uuid
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,22 @@ class TimedRuns:
 
     latencies: list[float]  # seconds
     phases: list[RunPhases]  # in the same order; empty when the histories were not read
+
+    @classmethod
+    def of(cls, found: Sequence[tuple[float, RunPhases]]) -> TimedRuns:
+        """From (latency, phases) pairs, in order."""
+        return cls(latencies=[f[0] for f in found], phases=[f[1] for f in found])
+
+
+async def paced(
+    timed: Callable[[int], Coroutine[Any, Any, tuple[float, RunPhases]]], count: int, rate: float
+) -> TimedRuns:
+    """`timed(i)` for i in range(count), one started every 1/`rate` s whatever the answers' pace."""
+    tasks = []
+    for i in range(count):
+        tasks.append(asyncio.create_task(timed(i)))
+        await asyncio.sleep(1.0 / rate)
+    return TimedRuns.of(await asyncio.gather(*tasks))
 
 
 async def run_phases(client: Client, run_id: str, launch_s: float) -> RunPhases:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import statistics
 import time
 import uuid
@@ -26,7 +27,8 @@ from temporalio.common import Priority
 
 from stepwise_devkit.bench.baseline import FLOOR_TASK_QUEUE
 from stepwise_devkit.bench.baseline_worker import BaselineWorker
-from stepwise_devkit.bench.run_phases import RunPhases, TimedRuns, history_phases
+from stepwise_devkit.bench.figures import all_closed
+from stepwise_devkit.bench.run_phases import RunPhases, TimedRuns, history_phases, paced
 
 LOAD_KEY = "floor-a"
 MEASURED_KEY = "floor-b"
@@ -70,20 +72,12 @@ async def _timed(client: Client, i: int) -> tuple[float, RunPhases]:
     return ended - sent, phases
 
 
-def _timed_runs(found: list[tuple[float, RunPhases]]) -> TimedRuns:
-    return TimedRuns(latencies=[f[0] for f in found], phases=[f[1] for f in found])
-
-
 async def one_after_another(client: Client, n: int) -> TimedRuns:
-    return _timed_runs([await _timed(client, i) for i in range(n)])
+    return TimedRuns.of([await _timed(client, i) for i in range(n)])
 
 
-async def paced(client: Client, n: int, rate: float) -> TimedRuns:
-    tasks = []
-    for i in range(n):
-        tasks.append(asyncio.create_task(_timed(client, i)))
-        await asyncio.sleep(1.0 / rate)
-    return _timed_runs(list(await asyncio.gather(*tasks)))
+async def _paced(client: Client, n: int, rate: float) -> TimedRuns:
+    return await paced(functools.partial(_timed, client), n, rate)
 
 
 async def in_flight_floor(client: Client, in_flight: int, samples: int) -> Floor:
@@ -114,7 +108,7 @@ async def backlog_floor(
 ) -> Floor:
     """`noisy_neighbour`'s floor: `count` runs of B at `rate`/s, alone and beside `flood` runs of A
     queued while the worker was stopped (fairness keys on, as for ours). `worker` is running."""
-    idle = await paced(client, count, rate)
+    idle = await _paced(client, count, rate)
     gate = asyncio.Semaphore(16)
 
     async def queue_one(i: int) -> WorkflowHandle[Any, Any]:
@@ -126,12 +120,6 @@ async def backlog_floor(
         backlog = await asyncio.gather(*(queue_one(i) for i in range(flood)))
     finally:
         await asyncio.to_thread(worker.start)
-    loaded = await paced(client, count, rate)
-    drain = asyncio.Semaphore(64)
-
-    async def drained(handle: WorkflowHandle[Any, Any]) -> None:
-        async with drain:
-            await handle.result()
-
-    await asyncio.wait_for(asyncio.gather(*(drained(h) for h in backlog)), 60 + flood)
+    loaded = await _paced(client, count, rate)
+    await all_closed(backlog, 60 + flood)
     return Floor(idle=idle, loaded=loaded)
