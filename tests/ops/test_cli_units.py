@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,24 @@ def test_dev_without_the_devkit_says_what_is_missing(
     monkeypatch.setitem(sys.modules, "stepwise_devkit.dev_session", None)
     assert main(["dev"]) == 2
     assert "stepwise-devkit" in capsys.readouterr().err
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    """`stepwise runs …` starts without asyncpg and the Temporal SDK (what `admin` and `doctor`
+    need): each call is a process, and those imports would double its start-up time."""
+    probe = (
+        "import sys\n"
+        "from stepwise_cli.__main__ import build_parser\n"
+        "build_parser('runs').parse_args(['runs', 'list'])\n"
+        "print(sorted(m for m in ('asyncpg', 'temporalio') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    # an unknown word still gets the whole list of commands to choose from
+    with pytest.raises(SystemExit):
+        build_parser("nope").parse_args(["nope"])
+    listed = build_parser("nope").format_help()
+    for name in ("dev", "admin", "runs", "events", "definitions", "schemas", "tasks", "doctor"):
+        assert f"\n    {name}" in listed, listed

@@ -1,51 +1,47 @@
 """`stepwise`: the command-line entry point; one module per command, each exposing `register`.
 
 A command module's `register(subparsers)` adds its parser and sets `func` (args → exit status)
-with `parser.set_defaults(func=...)`.
+with `parser.set_defaults(func=...)`. Only the module of the command named on the command line is
+imported: the HTTP commands need aiohttp, `admin` needs asyncpg and the Temporal SDK, and loading
+every one of them would double the start-up time of each `stepwise` call.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from stepwise_cli import (
-    admin_command,
-    definitions_command,
-    dev_command,
-    doctor_command,
-    events_command,
-    runs_command,
-    schemas_command,
-    tasks_command,
-)
-
-COMMANDS = (
-    dev_command,
-    admin_command,
-    runs_command,
-    events_command,
-    definitions_command,
-    schemas_command,
-    tasks_command,
-    doctor_command,
-)
+# command name → the module that registers it, in the order `stepwise --help` lists them
+COMMANDS: dict[str, str] = {
+    "dev": "stepwise_cli.dev_command",
+    "admin": "stepwise_cli.admin_command",
+    "runs": "stepwise_cli.runs_command",
+    "events": "stepwise_cli.events_command",
+    "definitions": "stepwise_cli.definitions_command",
+    "schemas": "stepwise_cli.schemas_command",
+    "tasks": "stepwise_cli.tasks_command",
+    "doctor": "stepwise_cli.doctor_command",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `command` alone when it names one."""
     parser = argparse.ArgumentParser(prog="stepwise", description="Stepwise command-line tool")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(subparsers)
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for name in names:
+        importlib.import_module(COMMANDS[name]).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(words[0] if words else None).parse_args(words)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
