@@ -5,11 +5,11 @@ followed through NATS into the router and its signal to the waiting run."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -65,29 +65,37 @@ async def collector() -> AsyncIterator[tuple[Collector, str]]:
 
 
 @pytest.fixture(scope="module")
-def traced_stack(
-    tmp_path_factory: pytest.TempPathFactory, collector: tuple[Collector, str]
-) -> Iterator[Stack]:
-    home: Path = tmp_path_factory.mktemp("traces")
+def traces_database() -> Iterator[str]:
     with scratch_database(ADMIN_URL, "stepwise_traces") as database_url:
-        system = Stack(
-            home,
-            database_url=database_url,
-            extra_env={
-                "OTEL_EXPORTER_OTLP_ENDPOINT": collector[1],
-                # the SDK's batch processor exports every 200 ms instead of 5 s
-                "OTEL_BSP_SCHEDULE_DELAY": "200",
-                # a second stack next to the e2e one: keep its share of Postgres connections small
-                "STEPWISE_WORKER_DB_POOL_SIZE": "4",
-                "STEPWISE_ROUTER_CONCURRENCY": "2",
-            },
-            tenant_name="traces",
-        )
-        system.start()
-        try:
-            yield system
-        finally:
-            system.stop()
+        yield database_url
+
+
+@pytest.fixture(scope="module")
+async def traced_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    collector: tuple[Collector, str],
+    traces_database: str,
+) -> AsyncIterator[Stack]:
+    # Started and stopped off the event loop: the collector answers on that loop, and services
+    # that stop flush their last spans to it (a blocked loop held each stop until its timeout).
+    system = Stack(
+        tmp_path_factory.mktemp("traces"),
+        database_url=traces_database,
+        extra_env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector[1],
+            # the SDK's batch processor exports every 200 ms instead of 5 s
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            # a second stack next to the e2e one: keep its share of Postgres connections small
+            "STEPWISE_WORKER_DB_POOL_SIZE": "4",
+            "STEPWISE_ROUTER_CONCURRENCY": "2",
+        },
+        tenant_name="traces",
+    )
+    await asyncio.to_thread(system.start)
+    try:
+        yield system
+    finally:
+        await asyncio.to_thread(system.stop)
 
 
 def _traceparent() -> tuple[str, str]:

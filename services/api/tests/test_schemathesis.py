@@ -58,7 +58,7 @@ async def test_no_server_errors_and_no_schema_violations(
         "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", "20",
-        "--max-time", "45",
+        "--max-time", "30",
         "--workers", "1",
         "--seed", "7",
         "--generation-database", "none",
