@@ -19,7 +19,7 @@ import asyncpg
 from stepwise_contract import dsl
 from stepwise_contract.actions import ActionDeclaration, action_facts
 from stepwise_contract.hashing import definition_hash
-from stepwise_contract.names import workflow_id_for
+from stepwise_contract.names import RUN_COMMANDS, workflow_id_for
 from stepwise_contract.payloads import PreloadedRun, RunInput, RunResult
 from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
@@ -70,10 +70,12 @@ async def launch_run(
     payload: Any = None,
     priority: int = DEFAULT_PRIORITY,
     preloaded: PreloadedRun | None = None,
+    commands: str | None = RUN_COMMANDS,
 ) -> tuple[str, WorkflowHandle[Any, Any]]:
     """Insert the run row and start it (at `priority`, weight 1); returns (run_id, handle).
 
-    With `preloaded` the start carries the run, as the API's launch does (`preloaded_run`)."""
+    With `preloaded` the start carries the run, as the API's launch does (`preloaded_run`);
+    `commands=None` starts it as a service that predates `RunInput.commands` does."""
     run_id = uuid.uuid4()
     await insert_run(
         pool,
@@ -94,6 +96,7 @@ async def launch_run(
         workflow_version=version,
         root_run_id=str(run_id),
         preloaded=preloaded,
+        commands=commands,
     )
     started = await launch(
         pool,

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from stepwise_contract.names import DEFAULT_EXECUTION_TIMEOUT_S, workflow_id_for
+from stepwise_contract.names import DEFAULT_EXECUTION_TIMEOUT_S, RUN_COMMANDS, workflow_id_for
 from stepwise_contract.payloads import RunInput
 from stepwise_contract.platform.launch import NewRun, insert_run, launch
 from stepwise_contract.priority import DEFAULT_FAIRNESS_WEIGHT, DEFAULT_PRIORITY, run_priority
@@ -84,6 +84,7 @@ async def test_step_overhead(
                 tenant_id=tenant_id,
                 workflow_id=workflow_id,
                 workflow_version=version,
+                commands=RUN_COMMANDS,
             ),
             run_priority(
                 tenant=tenant_id, priority=DEFAULT_PRIORITY, fairness_weight=DEFAULT_FAIRNESS_WEIGHT

@@ -69,6 +69,9 @@ class RunInput(TemporalPayload, frozen=True, kw_only=True):
     root_run_id: str | None = None
     # None: the workflow loads the run from Postgres (a local activity)
     preloaded: PreloadedRun | None = None
+    # `names.RUN_COMMANDS` when the starter knows it: the run takes that command set without
+    # asking Temporal for a patch marker. None (a starter that predates the field): it asks.
+    commands: str | None = None
 
 
 class RunResult(TemporalPayload, frozen=True, kw_only=True):

@@ -23,6 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from stepwise_contract.enums import LogSource
 from stepwise_contract.names import (
     DEFAULT_EXECUTION_TIMEOUT_S,
+    RUN_COMMANDS,
     TASK_QUEUE,
     WORKFLOW_TYPE,
     workflow_id_for,
@@ -157,6 +158,7 @@ def _run_input(
         parent_run_id=str(parent_run_id) if parent_run_id else None,
         root_run_id=str(root_run_id) if root_run_id else None,
         preloaded=preloaded,
+        commands=RUN_COMMANDS,
     )
 
 

@@ -213,8 +213,11 @@ def large_definition(name: str) -> dict[str, Any]:
     return {"name": name, "steps": steps}
 
 
-async def large_payload_steps(api: StackApi, client: Client, runs: int) -> tuple[float, float]:
-    """Median execution ms per step of a 10-step run carrying 1 MB: (ours, local baseline)."""
+async def large_payload_steps(
+    api: StackApi, client: Client, runs: int, *, warm_up: bool = True
+) -> tuple[float, float]:
+    """Median execution ms per step of a 10-step run carrying 1 MB: (ours, local baseline), after
+    one run of each that is not counted (`warm_up`)."""
     workflow_id = await api.publish_definition(
         large_definition(f"bench-large-{uuid.uuid4().hex[:6]}")
     )
@@ -237,7 +240,8 @@ async def large_payload_steps(api: StackApi, client: Client, runs: int) -> tuple
         await handle.result()
         return await _execution_s(handle)
 
-    await ours(), await baseline()  # warm up
+    if warm_up:
+        await ours(), await baseline()
     samples: dict[str, list[float]] = {"ours": [], "local": []}
     for _ in range(runs):  # interleaved
         samples["ours"].append(await ours())

@@ -1,23 +1,28 @@
-"""The `workflow.patched` ids of changes to the commands a run issues, asked once per run.
+"""The `workflow.patched` ids of changes to the commands a run issues, and which a run takes.
 
 Each such change ships behind a patch, so a history recorded before it replays as it ran. A run
-started since `CURRENT` asks that one patch alone and takes every change listed here: one marker
-and one search-attribute upsert per run, where asking each would cost a pair per change. A
-history recorded before `CURRENT` has no such marker; it is asked each patch, in the order the
-code asked them when it was recorded, and each answers what its own marker says.
+started since `CURRENT` takes every change listed here. Its starter says so in the run's input
+(`RunInput.commands`, the contract's `RUN_COMMANDS`): the run then asks Temporal nothing, so it
+records no patch marker and no `TemporalChangeVersion` search-attribute upsert (a visibility write
+on the server for every run). A run whose starter predates that field asks the `CURRENT` patch
+once (one marker and one upsert); a history recorded before `CURRENT` has no such marker, so it is
+asked each patch, in the order the code asked them when it was recorded, and each answers what
+its own marker says. The input is part of the history, so a replay decides as the first run did.
 
-The next change gets its own id here, and `CURRENT` a new value; the old value then becomes one
-more id that `RunPatches` asks before the individual ones (it implies every change before it).
+The next change gets its own id here, `RUN_COMMANDS` and `CURRENT` a new value, and the old value
+becomes one more id that `RunPatches` checks, in the input and as a patch, before the individual
+ones (it implies every change before it).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from stepwise_contract.names import RUN_COMMANDS
 from temporalio import workflow
 
 # every change below, for runs started since
-CURRENT: Final = "stepwise-commands-2026-12"
+CURRENT: Final = RUN_COMMANDS
 
 # a local action's step start travels inside its action activity
 MERGED_ACTION_START: Final = "stepwise-action-start-in-activity"
@@ -30,8 +35,9 @@ PRELOADED_RUN: Final = "stepwise-preloaded-run"
 class RunPatches:
     """Which of the changes above this run takes; built at the start of the run's first task."""
 
-    def __init__(self) -> None:
-        self.current = workflow.patched(CURRENT)
+    def __init__(self, commands: str | None) -> None:
+        """`commands`: the run input's command set (None: its starter did not say)."""
+        self.current = commands == CURRENT or workflow.patched(CURRENT)
 
     def has(self, patch_id: str) -> bool:
         return self.current or workflow.patched(patch_id)

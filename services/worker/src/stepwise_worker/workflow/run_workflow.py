@@ -67,7 +67,7 @@ class RunWorkflow:
         if run.checkpoint is not None:  # continued as new: signals buffered before come first
             restore_inbox(self.inbox, run.checkpoint)
         try:
-            interp = await self._load(run, book, RunPatches())
+            interp = await self._load(run, book, RunPatches(run.commands))
             if run.checkpoint is not None:
                 restore_interpreter(interp, run.checkpoint)
             self.interp = interp

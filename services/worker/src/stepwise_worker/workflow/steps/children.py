@@ -101,6 +101,8 @@ async def call_workflow(ctx: StepContext, step: dsl.ControlCallWorkflow, at: At)
         execution_key=f"{run.execution_key or run.run_id}:child:{child_run_id}",
         parent_run_id=run.run_id,
         root_run_id=root_run_id,
+        # the parent's: a replay of the parent starts the child with the input it first sent
+        commands=run.commands,
     )
     try:
         handle = await workflow.start_child_workflow(
