@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncpg
 from stepwise_contract.converter import DATA_CONVERTER
 from stepwise_contract.names import RUN_COMMANDS
+from stepwise_worker.worker import workflow_runner
 from stepwise_worker.workflow.patches import CURRENT
 from stepwise_worker.workflow.run_workflow import RunWorkflow
-from stepwise_worker.worker import workflow_runner
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, Worker
