@@ -129,7 +129,8 @@ async def test_a_preloaded_run_skips_the_load_and_replays(
     history = await handle.fetch_history()
     activities, patches = _recorded(history)
     assert "stepwise.load_run" not in activities
-    assert patches == [CURRENT]  # one patch marker for every change (`patches.py`)
+    # the start names the command set (`RunInput.commands`): no patch marker at all
+    assert patches == []
     assert _scheduled(history) == ["stepwise.execute_action"]  # test.countRemote, regular
     await _replay(history)
 
@@ -141,7 +142,7 @@ async def test_a_run_started_without_a_preload_loads_itself(
     assert await outcome(handle) == "completed", (await run_row(pool, run_id))["error_json"]
     activities, patches = _recorded(await handle.fetch_history())
     assert activities[0] == "stepwise.load_run"
-    assert patches == [CURRENT]
+    assert patches == []
 
 
 async def test_a_history_that_loaded_despite_a_preloaded_input_replays() -> None:
