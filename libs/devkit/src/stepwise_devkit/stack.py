@@ -92,6 +92,9 @@ SERVICES: Final = (
     ),
 )
 _SPECS: Final = {spec.name: spec for spec in SERVICES}
+# starts of the Temporal dev server when a port picked free was taken before it bound it
+_PORT_RACE_ATTEMPTS: Final = 3
+_PORT_TAKEN: Final = "address already in use"
 # short names a caller may use for a component
 ALIASES: Final = {"router": "event-router", "pg": "postgres"}
 # more replicas of one service than this on one machine is a typo, not a test
@@ -507,22 +510,7 @@ class Stack:
             proc.start()
             self.write_state()
 
-        temporal_port = 7233 if self.preferred_ports else None
-        if self.temporal_ui:
-            ui_port = 8233 if self.preferred_ports else None
-            # the UI decodes claim-checked payloads through the API's codec route
-            api_port = self._ports.get("api") or self._pick_port(_SPECS["api"].default_port)
-            self._ports["api"] = api_port
-            temporal, self.temporal_address, ui = temporal_dev_server(
-                self.home, temporal_port, ui_port, f"http://127.0.0.1:{api_port}/api/codec"
-            )
-            self.temporal_ui_url = ui
-            self.extra_env.setdefault("STEPWISE_CODEC_CORS_ORIGINS", ui)
-            detail = f"{self.temporal_address} · UI {ui}"
-        else:
-            temporal, self.temporal_address = temporal_dev_server_headless(self.home, temporal_port)
-            detail = self.temporal_address
-        self._urls["temporal"] = self.temporal_address
+        temporal, detail = self._temporal_server(7233 if self.preferred_ports else None)
         launch(temporal, detail)
         if not self._external_nats and self.nats_nodes > 1:
             preferred = [4222 + i for i in range(self.nats_nodes)] if self.preferred_ports else None
@@ -544,8 +532,43 @@ class Stack:
             self._urls["postgres"] = self.database_url
             launch(postgres, f"{self.database_url} · embedded, data {self.home / 'pgdata'}")
         for proc, detail, started in launched:
-            proc.wait_ready(self.ready_timeout_s, self._abort)
+            for attempt in range(_PORT_RACE_ATTEMPTS):
+                try:
+                    proc.wait_ready(self.ready_timeout_s, self._abort)
+                    break
+                except RuntimeError:
+                    # A port picked free was taken before the server bound it (another process's
+                    # outgoing connection can land on it): pick new ones and start it again.
+                    last = attempt == _PORT_RACE_ATTEMPTS - 1
+                    if proc.name != "temporal" or last or _PORT_TAKEN not in proc.tail(50):
+                        raise
+                    proc, detail = self._temporal_server(None)
+                    self._infra[proc.name] = proc
+                    started = time.monotonic()
+                    proc.start()
+                    self.write_state()
             self._report(proc.name, detail, started)
+
+    def _temporal_server(self, port: int | None) -> tuple[ManagedProcess, str]:
+        """The Temporal dev server's process (not started) on `port` (None: any free port), its
+        address and UI recorded on the stack; returns it with its line for the start report."""
+        if self.temporal_ui:
+            ui_port = 8233 if self.preferred_ports and port is not None else None
+            # the UI decodes claim-checked payloads through the API's codec route
+            api_port = self._ports.get("api") or self._pick_port(_SPECS["api"].default_port)
+            self._ports["api"] = api_port
+            temporal, self.temporal_address, ui = temporal_dev_server(
+                self.home, port, ui_port, f"http://127.0.0.1:{api_port}/api/codec"
+            )
+            if self.extra_env.get("STEPWISE_CODEC_CORS_ORIGINS") in (None, self.temporal_ui_url):
+                self.extra_env["STEPWISE_CODEC_CORS_ORIGINS"] = ui
+            self.temporal_ui_url = ui
+            detail = f"{self.temporal_address} · UI {ui}"
+        else:
+            temporal, self.temporal_address = temporal_dev_server_headless(self.home, port)
+            detail = self.temporal_address
+        self._urls["temporal"] = self.temporal_address
+        return temporal, detail
 
     def _prepare_database(self) -> None:
         if self._abort.is_set():
