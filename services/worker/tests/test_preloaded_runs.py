@@ -16,14 +16,13 @@ from stepwise_contract.converter import DATA_CONVERTER
 from stepwise_contract.payloads import PreloadedRun
 from stepwise_worker.actions.builtin import builtin_actions
 from stepwise_worker.actions.registry import ActionRegistry
-from stepwise_worker.worker import workflow_runner
 from stepwise_worker.workflow.patches import CURRENT, PRELOADED_RUN
-from stepwise_worker.workflow.run_workflow import RunWorkflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
 from .builders import action, assign, expr
+from .history_markers import recorded, replay
 from .runs import (
     Probe,
     launch_run,
@@ -80,35 +79,12 @@ def _registry(probe: Probe) -> ActionRegistry:
     return ActionRegistry([*builtin_actions(), *probe_actions(probe)])
 
 
-def _recorded(history: WorkflowHistory) -> tuple[list[str], list[str]]:
-    """(local activity types, patch ids) of the history's markers, in order."""
-    activities: list[str] = []
-    patches: list[str] = []
-    for event in history.events:
-        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
-            continue
-        details = event.marker_recorded_event_attributes.details
-        if "data" in details:
-            activities.append(json.loads(details["data"].payloads[0].data)["activity_type"])
-        if "patch-data" in details:
-            patches.append(json.loads(details["patch-data"].payloads[0].data)["id"])
-    return activities, patches
-
-
 def _scheduled(history: WorkflowHistory) -> list[str]:
     return [
         e.activity_task_scheduled_event_attributes.activity_type.name
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-
-
-async def _replay(history: WorkflowHistory) -> None:
-    replayer = Replayer(
-        workflows=[RunWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
-    )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, repr(result.replay_failure)
 
 
 async def test_a_preloaded_run_skips_the_load_and_replays(
@@ -127,12 +103,12 @@ async def test_a_preloaded_run_skips_the_load_and_replays(
     assert row["result_json"]["vars"]["doubled"] == 42
     assert [s["status"] for s in await step_rows(pool, run_id)] == ["SUCCEEDED"] * 3
     history = await handle.fetch_history()
-    activities, patches = _recorded(history)
+    activities, patches = recorded(history)
     assert "stepwise.load_run" not in activities
     # the start names the command set (`RunInput.commands`): no patch marker at all
     assert patches == []
     assert _scheduled(history) == ["stepwise.execute_action"]  # test.countRemote, regular
-    await _replay(history)
+    await replay(history)
 
 
 async def test_a_run_started_without_a_preload_loads_itself(
@@ -140,7 +116,7 @@ async def test_a_run_started_without_a_preload_loads_itself(
 ) -> None:
     run_id, handle = await _launch(pool, temporal_client, tenant_id, preload=lambda d, h, p: None)
     assert await outcome(handle) == "completed", (await run_row(pool, run_id))["error_json"]
-    activities, patches = _recorded(await handle.fetch_history())
+    activities, patches = recorded(await handle.fetch_history())
     assert activities[0] == "stepwise.load_run"
     assert patches == []
 
@@ -154,13 +130,13 @@ async def test_a_history_that_loaded_despite_a_preloaded_input_replays() -> None
     encoded = start["input"]["payloads"][0]
     run_input = json.loads(base64.b64decode(encoded["data"]))
     assert "preloaded" not in run_input
-    _activities, patches = _recorded(WorkflowHistory.from_json("recorded", history))
+    _activities, patches = recorded(WorkflowHistory.from_json("recorded", history))
     assert CURRENT not in patches and PRELOADED_RUN not in patches
     # what it carries does not matter: the replay takes the load's recorded result
     preloaded = PreloadedRun(definition={"name": "t", "steps": []}, definition_hash="h")
     run_input["preloaded"] = json.loads(DATA_CONVERTER.payload_converter.to_payload(preloaded).data)
     encoded["data"] = base64.b64encode(json.dumps(run_input).encode()).decode()
-    await _replay(WorkflowHistory.from_json("loaded-despite-preload", history))
+    await replay(WorkflowHistory.from_json("loaded-despite-preload", history))
 
 
 async def test_a_preloaded_definition_that_does_not_decode_fails_the_run(

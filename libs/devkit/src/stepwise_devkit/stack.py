@@ -92,9 +92,12 @@ SERVICES: Final = (
     ),
 )
 _SPECS: Final = {spec.name: spec for spec in SERVICES}
-# starts of the Temporal dev server when a port picked free was taken before it bound it
+# starts of a server that can be rebuilt on new ports (the Temporal dev server) when a port picked
+# free was taken before it bound it
 _PORT_RACE_ATTEMPTS: Final = 3
 _PORT_TAKEN: Final = "address already in use"
+# builds a server's process again on new ports, with its line for the start report
+_Rebuild = Callable[[], tuple[ManagedProcess, str]]
 # short names a caller may use for a component
 ALIASES: Final = {"router": "event-router", "pg": "postgres"}
 # more replicas of one service than this on one machine is a typo, not a test
@@ -502,16 +505,16 @@ class Stack:
 
     def _start_infra(self) -> None:
         """Launch Temporal, NATS and Postgres together, then wait for each in turn."""
-        launched: list[tuple[ManagedProcess, str, float]] = []
+        launched: list[tuple[ManagedProcess, str, float, _Rebuild | None]] = []
 
-        def launch(proc: ManagedProcess, detail: str) -> None:
+        def launch(proc: ManagedProcess, detail: str, again: _Rebuild | None = None) -> None:
             self._infra[proc.name] = proc
-            launched.append((proc, detail, time.monotonic()))
+            launched.append((proc, detail, time.monotonic(), again))
             proc.start()
             self.write_state()
 
         temporal, detail = self._temporal_server(7233 if self.preferred_ports else None)
-        launch(temporal, detail)
+        launch(temporal, detail, lambda: self._temporal_server(None))
         if not self._external_nats and self.nats_nodes > 1:
             preferred = [4222 + i for i in range(self.nats_nodes)] if self.preferred_ports else None
             nodes, urls = nats_cluster(self.home, self.nats_nodes, preferred)
@@ -531,7 +534,7 @@ class Stack:
             self.database_url = _replace_database(admin_url, EMBEDDED_DATABASE)
             self._urls["postgres"] = self.database_url
             launch(postgres, f"{self.database_url} · embedded, data {self.home / 'pgdata'}")
-        for proc, detail, started in launched:
+        for proc, detail, started, again in launched:
             for attempt in range(_PORT_RACE_ATTEMPTS):
                 try:
                     proc.wait_ready(self.ready_timeout_s, self._abort)
@@ -540,9 +543,9 @@ class Stack:
                     # A port picked free was taken before the server bound it (another process's
                     # outgoing connection can land on it): pick new ones and start it again.
                     last = attempt == _PORT_RACE_ATTEMPTS - 1
-                    if proc.name != "temporal" or last or _PORT_TAKEN not in proc.tail(50):
+                    if again is None or last or _PORT_TAKEN not in proc.tail(50):
                         raise
-                    proc, detail = self._temporal_server(None)
+                    proc, detail = again()
                     self._infra[proc.name] = proc
                     started = time.monotonic()
                     proc.start()
