@@ -128,6 +128,8 @@ async def run_definition(
     definition: dict[str, Any],
     payload: Any = None,
     priority: int = DEFAULT_PRIORITY,
+    *,
+    commands: str | None = RUN_COMMANDS,
 ) -> tuple[str, WorkflowHandle[Any, Any]]:
     """Publish `definition` for the tenant and launch one run of it."""
     workflow_id, version, digest = await publish_definition(pool, tenant_id, definition)
@@ -140,6 +142,7 @@ async def run_definition(
         definition_hash=digest,
         payload=payload,
         priority=priority,
+        commands=commands,
     )
 
 

@@ -60,6 +60,12 @@ EXPECTED = {
     # a 300 KiB value recorded before the claim-check codec: `{"$blobRef": id}` placeholders in
     # the load_run and action results and a `result_externalized` run completion
     "large_values_v1",
+    # runs named by the command set `stepwise-commands-2026-12` (no patch marker), recorded before
+    # a data step that ends the run was held for the run's completion: a run ending in state.set,
+    # one paused for quota at its last step, one whose last step fails
+    "commands_2026_12",
+    "commands_2026_12_quota",
+    "commands_2026_12_failed",
 }
 
 

@@ -14,7 +14,7 @@ WORKFLOW_ID_PREFIX: Final = "workflow-runtime-v2:run:"
 DEFAULT_EXECUTION_TIMEOUT_S: Final = 30 * 24 * 3600
 # The interpreter's command set that runs started now take (`RunInput.commands`); the worker's
 # workflow/patches.py lists what it covers.
-RUN_COMMANDS: Final = "stepwise-commands-2026-12"
+RUN_COMMANDS: Final = "stepwise-commands-2026-12b"
 
 SIGNAL_EVENT: Final = "workflowRuntimeV2Event"
 SIGNAL_HUMAN_TASK: Final = "workflowRuntimeV2HumanTask"

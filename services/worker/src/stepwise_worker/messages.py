@@ -95,6 +95,9 @@ class RunDone(Message, frozen=True, kw_only=True):
     result: JSON = None
     done: list[StepDone] = []
     logs: list[LogLine] = []
+    # a data step that ended the run (`Bookkeeper.hold_start`): its row, written completed from
+    # its entry in `done`, and its quota unit go in the same statement as the run's completion
+    start: StepStart | None = None
 
 
 class Recorded(Message, frozen=True, kw_only=True):
@@ -106,8 +109,8 @@ class Recorded(Message, frozen=True, kw_only=True):
     # moved to placeholders; never set now, kept so those histories decode and replay
     result: JSON = None
     result_externalized: bool = False
-    # record_steps only (SPEC §5.5): set when the step start found no quota
-    # capacity; no step row was written and the run must pause
+    # set when a step start found no quota capacity (SPEC §5.5): no step row was written (by
+    # complete_run: nothing at all) and the run must pause
     quota: QuotaReservation | None = None
 
 

@@ -17,7 +17,7 @@ import msgspec
 import structlog
 from stepwise_contract import dsl
 from stepwise_contract.actions import ActionCatalog, action_facts
-from stepwise_contract.enums import ErrorCategory, LogSource
+from stepwise_contract.enums import ErrorCategory, LogSource, StepStatus
 from stepwise_contract.platform.run_logs import insert_logs_sql
 from temporalio import activity
 
@@ -35,6 +35,8 @@ from stepwise_worker.messages import (
     Recorded,
     RunDone,
     StepBatch,
+    StepDone,
+    StepStart,
     action_infos,
 )
 from stepwise_worker.step_errors import action_error
@@ -72,16 +74,31 @@ _STEP_ALLOWED = (
     "$5::uuid IS NOT NULL AND (NOT (SELECT yes FROM fresh) OR EXISTS (SELECT 1 FROM reserved))"
 )
 
+
+def _step_row(first: int) -> str:
+    """INSERT … SELECT of a step's row from parameters `$first`…: id, step_path, definition
+    step id, step_type, attempt, status, error. `STARTED`, or, for a held start, the whole step at
+    once (a row inserted by a statement is invisible to that statement's `done` update)."""
+    step_id, path, definition_id, step_type, attempt, status, error = (
+        f"${first + i}" for i in range(7)
+    )
+    return f"""
+    INSERT INTO workflow_run_steps (
+        step_id, tenant, run_id, step_path, definition_step_id, step_type, status, attempt,
+        error_json, completed_at, duration_ms
+    )
+    SELECT {step_id}, $1, $2, {path}, {definition_id}, {step_type}, {status}::text,
+           {attempt}::int, {error}::jsonb, CASE WHEN {status} <> 'STARTED' THEN now() END,
+           CASE WHEN {status} <> 'STARTED' THEN 0 END"""
+
+
 RECORD_STEPS_SQL = f"""
 WITH {_DONE_AND_LOGS}, fresh AS (
     SELECT $5::uuid IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM workflow_run_steps WHERE tenant = $1 AND step_id = $5
     ) AS yes
-), {quota_ctes("$1", "(SELECT yes FROM fresh)")}, started AS (
-    INSERT INTO workflow_run_steps (
-        step_id, tenant, run_id, step_path, definition_step_id, step_type, status, attempt
-    )
-    SELECT $5, $1, $2, $6, $7, $8, 'STARTED', $9 WHERE {_STEP_ALLOWED}
+), {quota_ctes("$1", "(SELECT yes FROM fresh)")}, started AS ({_step_row(5)}
+    WHERE {_STEP_ALLOWED}
     ON CONFLICT (step_id) DO NOTHING
     RETURNING 1
 ), moved AS (
@@ -107,6 +124,34 @@ SELECT (SELECT count(*) FROM done) AS completed, (SELECT count(*) FROM finished)
        {_DONE_ROWS}
 """
 
+# The run's completion with a held start (`Bookkeeper.hold_start`): the step's row, complete, and
+# its quota unit in the same statement (`_step_row(8)`). Without capacity (`allowed`)
+# only the other steps' completions and the log lines are written, as `RECORD_STEPS_SQL` does.
+COMPLETE_HELD_SQL = f"""
+WITH {_DONE_AND_LOGS}, fresh AS (
+    SELECT NOT EXISTS (SELECT 1 FROM workflow_run_steps WHERE tenant = $1 AND step_id = $8) AS yes
+), {quota_ctes("$1", "(SELECT yes FROM fresh)")}, allowed AS (
+    SELECT NOT (SELECT yes FROM fresh) OR EXISTS (SELECT 1 FROM reserved) AS yes
+), held AS ({_step_row(8)}
+    WHERE (SELECT yes FROM allowed)
+    ON CONFLICT (step_id) DO NOTHING
+    RETURNING step_type, status, duration_ms
+), finished AS (
+    UPDATE workflow_runs
+    SET status = $5, error_json = $6, result_json = $7, node_path = NULL, completed_at = now(),
+        updated_at = now()
+    WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')
+        AND (SELECT yes FROM allowed)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM done) + (SELECT count(*) FROM held) AS completed,
+       (SELECT count(*) FROM finished) AS finished,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(step_type, status, duration_ms)), '[]'::jsonb)
+        FROM (SELECT * FROM done UNION ALL SELECT * FROM held) AS rows) AS done_rows,
+       NOT (SELECT yes FROM allowed) AS quota_refused,
+       {quota_figures("$1")}
+"""
+
 LOAD_RUN_SQL = """
 SELECT r.input_json, r.definition_hash AS run_hash, v.definition_json,
        v.definition_hash AS version_hash, v.version_id IS NOT NULL AS has_version
@@ -115,6 +160,20 @@ LEFT JOIN workflow_definition_versions v
     ON v.tenant = r.tenant AND v.workflow_id = r.workflow_id AND v.version = r.workflow_version
 WHERE r.tenant = $1 AND r.run_id = $2
 """
+
+
+def _held_end(start: StepStart | None, done: list[StepDone]) -> tuple[StepDone, list[StepDone]]:
+    """How a start's row is written: its own completion when the batch carries one (a held start,
+    `Bookkeeper.hold_start`; written complete at once), else `STARTED`; and the other
+    completions."""
+    if start is not None:
+        for index, item in enumerate(done):
+            if item.step_id == start.step_id:
+                return item, done[:index] + done[index + 1 :]
+    return _STARTED, done
+
+
+_STARTED = StepDone(step_id="", status=StepStatus.STARTED)
 
 
 def _actions_of(definition: Any, catalog: ActionCatalog) -> dict[str, ActionInfo]:
@@ -187,17 +246,20 @@ class Projections:
     async def write_steps(self, batch: StepBatch) -> Recorded:
         """One statement: buffered completions and logs, the next step's start with its quota."""
         start = batch.start
+        ending, done = _held_end(start, batch.done)
         row = await self._pool.fetchrow(
             RECORD_STEPS_SQL,
             uuid.UUID(batch.tenant_id),
             uuid.UUID(batch.run_id),
-            msgspec.to_builtins(batch.done),
+            msgspec.to_builtins(done),
             msgspec.to_builtins(batch.logs),
             uuid.UUID(start.step_id) if start else None,
             start.step_path if start else None,
             start.definition_step_id if start else None,
             start.step_type if start else None,
             start.attempt if start else 1,
+            ending.status,
+            ending.error,
         )
         assert row is not None
         metrics.record_completed_steps(row["done_rows"])
@@ -215,18 +277,42 @@ class Projections:
     async def _complete_run(self, done: RunDone) -> Recorded:
         # a run recorded before the claim-check codec may still carry placeholders
         stored = await self._legacy.materialize(done.tenant_id, done.run_id, done.result)
-        row = await self._pool.fetchrow(
-            COMPLETE_RUN_SQL,
-            uuid.UUID(done.tenant_id),
-            uuid.UUID(done.run_id),
-            msgspec.to_builtins(done.done),
-            msgspec.to_builtins(done.logs),
-            done.status,
-            done.error,
-            stored,
-        )
+        tenant, run_id = uuid.UUID(done.tenant_id), uuid.UUID(done.run_id)
+        start = done.start
+        if start is None:
+            row = await self._pool.fetchrow(
+                COMPLETE_RUN_SQL,
+                tenant,
+                run_id,
+                msgspec.to_builtins(done.done),
+                msgspec.to_builtins(done.logs),
+                done.status,
+                done.error,
+                stored,
+            )
+        else:
+            ending, rest = _held_end(start, done.done)
+            row = await self._pool.fetchrow(
+                COMPLETE_HELD_SQL,
+                tenant,
+                run_id,
+                msgspec.to_builtins(rest),
+                msgspec.to_builtins(done.logs),
+                done.status,
+                done.error,
+                stored,
+                uuid.UUID(start.step_id),
+                start.step_path,
+                start.definition_step_id,
+                start.step_type,
+                start.attempt,
+                ending.status,
+                ending.error,
+            )
         assert row is not None
         metrics.record_completed_steps(row["done_rows"])
+        if start is not None and row["quota_refused"]:
+            return Recorded(steps_completed=row["completed"], quota=reservation_of(row))
         if row["finished"]:
             metrics.RUNS_COMPLETED.labels(done.status).inc()
         return Recorded(steps_completed=row["completed"])

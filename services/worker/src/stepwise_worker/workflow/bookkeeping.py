@@ -5,6 +5,12 @@ which comes at once (the next step's start, or the run's completion). So a step 
 activity round trip, not two. Code that is about to block durably (a retry backoff, a wait)
 calls `flush()` first so the rows do not lag behind reality while the run sleeps.
 
+A data step that ends the run (`hold_start`) costs no round trip of its own: its row, its quota
+unit and the run's completion are one statement. Such a step has no effect outside the workflow,
+so running it before its unit is reserved changes nothing anyone sees; when the statement finds
+no capacity, neither the step nor the run is written, and the run pauses at that step and
+completes when resumed (SPEC §5.5).
+
 Step ids come from `workflow.uuid4()` (deterministic), which makes every write idempotent
 (`ON CONFLICT DO NOTHING` / plain updates): a local activity re-executed after a worker crash
 changes nothing.
@@ -56,6 +62,8 @@ class Bookkeeper:
         self._inbox = inbox
         self._done: list[StepDone] = []
         self._logs: list[LogLine] = []
+        # the start of a data step that ends the run, until a write carries it (`hold_start`)
+        self._held: StepStart | None = None
         self.steps_started = 0
 
     def _take(self) -> tuple[list[StepDone], list[LogLine]]:
@@ -70,6 +78,22 @@ class Bookkeeper:
                 tenant_id=self.tenant_id, run_id=self.run_id, done=done, start=start, logs=logs
             )
         )
+
+    def hold_start(
+        self, *, step_path: str, definition_step_id: str, step_type: str, attempt: int
+    ) -> str:
+        """A data step that ends the run: its row is written, completed, by `complete_run` (or
+        by a cancellation's `flush`); returns the step id."""
+        start = StepStart(
+            step_id=str(workflow.uuid4()),
+            step_path=step_path,
+            definition_step_id=definition_step_id,
+            step_type=step_type,
+            attempt=attempt,
+        )
+        self._held = start
+        self.steps_started += 1
+        return start.step_id
 
     async def _write(self, batch: StepBatch) -> Recorded:
         recorded: Recorded = await workflow.execute_local_activity(
@@ -174,26 +198,47 @@ class Bookkeeper:
         return bool(self._done or self._logs)
 
     async def flush(self) -> None:
-        """Write buffered completions and logs now (before blocking durably)."""
-        if self.pending:
+        """Write buffered completions and logs now (before blocking durably). A held start goes
+        with them; without capacity for it, it is not written (only a cancellation flushes then)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            await self._record(held)
+        elif self.pending:
             await self._record(None)
 
     async def complete_run(self, *, status: str, error: Any = None, result: Any = None) -> Recorded:
-        """Final run row (and buffered step rows); returns the result as it may travel."""
-        done, logs = self._take()
-        recorded: Recorded = await workflow.execute_local_activity(
-            COMPLETE_RUN,
-            RunDone(
+        """Final run row (and buffered step rows); returns the result as it may travel.
+
+        With a held start the same statement reserves its quota unit. Without capacity it writes
+        only the other buffered rows; the run pauses (`quota_pause.py`) and tries again."""
+        while True:
+            done, logs = self._take()
+            held = self._held
+            recorded: Recorded = await workflow.execute_local_activity(
+                COMPLETE_RUN,
+                RunDone(
+                    tenant_id=self.tenant_id,
+                    run_id=self.run_id,
+                    status=status,
+                    error=error,
+                    result=result,
+                    done=done,
+                    logs=logs,
+                    start=held,
+                ),
+                result_type=Recorded,
+                start_to_close_timeout=PROJECTION_TIMEOUT,
+                retry_policy=PROJECTION_RETRY,
+            )
+            if recorded.quota is None or held is None:
+                self._held = None
+                return recorded
+            # the held step's completion waits for its unit (a cancellation's flush takes it)
+            self._done[:0] = [item for item in done if item.step_id == held.step_id]
+            await pause_until_resumed(
+                self._inbox,
                 tenant_id=self.tenant_id,
                 run_id=self.run_id,
-                status=status,
-                error=error,
-                result=result,
-                done=done,
-                logs=logs,
-            ),
-            result_type=Recorded,
-            start_to_close_timeout=PROJECTION_TIMEOUT,
-            retry_policy=PROJECTION_RETRY,
-        )
-        return recorded
+                step_path=held.step_path,
+                reservation=recorded.quota,
+            )

@@ -59,3 +59,7 @@ HANDLERS: dict[str, StepHandler] = {
 
 # Step types whose `retry` / `onError` the interpreter applies (SPEC §3).
 RETRYABLE_STEP_TYPES = frozenset({"action.call", "control.callWorkflow"})
+
+# Step types with no effect outside the workflow (they change the run's scopes only): when one
+# ends the run its start is held for the run's completion (`Bookkeeper.hold_start`).
+DATA_STEP_TYPES = frozenset({"state.set", "transform.assign"})

@@ -33,11 +33,21 @@ from stepwise_worker.messages import ActionInfo
 from stepwise_worker.step_errors import ReturnSignal, StepError, expression_failure
 from stepwise_worker.workflow.activity_failures import failure_cause
 from stepwise_worker.workflow.bookkeeping import Bookkeeper, DeferredStart
-from stepwise_worker.workflow.checkpoint import Checkpoints
-from stepwise_worker.workflow.dispatch import RETRYABLE_STEP_TYPES, StepHandler, step_type
+from stepwise_worker.workflow.checkpoint import ROOT, Checkpoints
+from stepwise_worker.workflow.dispatch import (
+    DATA_STEP_TYPES,
+    RETRYABLE_STEP_TYPES,
+    StepHandler,
+    step_type,
+)
 from stepwise_worker.workflow.frames import At
 from stepwise_worker.workflow.inbox import Inbox
-from stepwise_worker.workflow.patches import EXPRESSION_OFFLOAD, MERGED_ACTION_START, RunPatches
+from stepwise_worker.workflow.patches import (
+    EXPRESSION_OFFLOAD,
+    HELD_LAST_START,
+    MERGED_ACTION_START,
+    RunPatches,
+)
 from stepwise_worker.workflow.retry import backoff_ms, should_retry
 from stepwise_worker.workflow.scopes import Scopes
 
@@ -82,6 +92,9 @@ class Interpreter:
         # histories recorded before it replay on the old path.
         self.merge_action_starts = patches.has(MERGED_ACTION_START)
         self.deferred_start: DeferredStart | None = None
+        # A data step that ends the run writes its row with the run's completion (one round
+        # trip fewer per run; bookkeeping.py says why that is safe).
+        self.hold_last_start = patches.has(HELD_LAST_START)
         # Expressions are priced by the list the run started with, so a replay counts the same
         # work. Runs started since the patch evaluate with a small budget here and send what runs
         # out of it to a separate process (`_evaluate_offloaded`); earlier runs keep the first
@@ -176,18 +189,19 @@ class Interpreter:
 
     async def run(self) -> None:
         """Run the definition's steps; returns normally or by `ReturnSignal`."""
-        await self.run_sequence(self.definition.steps, At(path="root"))
+        await self.run_sequence(self.definition.steps, At(path=ROOT))
 
     async def run_sequence(self, steps: Sequence[Any], at: At) -> None:
         """Run `steps` in order; `at.path` is the sequence's prefix (`root`, `….then`, …)."""
         # continue-as-new (checkpoint.py): re-entry index and safe points
         start = self.checkpoints.enter_sequence(at)
+        last = len(steps) - 1 if at.path == ROOT else -1
         try:
             for index, step in enumerate(steps):
                 if index < start:
                     continue
                 try:
-                    await self.run_step(step, at.step(index))
+                    await self.run_step(step, at.step(index), ends_run=index == last)
                 except StepError as err:
                     if not at.continue_on_error:
                         raise
@@ -208,8 +222,10 @@ class Interpreter:
         deferred, self.deferred_start = self.deferred_start, None
         return deferred
 
-    async def run_step(self, step: Any, at: At) -> None:
-        """One step with its rows, retry policy and onError; raises what it does not handle."""
+    async def run_step(self, step: Any, at: At, *, ends_run: bool = False) -> None:
+        """One step with its rows, retry policy and onError; raises what it does not handle.
+
+        `ends_run`: the last step of the definition's top-level sequence."""
         kind = step_type(step)
         handler = self.handlers.get(kind)
         if handler is None:  # the DSL decoder knows every type; a table gap is a worker bug
@@ -229,6 +245,10 @@ class Interpreter:
             if resumed is not None:
                 step_id, attempt = resumed
                 resumed = None
+            elif ends_run and self.hold_last_start and kind in DATA_STEP_TYPES:
+                step_id = self.book.hold_start(
+                    step_path=at.path, definition_step_id=step.id, step_type=kind, attempt=attempt
+                )
             elif self._carries_start(step, kind):
                 self.deferred_start = self.book.defer_start(
                     step_path=at.path, definition_step_id=step.id, step_type=kind, attempt=attempt

@@ -9,9 +9,10 @@ once (one marker and one upsert); a history recorded before `CURRENT` has no suc
 asked each patch, in the order the code asked them when it was recorded, and each answers what
 its own marker says. The input is part of the history, so a replay decides as the first run did.
 
-The next change gets its own id here, `RUN_COMMANDS` and `CURRENT` a new value, and the old value
-becomes one more id that `RunPatches` checks, in the input and as a patch, before the individual
-ones (it implies every change before it).
+Command sets are cumulative: each earlier set (`EARLIER_SETS`) implies the changes listed with
+it, whether a run's input names it or its history carries it as a marker. The next change gets
+its own id here, `RUN_COMMANDS` (and so `CURRENT`) a new value, and the old value moves to
+`EARLIER_SETS` with the ids it covers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ MERGED_ACTION_START: Final = "stepwise-action-start-in-activity"
 EXPRESSION_OFFLOAD: Final = "stepwise-expression-offload"
 # the start's input may carry the run (`RunInput.preloaded`): no load_run local activity
 PRELOADED_RUN: Final = "stepwise-preloaded-run"
+# a data step that ends the run writes its row with the run's completion (`Bookkeeper.hold_start`)
+HELD_LAST_START: Final = "stepwise-held-last-start"
+
+# earlier command sets, newest first: each implies the changes listed with it
+EARLIER_SETS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
+    (
+        "stepwise-commands-2026-12",
+        frozenset({MERGED_ACTION_START, EXPRESSION_OFFLOAD, PRELOADED_RUN}),
+    ),
+)
 
 
 class RunPatches:
@@ -37,7 +48,20 @@ class RunPatches:
 
     def __init__(self, commands: str | None) -> None:
         """`commands`: the run input's command set (None: its starter did not say)."""
+        self._commands = commands
         self.current = commands == CURRENT or workflow.patched(CURRENT)
+        self._earlier: dict[str, bool] = {}
 
     def has(self, patch_id: str) -> bool:
-        return self.current or workflow.patched(patch_id)
+        if self.current:
+            return True
+        for name, covers in EARLIER_SETS:
+            if patch_id in covers and self._took(name):
+                return True
+        return workflow.patched(patch_id)
+
+    def _took(self, name: str) -> bool:
+        """Whether the run started with the earlier set `name` (named, or asked as a patch)."""
+        if name not in self._earlier:
+            self._earlier[name] = self._commands == name or workflow.patched(name)
+        return self._earlier[name]

@@ -66,20 +66,29 @@ class RunWorkflow:
         book = Bookkeeper(tenant_id=run.tenant_id, run_id=run.run_id, inbox=self.inbox)
         if run.checkpoint is not None:  # continued as new: signals buffered before come first
             restore_inbox(self.inbox, run.checkpoint)
+        completing = False
         try:
-            interp = await self._load(run, book, RunPatches(run.commands))
-            if run.checkpoint is not None:
-                restore_interpreter(interp, run.checkpoint)
-            self.interp = interp
-            await interp.run()
-        except ReturnSignal:
-            pass
-        except StepError as err:
-            err.locate(err.node_path or "root", now_iso())
-            await self._fail(book, err)
+            try:
+                interp = await self._load(run, book, RunPatches(run.commands))
+                if run.checkpoint is not None:
+                    restore_interpreter(interp, run.checkpoint)
+                self.interp = interp
+                await interp.run()
+            except ReturnSignal:
+                pass
+            except StepError as err:
+                err.locate(err.node_path or "root", now_iso())
+                completing = True
+                await self._fail(book, err)
+            completing = True
+            return await self._succeed(book)
         except BaseException as err:
             # Temporal cancelled the run (cancellation.py): project it, re-raise
             if not is_run_cancellation(err):
+                raise
+            # A completion with a held start may pause for quota, so a cancel can land in it;
+            # runs before that change re-raised there (a replay must issue the same commands).
+            if completing and not (self.interp is not None and self.interp.hold_last_start):
                 raise
             current = self.interp.current_step if self.interp is not None else None
             await record_cancellation(
@@ -90,7 +99,6 @@ class RunWorkflow:
             )
             self.status = RunStatus.CANCELED
             raise
-        return await self._succeed(book)
 
     async def _load(self, run: RunInput, book: Bookkeeper, patches: RunPatches) -> Interpreter:
         loaded = await self._loaded(run, patches)
