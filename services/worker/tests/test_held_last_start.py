@@ -159,13 +159,21 @@ async def test_no_quota_for_the_last_data_step_pauses_the_run_before_it_complete
     await replay(await handle.fetch_history())
 
 
+# The cancellation's flush carries the held step: it writes the step's row (finished) when a unit
+# is free by then, and nothing of it when none is.
+@pytest.mark.parametrize("limit_at_cancel", [1, 5])
 async def test_a_cancel_while_the_completion_waits_for_quota_cancels_the_run(
-    worker: Worker, pool: asyncpg.Pool, temporal_client: Client, tenant_id: str
+    worker: Worker,
+    pool: asyncpg.Pool,
+    temporal_client: Client,
+    tenant_id: str,
+    limit_at_cancel: int,
 ) -> None:
     await set_limit(pool, tenant_id, 1)
     steps = [assign("s0", v0=0), DONE_STEP]
     run_id, handle = await _start(pool, temporal_client, tenant_id, steps)
     wait = await open_wait(pool, run_id, "quota")
+    await set_limit(pool, tenant_id, limit_at_cancel)
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -173,13 +181,18 @@ async def test_a_cancel_while_the_completion_waits_for_quota_cancels_the_run(
         "SELECT status, node_path FROM workflow_runs WHERE run_id = $1", uuid.UUID(run_id)
     )
     assert run is not None and run["status"] == "CANCELED"
-    # the finished step stays SUCCEEDED; the paused one never got a unit, so it has no row
-    rows = await _steps(pool, run_id)
-    assert [(r["step_path"], r["status"]) for r in rows] == [("root.steps[0]", "SUCCEEDED")]
+    rows = [(r["step_path"], r["status"]) for r in await _steps(pool, run_id)]
     assert (
         await pool.fetchval(
             "SELECT status FROM workflow_run_waits WHERE wait_id = $1", wait["wait_id"]
         )
     ) == "CANCELED"
-    assert await _used(pool, tenant_id) == 1
+    if limit_at_cancel == 1:
+        # the finished step stays SUCCEEDED; the paused one never got a unit: no row
+        assert rows == [("root.steps[0]", "SUCCEEDED")]
+        assert await _used(pool, tenant_id) == 1
+    else:
+        # the paused step had run; with a unit free its row is written as it ended
+        assert rows == [("root.steps[0]", "SUCCEEDED"), ("root.steps[1]", "SUCCEEDED")]
+        assert await _used(pool, tenant_id) == 2
     await replay(await handle.fetch_history())

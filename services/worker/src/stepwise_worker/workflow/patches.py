@@ -10,7 +10,10 @@ asked each patch, in the order the code asked them when it was recorded, and eac
 its own marker says. The input is part of the history, so a replay decides as the first run did.
 
 Command sets are cumulative: each earlier set (`EARLIER_SETS`) implies the changes listed with
-it, whether a run's input names it or its history carries it as a marker. The next change gets
+it, whether a run's input names it or its history carries it as a marker. During a rollout a
+starter may name a set the worker that runs the first task does not know yet; that worker asks
+its own set as a patch, and a newer worker replaying the history follows the marker, not the
+input (one set back). The next change gets
 its own id here, `RUN_COMMANDS` (and so `CURRENT`) a new value, and the old value moves to
 `EARLIER_SETS` with the ids it covers.
 """
@@ -49,8 +52,19 @@ class RunPatches:
     def __init__(self, commands: str | None) -> None:
         """`commands`: the run input's command set (None: its starter did not say)."""
         self._commands = commands
-        self.current = commands == CURRENT or workflow.patched(CURRENT)
         self._earlier: dict[str, bool] = {}
+        if commands == CURRENT and self._run_by_older_worker():
+            self.current = False
+        else:
+            self.current = commands == CURRENT or workflow.patched(CURRENT)
+
+    def _run_by_older_worker(self) -> bool:
+        """A history whose first task ran on a worker older than its starter: that worker did
+        not know the named set and asked its own as a patch, so the run took that set's commands.
+        Asked only in a replay, where `patched` reads the history and records nothing."""
+        if not workflow.unsafe.is_replaying():
+            return False
+        return any(self._took(name) for name, _covers in EARLIER_SETS)
 
     def has(self, patch_id: str) -> bool:
         if self.current:
