@@ -60,12 +60,27 @@ done AS (
     RETURNING 1
 )"""
 
-# The steps this statement completed, `[step_type, status, duration_ms]` each, for the metrics
-# (only rows the status guard let through: a re-executed local activity adds none).
-_DONE_ROWS = (
-    "(SELECT coalesce(jsonb_agg(jsonb_build_array(step_type, status, duration_ms)), '[]'::jsonb)"
-    " FROM done) AS done_rows"
-)
+
+# The steps this statement completed (the rows `source` returned), `[step_type, status,
+# duration_ms]` each, for the metrics (only rows the status guard let through: a re-executed local
+# activity adds none).
+def _done_rows(source: str = "done") -> str:
+    return (
+        "(SELECT coalesce(jsonb_agg(jsonb_build_array(step_type, status, duration_ms)),"
+        f" '[]'::jsonb) FROM {source}) AS done_rows"
+    )
+
+
+# The run's final row ($5 status, $6 error, $7 result), written only where `gate` holds.
+def _finished(gate: str = "true") -> str:
+    return f"""finished AS (
+    UPDATE workflow_runs
+    SET status = $5, error_json = $6, result_json = $7, node_path = NULL, completed_at = now(),
+        updated_at = now()
+    WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING') AND {gate}
+    RETURNING 1
+)"""
+
 
 # SPEC §5.5: a step start reserves one unit of the tenant's quota in the same
 # statement, once per step row (`fresh`: a re-executed local activity does not count twice).
@@ -107,21 +122,15 @@ WITH {_DONE_AND_LOGS}, fresh AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM started) AS started, (SELECT count(*) FROM done) AS completed,
-       {_DONE_ROWS},
+       {_done_rows()},
        (SELECT yes FROM fresh) AND NOT EXISTS (SELECT 1 FROM reserved) AS quota_refused,
        {quota_figures("$1")}, {RELAXED_COMMIT}
 """
 
 COMPLETE_RUN_SQL = f"""
-WITH {_DONE_AND_LOGS}, finished AS (
-    UPDATE workflow_runs
-    SET status = $5, error_json = $6, result_json = $7, node_path = NULL, completed_at = now(),
-        updated_at = now()
-    WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')
-    RETURNING 1
-)
+WITH {_DONE_AND_LOGS}, {_finished()}
 SELECT (SELECT count(*) FROM done) AS completed, (SELECT count(*) FROM finished) AS finished,
-       {_DONE_ROWS}
+       {_done_rows()}
 """
 
 # The run's completion with a held start (`Bookkeeper.hold_start`): the step's row, complete, and
@@ -136,18 +145,10 @@ WITH {_DONE_AND_LOGS}, fresh AS (
     WHERE (SELECT yes FROM allowed)
     ON CONFLICT (step_id) DO NOTHING
     RETURNING step_type, status, duration_ms
-), finished AS (
-    UPDATE workflow_runs
-    SET status = $5, error_json = $6, result_json = $7, node_path = NULL, completed_at = now(),
-        updated_at = now()
-    WHERE tenant = $1 AND run_id = $2 AND status IN ('RUNNING', 'WAITING')
-        AND (SELECT yes FROM allowed)
-    RETURNING 1
-)
+), {_finished("(SELECT yes FROM allowed)")}
 SELECT (SELECT count(*) FROM done) + (SELECT count(*) FROM held) AS completed,
        (SELECT count(*) FROM finished) AS finished,
-       (SELECT coalesce(jsonb_agg(jsonb_build_array(step_type, status, duration_ms)), '[]'::jsonb)
-        FROM (SELECT * FROM done UNION ALL SELECT * FROM held) AS rows) AS done_rows,
+       {_done_rows("(SELECT * FROM done UNION ALL SELECT * FROM held) AS rows")},
        NOT (SELECT yes FROM allowed) AS quota_refused,
        {quota_figures("$1")}
 """

@@ -84,16 +84,32 @@ class Bookkeeper:
     ) -> str:
         """A data step that ends the run: its row is written, completed, by `complete_run` (or
         by a cancellation's `flush`); returns the step id."""
-        start = StepStart(
-            step_id=str(workflow.uuid4()),
+        self._held = self._new_start(
             step_path=step_path,
             definition_step_id=definition_step_id,
             step_type=step_type,
             attempt=attempt,
         )
-        self._held = start
+        return self._held.step_id
+
+    def _new_start(
+        self,
+        *,
+        step_path: str,
+        definition_step_id: str,
+        step_type: str,
+        attempt: int,
+        step_id: str | None = None,
+    ) -> StepStart:
+        """A step's start (a new id unless given), counted as started."""
         self.steps_started += 1
-        return start.step_id
+        return StepStart(
+            step_id=step_id or str(workflow.uuid4()),
+            step_path=step_path,
+            definition_step_id=definition_step_id,
+            step_type=step_type,
+            attempt=attempt,
+        )
 
     async def _write(self, batch: StepBatch) -> Recorded:
         recorded: Recorded = await workflow.execute_local_activity(
@@ -140,14 +156,13 @@ class Bookkeeper:
     ) -> DeferredStart:
         """The start row (with buffered completions and logs) to be written by someone else:
         an action activity carries it, saving the step its own local activity (SPEC §11)."""
-        start = StepStart(
-            step_id=step_id or str(workflow.uuid4()),
+        start = self._new_start(
             step_path=step_path,
             definition_step_id=definition_step_id,
             step_type=step_type,
             attempt=attempt,
+            step_id=step_id,
         )
-        self.steps_started += 1
         done, logs = self._take()
         batch = StepBatch(
             tenant_id=self.tenant_id, run_id=self.run_id, done=done, start=start, logs=logs

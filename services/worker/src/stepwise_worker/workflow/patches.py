@@ -13,9 +13,8 @@ Command sets are cumulative: each earlier set (`EARLIER_SETS`) implies the chang
 it, whether a run's input names it or its history carries it as a marker. During a rollout a
 starter may name a set the worker that runs the first task does not know yet; that worker asks
 its own set as a patch, and a newer worker replaying the history follows the marker, not the
-input (one set back). The next change gets
-its own id here, `RUN_COMMANDS` (and so `CURRENT`) a new value, and the old value moves to
-`EARLIER_SETS` with the ids it covers.
+input (one set back). The next change gets its own id here, `RUN_COMMANDS` (and so `CURRENT`)
+a new value, and the old value moves to `EARLIER_SETS` with the ids it covers.
 """
 
 from __future__ import annotations
